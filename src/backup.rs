@@ -1,0 +1,282 @@
+//! Moving payloads between a source and a store: zstd compression, sha256 of
+//! the compressed stream, and bounded buffering in between so memory stays flat
+//! whatever the data size.
+//!
+//! Sources and archives are blocking code; object_store is async. The two meet
+//! in a bounded channel of 1 MiB chunks, which also gives backpressure: a slow
+//! store slows the reader instead of filling memory.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use futures::StreamExt;
+use object_store::buffered::BufWriter;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::cancel::Cancel;
+use crate::hashing::{HashingReader, HashingWriter, hex_digest};
+use crate::source::{Restored, Source};
+use crate::store::{MANIFEST_FORMAT, Manifest, PayloadInfo, Store, new_backup_id};
+
+const CHUNK: usize = 1024 * 1024;
+const CHANNEL_CHUNKS: usize = 4;
+/// Multipart part size; S3 needs at least 5 MiB per part.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// What a backup is made with.
+#[derive(Debug, Clone, Copy)]
+pub struct BackupOptions {
+    pub compression_level: i32,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        // Level 1: drills are timed, and level 1 keeps zstd faster than the disk.
+        BackupOptions { compression_level: 1 }
+    }
+}
+
+/// Takes a backup of `source` into `store` under `plan`. The manifest is written
+/// only after the payload upload completed; on any error the partial upload is
+/// aborted and no manifest exists.
+pub async fn take_backup(
+    source: Arc<dyn Source>,
+    store: &Store,
+    plan: &str,
+    staging: PathBuf,
+    options: BackupOptions,
+    cancel: Cancel,
+) -> anyhow::Result<Manifest> {
+    let created_at = Utc::now();
+    let backup_id = new_backup_id(created_at);
+    let payload_name = format!("payload.{}.zst", source.payload_format());
+    let path = Store::payload_path(plan, &backup_id, &payload_name);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+
+    let src = source.clone();
+    let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let sink = ChunkWriter { tx, buf: BytesMut::with_capacity(CHUNK), cancel };
+        let mut encoder = zstd::Encoder::new(HashingWriter::new(sink), options.compression_level)?;
+        encoder.include_checksum(true)?;
+        let mut counted = CountingWriter { inner: encoder, count: 0 };
+        let backup = src.backup(&staging, &mut counted)?;
+        let raw_size = counted.count;
+        let (mut sink, sha256, size) = counted.inner.finish()?.finish();
+        sink.flush()?;
+        Ok((backup, sha256, size, raw_size))
+    });
+
+    let mut upload = BufWriter::with_capacity(store.object_store(), path.clone(), PART_SIZE).with_max_concurrency(2);
+    let mut upload_error = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = upload.put(chunk).await {
+            upload_error = Some(e);
+            break;
+        }
+    }
+    // Closing the channel makes a still-running producer fail fast.
+    drop(rx);
+    let produced = producer.await.context("backup thread panicked")?;
+    if let Some(e) = upload_error {
+        upload.abort().await.ok();
+        return Err(e).with_context(|| format!("upload of {path} to store `{}` failed", store.name));
+    }
+    let (backup, sha256, size, raw_size) = match produced {
+        Ok(v) => v,
+        Err(e) => {
+            upload.abort().await.ok();
+            return Err(e.context(format!("backup of {} failed", source.describe())));
+        }
+    };
+    upload.shutdown().await.with_context(|| format!("upload of {path} to store `{}` did not complete", store.name))?;
+    if !backup.skipped.is_empty() {
+        tracing::warn!(count = backup.skipped.len(), first = %backup.skipped[0], "special files were not backed up");
+    }
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        plan: plan.to_string(),
+        backup_id,
+        source_kind: source.kind().to_string(),
+        created_at,
+        consistency_point: backup.consistency_point,
+        drdrill_version: crate::VERSION.to_string(),
+        payload: PayloadInfo {
+            name: payload_name,
+            format: source.payload_format().to_string(),
+            compression: "zstd".into(),
+            size,
+            sha256,
+            raw_size,
+        },
+        files: backup.files,
+    };
+    store.put_manifest(&manifest).await?;
+    Ok(manifest)
+}
+
+/// What a restore did and how long it waited on the store.
+#[derive(Debug, Clone)]
+pub struct RestoreOutcome {
+    pub restored: Restored,
+    /// Time spent waiting for bytes from the store: the "fetch" share of the
+    /// pipelined fetch + restore.
+    pub fetch_wait: Duration,
+}
+
+/// Streams a backup from `store` into `dest`, verifying the payload's sha256
+/// while it flows and each file against the manifest as it lands.
+pub async fn restore_backup(
+    source: Arc<dyn Source>,
+    store: &Store,
+    manifest: &Manifest,
+    dest: PathBuf,
+    cancel: Cancel,
+) -> anyhow::Result<RestoreOutcome> {
+    let opened = Instant::now();
+    let mut stream = store.payload_stream(manifest).await?;
+    let open_wait = opened.elapsed();
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+    let forward = tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let m = manifest.clone();
+    let store_name = store.name.clone();
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<RestoreOutcome> {
+        let mut reader =
+            ChunkReader { rx, current: Bytes::new(), waited: Duration::ZERO, cancel: cancel.clone(), failed: None };
+        let mut hasher = Sha256::new();
+        let mut count = 0u64;
+        let outcome = (|| {
+            let hashing = HashingReader::new(&mut reader, &mut hasher, &mut count);
+            let mut decoder = zstd::Decoder::new(hashing)?;
+            let restored = source.restore(&mut decoder, &dest, &m)?;
+            // Trailing tar padding and the zstd frame checksum are part of the payload.
+            io::copy(&mut decoder, &mut io::sink()).context("payload has damaged trailing data")?;
+            Ok::<_, anyhow::Error>(restored)
+        })();
+        // Hash whatever the decoder left unread, so the payload's checksum is decided
+        // even when decoding failed halfway.
+        let drained = io::copy(&mut HashingReader::new(&mut reader, &mut hasher, &mut count), &mut io::sink());
+        if cancel.is_cancelled() {
+            bail!("restore cancelled");
+        }
+        if let Some(e) = &reader.failed {
+            bail!("reading the payload from store `{store_name}` failed: {e}");
+        }
+        drained.with_context(|| format!("reading the payload from store `{store_name}` failed"))?;
+        let sha256 = hex_digest(hasher);
+        if sha256 != m.payload.sha256 || count != m.payload.size {
+            let cause = outcome.err().map(|e| format!(" (restore stopped with: {e:#})")).unwrap_or_default();
+            bail!(
+                "payload checksum mismatch for backup {}: manifest says sha256 {} ({} bytes), store `{store_name}` returned sha256 {sha256} ({count} bytes); the payload is corrupt or was tampered with, so nothing restored from it is trusted{cause}",
+                m.backup_id,
+                m.payload.sha256,
+                m.payload.size,
+            );
+        }
+        let restored = outcome?;
+        Ok(RestoreOutcome { restored, fetch_wait: reader.waited })
+    })
+    .await
+    .context("restore thread panicked")?;
+    forward.abort();
+    result.map(|mut r| {
+        r.fetch_wait += open_wait;
+        r
+    })
+}
+
+struct ChunkWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: BytesMut,
+    cancel: Cancel,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.buf.reserve(CHUNK);
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the store stopped accepting data"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.cancel.check()?;
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+struct ChunkReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+    waited: Duration,
+    cancel: Cancel,
+    /// The store's error, kept so a failed fetch is never mistaken for corruption.
+    failed: Option<String>,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.cancel.check()?;
+        while self.current.is_empty() {
+            let started = Instant::now();
+            let next = self.rx.blocking_recv();
+            self.waited += started.elapsed();
+            match next {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => {
+                    self.failed = Some(e.to_string());
+                    return Err(e);
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,98 @@
+//! `kind = "tree-matches-source"`: the restored tree equals the live folder, entry
+//! by entry (kind, mode, size, sha256, symlink target). Meant for folders that do
+//! not change between backup and check; drdrill's own canary file is ignored.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::DeValue;
+
+use super::{Check, CheckCtx};
+use crate::diag::{Diagnostic, TomlDoc};
+use crate::hashing::sha256_file;
+use crate::source::directory::CANARY_FILE;
+
+pub const KIND: &str = "tree-matches-source";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeMatchesSource {}
+
+pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Check>, Diagnostic> {
+    let c: TreeMatchesSource = doc.deserialize(&value)?;
+    Ok(std::sync::Arc::new(c))
+}
+
+/// What must be equal about one entry.
+fn fingerprint(path: &Path) -> std::io::Result<String> {
+    let meta = fs::symlink_metadata(path)?;
+    let mode = meta.mode() & 0o7777;
+    let ft = meta.file_type();
+    Ok(if ft.is_symlink() {
+        format!("symlink -> {}", fs::read_link(path)?.display())
+    } else if ft.is_dir() {
+        format!("dir mode {mode:o}")
+    } else if ft.is_file() {
+        let (sha, size) = sha256_file(path)?;
+        format!("file mode {mode:o} size {size} sha256 {sha}")
+    } else {
+        "special file".into()
+    })
+}
+
+fn snapshot(root: &Path) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
+        let item = item.map_err(|e| format!("cannot walk {}: {e}", root.display()))?;
+        let rel = item.path().strip_prefix(root).expect("below root").to_string_lossy().into_owned();
+        if rel == CANARY_FILE || rel == format!("{CANARY_FILE}.tmp") {
+            continue;
+        }
+        let fp = fingerprint(item.path()).map_err(|e| format!("cannot read {}: {e}", item.path().display()))?;
+        out.insert(rel, fp);
+    }
+    Ok(out)
+}
+
+impl Check for TreeMatchesSource {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn describe(&self) -> String {
+        "restored tree equals the live folder".into()
+    }
+
+    fn fits(&self, source_kind: &str) -> Result<(), String> {
+        if source_kind == "directory" {
+            Ok(())
+        } else {
+            Err(format!("{KIND} compares folders, but the source is `{source_kind}`; use sqlite-query or file-hash"))
+        }
+    }
+
+    fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
+        let live = ctx.source.live_path().ok_or("the source has no live folder to compare with")?;
+        let want = snapshot(live)?;
+        let got = snapshot(&ctx.restored)?;
+        let mut diffs = Vec::new();
+        for (path, fp) in &want {
+            match got.get(path) {
+                None => diffs.push(format!("missing `{path}`")),
+                Some(g) if g != fp => diffs.push(format!("`{path}` differs: live {fp}, restored {g}")),
+                Some(_) => {}
+            }
+        }
+        diffs.extend(got.keys().filter(|p| !want.contains_key(*p)).map(|p| format!("extra `{p}`")));
+        if diffs.is_empty() {
+            Ok(format!("{} entries identical to {}", want.len(), live.display()))
+        } else {
+            let shown: Vec<_> = diffs.iter().take(5).cloned().collect();
+            Err(format!("{} differences, first: {}", diffs.len(), shown.join("; ")))
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The daemon and CLI configuration (`config/drdrill.toml`).
+//!
+//! Without a config file the embedded defaults put everything under `./var`, so a
+//! fresh clone runs with no preparation. Relative paths resolve against the working
+//! directory, like every path in plans.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::diag::{Diagnostics, TomlDoc};
+use crate::store::{self, StoreSpec};
+
+/// Where the CLI looks when neither `--config` nor `DRDRILL_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/drdrill.toml";
+
+#[derive(Debug)]
+pub struct Config {
+    /// The file this came from; `None` for the embedded defaults.
+    pub file: Option<PathBuf>,
+    pub database: PathBuf,
+    pub plans: PathBuf,
+    pub scratch: PathBuf,
+    pub api: ApiConfig,
+    pub stores: BTreeMap<String, Box<dyn StoreSpec>>,
+    pub safety: SafetyConfig,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: String,
+    pub token_file: PathBuf,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: "127.0.0.1:7878".into(), token_file: "var/api-token".into() }
+    }
+}
+
+/// What destructive failures may touch. Empty lists allow nothing.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetyConfig {
+    pub allowed_paths: Vec<PathBuf>,
+    pub allowed_units: Vec<String>,
+    pub allowed_processes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    database: Option<PathBuf>,
+    plans: Option<PathBuf>,
+    scratch: Option<PathBuf>,
+    #[serde(default)]
+    api: ApiConfig,
+    // Parsed per kind below, from the span-keeping tree.
+    #[serde(default)]
+    stores: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    safety: SafetyConfig,
+}
+
+impl Config {
+    /// The embedded defaults: everything under `./var`.
+    pub fn defaults() -> Config {
+        let mut stores: BTreeMap<String, Box<dyn StoreSpec>> = BTreeMap::new();
+        stores.insert("local".into(), store::local::default_spec());
+        Config {
+            file: None,
+            database: "var/drdrill.db".into(),
+            plans: "drills".into(),
+            scratch: "var/scratch".into(),
+            api: ApiConfig::default(),
+            stores,
+            safety: SafetyConfig::default(),
+        }
+    }
+
+    /// Loads `explicit` if given (it must exist), else [`DEFAULT_CONFIG_PATH`] if
+    /// present, else the embedded defaults.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => PathBuf::from(DEFAULT_CONFIG_PATH),
+            None => return Ok(Config::defaults()),
+        };
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("cannot read config {}: check the path given with --config or DRDRILL_CONFIG", path.display())
+        })?;
+        Ok(Config::parse(&path, &text)?)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+        let doc = TomlDoc::parse(path, text)?;
+        let file: ConfigFile = doc.deserialize(doc.root())?;
+        let mut config = Config::defaults();
+        config.file = Some(path.to_path_buf());
+        if let Some(v) = file.database {
+            config.database = v;
+        }
+        if let Some(v) = file.plans {
+            config.plans = v;
+        }
+        if let Some(v) = file.scratch {
+            config.scratch = v;
+        }
+        config.api = file.api;
+        config.safety = file.safety;
+        let mut errors = Vec::new();
+        if let Some(stores) = doc.get("stores") {
+            for name in file.stores.keys() {
+                let Some(value) = stores.get_ref().get(name.as_str()) else { continue };
+                match store::parse_spec(&doc, name, value) {
+                    Ok(spec) => {
+                        config.stores.insert(name.clone(), spec);
+                    }
+                    Err(d) => errors.push(d),
+                }
+            }
+        }
+        if errors.is_empty() { Ok(config) } else { Err(Diagnostics(errors)) }
+    }
+
+    /// Names of the configured stores, for messages.
+    pub fn store_names(&self) -> Vec<&str> {
+        self.stores.keys().map(String::as_str).collect()
+    }
+
+    /// Where this config came from, for messages.
+    pub fn origin(&self) -> String {
+        match &self.file {
+            Some(f) => f.display().to_string(),
+            None => "the embedded defaults (no config file)".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_have_a_local_store() {
+        let c = Config::defaults();
+        assert_eq!(c.store_names(), vec!["local"]);
+        assert_eq!(c.database, PathBuf::from("var/drdrill.db"));
+    }
+
+    #[test]
+    fn unknown_keys_point_at_their_line() {
+        let text = "database = \"x.db\"\n[stores.backups]\nkind = \"local\"\nrot = \"/srv\"\n";
+        let err = Config::parse(Path::new("c.toml"), text).unwrap_err();
+        let d = &err.0[0];
+        assert_eq!((d.line, d.col), (4, 1), "{d}");
+        assert!(d.to_string().contains("did you mean `root`"), "{d}");
+    }
+
+    #[test]
+    fn stores_are_added_to_local() {
+        let text = "[stores.offsite]\nkind = \"local\"\nroot = \"/srv/backups\"\n";
+        let c = Config::parse(Path::new("c.toml"), text).unwrap();
+        assert_eq!(c.store_names(), vec!["local", "offsite"]);
+    }
+}

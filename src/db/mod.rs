@@ -1,0 +1,323 @@
+//! The results database: every run, its phases, measurements and check outcomes.
+//!
+//! SQLite in WAL mode so the CLI can read history while the daemon writes, with
+//! numbered migrations recorded in `schema_migrations` so an old database is
+//! upgraded in place, never recreated.
+
+mod migrations;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+/// Timestamps are stored as RFC 3339 UTC text with milliseconds: sortable and
+/// readable with the sqlite3 tool.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewRun<'a> {
+    pub plan: &'a str,
+    pub plan_file: &'a str,
+    pub plan_sha256: &'a str,
+    pub description: &'a str,
+    pub trigger: &'a str,
+    pub host: &'a str,
+    pub started_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PhaseRecord {
+    pub name: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    /// `ok`, `failed` or `skipped`.
+    pub status: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckRecord {
+    pub kind: String,
+    pub description: String,
+    pub passed: bool,
+    pub attempts: u32,
+    pub duration_ms: f64,
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Measurement {
+    /// `rto`, `rpo`, or a share of RTO: `fetch`, `restore`, `verify`.
+    pub name: String,
+    pub value_ms: Option<f64>,
+    pub target_ms: Option<f64>,
+    /// How it was measured (`monotonic`, `canary`, `consistency-point`, ...).
+    pub method: String,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RunEnd {
+    pub status: String,
+    pub reason: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub t_fail: Option<DateTime<Utc>>,
+    pub backup_mode: Option<String>,
+    pub store: Option<String>,
+    pub backup_id: Option<String>,
+    pub backup_sha256: Option<String>,
+    pub backup_created_at: Option<DateTime<Utc>>,
+}
+
+/// One line of `drdrill history`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub plan: String,
+    pub trigger: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub rto_ms: Option<f64>,
+    pub rto_target_ms: Option<f64>,
+    pub rpo_ms: Option<f64>,
+    pub rpo_target_ms: Option<f64>,
+    pub backup_id: Option<String>,
+}
+
+/// Everything recorded about one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDetail {
+    pub summary: RunSummary,
+    pub plan_sha256: String,
+    pub host: String,
+    pub version: String,
+    pub t_fail: Option<String>,
+    pub backup_sha256: Option<String>,
+    pub phases: Vec<PhaseRecord>,
+    pub measurements: Vec<Measurement>,
+    pub checks: Vec<CheckRecord>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> anyhow::Result<Db> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!(
+                    "cannot create {} for the results database: make it writable or set `database` in the config",
+                    parent.display()
+                )
+            })?;
+        }
+        let conn =
+            Connection::open(path).with_context(|| format!("cannot open results database {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "wal")
+            .with_context(|| format!("{} is not a usable SQLite database", path.display()))?;
+        // NORMAL is durable across application crashes in WAL mode; only a power
+        // loss can roll back the last commits, never corrupt the file.
+        conn.pragma_update(None, "synchronous", "normal")?;
+        conn.pragma_update(None, "foreign_keys", "on")?;
+        let mut conn = conn;
+        migrations::migrate(&mut conn).with_context(|| format!("cannot migrate {}", path.display()))?;
+        Ok(Db { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn schema_version(&self) -> anyhow::Result<i64> {
+        Ok(self.conn().query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?)
+    }
+
+    /// Records a run as `running` before anything happens, so a crash leaves a
+    /// trace that start-up can mark as aborted.
+    pub fn start_run(&self, r: &NewRun) -> anyhow::Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO plans (name, file, sha256, description, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET file = excluded.file, sha256 = excluded.sha256,
+               description = excluded.description, updated_at = excluded.updated_at",
+            params![r.plan, r.plan_file, r.plan_sha256, r.description, ts(r.started_at)],
+        )?;
+        tx.execute(
+            "INSERT INTO runs (plan, plan_sha256, trigger, status, started_at, host, version)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
+            params![r.plan, r.plan_sha256, r.trigger, ts(r.started_at), r.host, crate::VERSION],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn add_phase(&self, run_id: i64, p: &PhaseRecord) -> anyhow::Result<()> {
+        self.conn().execute(
+            "INSERT INTO phases (run_id, seq, name, started_at, duration_ms, status, detail)
+             VALUES (?1, (SELECT count(*) FROM phases WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6)",
+            params![run_id, p.name, ts(p.started_at), p.duration_ms, p.status, p.detail],
+        )?;
+        Ok(())
+    }
+
+    /// Writes the outcome, checks and measurements in one transaction: a run is
+    /// either finished with all its evidence or still `running`.
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        end: &RunEnd,
+        checks: &[CheckRecord],
+        measurements: &[Measurement],
+    ) -> anyhow::Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (seq, c) in checks.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO checks (run_id, seq, kind, description, passed, attempts, duration_ms, output)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![run_id, seq as i64, c.kind, c.description, c.passed, c.attempts, c.duration_ms, c.output],
+            )?;
+        }
+        for m in measurements {
+            tx.execute(
+                "INSERT INTO measurements (run_id, name, value_ms, target_ms, method, met) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run_id, m.name, m.value_ms, m.target_ms, m.method, m.met],
+            )?;
+        }
+        let changed = tx.execute(
+            "UPDATE runs SET status = ?2, reason = ?3, finished_at = ?4, t_fail = ?5, backup_mode = ?6, store = ?7,
+               backup_id = ?8, backup_sha256 = ?9, backup_created_at = ?10
+             WHERE id = ?1 AND status = 'running'",
+            params![
+                run_id,
+                end.status,
+                end.reason,
+                end.finished_at.map(ts),
+                end.t_fail.map(ts),
+                end.backup_mode,
+                end.store,
+                end.backup_id,
+                end.backup_sha256,
+                end.backup_created_at.map(ts),
+            ],
+        )?;
+        anyhow::ensure!(changed == 1, "run {run_id} is not running any more; not overwriting its record");
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks runs left `running` by a process that died; returns their ids.
+    pub fn abort_stale_runs(&self, reason: &str) -> anyhow::Result<Vec<i64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "UPDATE runs SET status = 'aborted', reason = ?1, finished_at = ?2 WHERE status = 'running' RETURNING id",
+        )?;
+        let ids = stmt.query_map(params![reason, ts(Utc::now())], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+        Ok(ids)
+    }
+
+    pub fn runs(&self, plan: Option<&str>, limit: usize) -> anyhow::Result<Vec<RunSummary>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare(&format!("{SUMMARY_SELECT} WHERE (?1 IS NULL OR r.plan = ?1) ORDER BY r.id DESC LIMIT ?2"))?;
+        let rows = stmt.query_map(params![plan, limit as i64], summary_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn run_detail(&self, id: i64) -> anyhow::Result<Option<RunDetail>> {
+        let conn = self.conn();
+        let summary =
+            conn.query_row(&format!("{SUMMARY_SELECT} WHERE r.id = ?1"), [id], summary_from_row).optional()?;
+        let Some(summary) = summary else { return Ok(None) };
+        let (plan_sha256, host, version, t_fail, backup_sha256) = conn.query_row(
+            "SELECT plan_sha256, host, version, t_fail, backup_sha256 FROM runs WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+        let phases = conn
+            .prepare("SELECT name, started_at, duration_ms, status, detail FROM phases WHERE run_id = ?1 ORDER BY seq")?
+            .query_map([id], |r| {
+                let started: String = r.get(1)?;
+                Ok(PhaseRecord {
+                    name: r.get(0)?,
+                    started_at: DateTime::parse_from_rfc3339(&started)
+                        .map(|t| t.with_timezone(&Utc))
+                        .unwrap_or_default(),
+                    duration_ms: r.get(2)?,
+                    status: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let measurements = conn
+            .prepare(
+                "SELECT name, value_ms, target_ms, method, met FROM measurements WHERE run_id = ?1 ORDER BY rowid",
+            )?
+            .query_map([id], |r| {
+                Ok(Measurement {
+                    name: r.get(0)?,
+                    value_ms: r.get(1)?,
+                    target_ms: r.get(2)?,
+                    method: r.get(3)?,
+                    met: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let checks = conn
+            .prepare("SELECT kind, description, passed, attempts, duration_ms, output FROM checks WHERE run_id = ?1 ORDER BY seq")?
+            .query_map([id], |r| {
+                Ok(CheckRecord {
+                    kind: r.get(0)?,
+                    description: r.get(1)?,
+                    passed: r.get(2)?,
+                    attempts: r.get(3)?,
+                    duration_ms: r.get(4)?,
+                    output: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(RunDetail { summary, plan_sha256, host, version, t_fail, backup_sha256, phases, measurements, checks }))
+    }
+}
+
+const SUMMARY_SELECT: &str = "SELECT r.id, r.plan, r.trigger, r.status, r.reason, r.started_at, r.finished_at,
+    (SELECT value_ms FROM measurements m WHERE m.run_id = r.id AND m.name = 'rto'),
+    (SELECT target_ms FROM measurements m WHERE m.run_id = r.id AND m.name = 'rto'),
+    (SELECT value_ms FROM measurements m WHERE m.run_id = r.id AND m.name = 'rpo'),
+    (SELECT target_ms FROM measurements m WHERE m.run_id = r.id AND m.name = 'rpo'),
+    r.backup_id
+  FROM runs r";
+
+fn summary_from_row(r: &rusqlite::Row) -> rusqlite::Result<RunSummary> {
+    Ok(RunSummary {
+        id: r.get(0)?,
+        plan: r.get(1)?,
+        trigger: r.get(2)?,
+        status: r.get(3)?,
+        reason: r.get(4)?,
+        started_at: r.get(5)?,
+        finished_at: r.get(6)?,
+        rto_ms: r.get(7)?,
+        rto_target_ms: r.get(8)?,
+        rpo_ms: r.get(9)?,
+        rpo_target_ms: r.get(10)?,
+        backup_id: r.get(11)?,
+    })
+}

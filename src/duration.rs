@@ -1,0 +1,64 @@
+//! Human durations ("90s", "5m", "1h30m") as plans and configs write them.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A duration parsed from a human string. Plans never take bare integers, so a
+/// target can never be read as seconds by one person and milliseconds by another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        humantime::parse_duration(text.trim()).map(HumanDuration).map_err(|e| {
+            format!("invalid duration {text:?} ({e}); write a number with a unit, like \"90s\", \"5m\" or \"1h30m\"")
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        HumanDuration::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+/// Formats a measured duration for people: milliseconds below ten seconds,
+/// otherwise rounded to whole seconds, in humantime's notation.
+pub fn format_duration(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        let ms = d.as_secs_f64() * 1000.0;
+        if ms < 1000.0 { format!("{ms:.0}ms") } else { format!("{:.2}s", d.as_secs_f64()) }
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_forms() {
+        assert_eq!(HumanDuration::parse("5m").unwrap().0, Duration::from_secs(300));
+        assert_eq!(HumanDuration::parse("1h30m").unwrap().0, Duration::from_secs(5400));
+        assert_eq!(HumanDuration::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert!(HumanDuration::parse("5 minutes please").is_err());
+        assert!(HumanDuration::parse("300").is_err());
+    }
+
+    #[test]
+    fn formats_for_people() {
+        assert_eq!(format_duration(Duration::from_millis(42)), "42ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.50s");
+        assert_eq!(format_duration(Duration::from_secs(75)), "1m 15s");
+    }
+}

@@ -1,0 +1,62 @@
+//! Writes canary markers into the live source at an interval until T_fail.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::source::Canary;
+
+pub struct CanaryWriter {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<CanaryLog>,
+}
+
+/// What the writer managed to do, for the run record.
+#[derive(Debug, Default)]
+pub struct CanaryLog {
+    pub written: u64,
+    pub last: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+impl CanaryWriter {
+    /// Writes the first marker before returning, so a backup taken next holds one.
+    pub fn start(canary: Arc<dyn Canary>, interval: Duration) -> anyhow::Result<CanaryWriter> {
+        let first = Utc::now();
+        canary.write_marker(first).map_err(|e| e.context("the canary probe cannot write its first marker"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut log = CanaryLog { written: 1, last: Some(first), last_error: None };
+            let mut next = Instant::now() + interval;
+            loop {
+                // Short naps so stop() returns promptly at T_fail.
+                while Instant::now() < next {
+                    if flag.load(Ordering::SeqCst) {
+                        return log;
+                    }
+                    std::thread::sleep(Duration::from_millis(5).min(interval));
+                }
+                next += interval;
+                let at = Utc::now();
+                match canary.write_marker(at) {
+                    Ok(()) => {
+                        log.written += 1;
+                        log.last = Some(at);
+                    }
+                    Err(e) => log.last_error = Some(format!("{e:#}")),
+                }
+            }
+        });
+        Ok(CanaryWriter { stop, handle })
+    }
+
+    /// Stops writing; no marker is written after this returns.
+    pub fn stop(self) -> CanaryLog {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().unwrap_or_default()
+    }
+}

@@ -1,0 +1,350 @@
+//! Drill plans: `drills/NAME.toml`, parsed with file:line errors and validated
+//! against the config (stores) and against themselves (checks that fit the source).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::check::{self, Check};
+use crate::config::Config;
+use crate::diag::{Diagnostic, Diagnostics, TomlDoc};
+use crate::duration::HumanDuration;
+use crate::failure::{self, Failure};
+use crate::hashing::sha256_hex;
+use crate::schedule::Schedule;
+use crate::source::{self, Source};
+
+/// A run that does not finish in this long is failed and cleaned up.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub file: PathBuf,
+    /// sha256 of the plan file as run, so evidence names exactly what ran.
+    pub sha256: String,
+    pub description: String,
+    pub schedule: Option<Schedule>,
+    pub timeout: Duration,
+    pub destructive: bool,
+    pub targets: Targets,
+    pub source: Arc<dyn Source>,
+    pub backup: BackupSection,
+    pub probe: Option<ProbeSection>,
+    pub failures: Vec<Arc<dyn Failure>>,
+    pub checks: Vec<Arc<dyn Check>>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    pub rto: HumanDuration,
+    pub rpo: HumanDuration,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupMode {
+    /// Take a backup now, as part of the drill.
+    Fresh,
+    /// Restore the newest complete backup already in the store.
+    Latest,
+}
+
+impl BackupMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupMode::Fresh => "fresh",
+            BackupMode::Latest => "latest",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    #[serde(default = "default_mode")]
+    pub mode: BackupMode,
+    #[serde(default = "default_store")]
+    pub store: Spanned<String>,
+    /// zstd level; 1 keeps compression faster than the disk.
+    #[serde(default = "default_level")]
+    pub compression_level: i32,
+}
+
+fn default_mode() -> BackupMode {
+    BackupMode::Fresh
+}
+fn default_store() -> Spanned<String> {
+    Spanned::new(0..0, "local".to_string())
+}
+fn default_level() -> i32 {
+    1
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection { mode: default_mode(), store: default_store(), compression_level: default_level() }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    Canary,
+}
+
+/// Measured RPO: markers written into the live source until T_fail.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSection {
+    pub kind: ProbeKind,
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+}
+
+fn default_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    description: String,
+    schedule: Option<Schedule>,
+    timeout: Option<HumanDuration>,
+    #[serde(default)]
+    destructive: bool,
+    targets: Targets,
+    // The kind tables are parsed from the span-keeping tree; these only make
+    // serde accept the keys.
+    #[allow(dead_code)]
+    source: Option<toml::Value>,
+    #[serde(default)]
+    backup: BackupSection,
+    probe: Option<ProbeSection>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    failure: Vec<toml::Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    check: Vec<toml::Value>,
+}
+
+impl Plan {
+    /// Reads and validates one plan file.
+    pub fn load(path: &Path, config: &Config) -> Result<Plan, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| Diagnostic {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read plan: {e}"),
+            fix: Some("check the path; plans live in the config's `plans` folder".into()),
+        })?;
+        Plan::parse(path, &text, config)
+    }
+
+    pub fn parse(path: &Path, text: &str, config: &Config) -> Result<Plan, Diagnostics> {
+        let doc = TomlDoc::parse(path, text)?;
+        let file: PlanFile = doc.deserialize(doc.root())?;
+        let mut errors = Vec::new();
+
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("plan").to_string();
+        let name = match &file.name {
+            Some(n) => {
+                if let Err(msg) = check_name(n.get_ref()) {
+                    errors.push(doc.at(n.span(), msg, Some("use letters, digits, `-`, `_` and `.` only".into())));
+                }
+                n.get_ref().clone()
+            }
+            None => {
+                if let Err(msg) = check_name(&stem) {
+                    errors.push(doc.at(0..0, msg, Some("rename the file or set `name = \"...\"`".into())));
+                }
+                stem
+            }
+        };
+
+        let store = &file.backup.store;
+        if !config.stores.contains_key(store.get_ref()) {
+            errors.push(doc.at(
+                store.span(),
+                format!("unknown store `{}`", store.get_ref()),
+                Some(format!("use one of the stores in {}: {}", config.origin(), config.store_names().join(", "))),
+            ));
+        }
+
+        let source = match doc.get("source") {
+            Some(v) => match source::parse(&doc, v) {
+                Ok(s) => Some(s),
+                Err(d) => {
+                    errors.push(d);
+                    None
+                }
+            },
+            None => {
+                errors.push(doc.at(
+                    0..0,
+                    "plan has no [source]".into(),
+                    Some(format!("add a [source] table with `kind` = {}", source::kind_names().join(" | "))),
+                ));
+                None
+            }
+        };
+
+        let mut failures: Vec<Arc<dyn Failure>> = Vec::new();
+        for v in array_items(&doc, "failure") {
+            match failure::parse(&doc, v) {
+                Ok(f) => {
+                    if f.destructive() && !file.destructive {
+                        errors.push(doc.at(
+                            v.span(),
+                            format!("failure `{}` is destructive but the plan does not say so", f.kind()),
+                            Some("add `destructive = true` at the top of the plan, or use kind = \"declare\"".into()),
+                        ));
+                    }
+                    failures.push(f);
+                }
+                Err(d) => errors.push(d),
+            }
+        }
+        if failures.is_empty() {
+            failures.push(Arc::new(failure::declare::Declare::default()));
+        }
+
+        let mut checks = Vec::new();
+        for v in array_items(&doc, "check") {
+            match check::parse(&doc, v) {
+                Ok(c) => {
+                    if let Some(src) = &source
+                        && let Err(why) = c.fits(src.kind())
+                    {
+                        errors.push(doc.at(
+                            v.span(),
+                            format!("check `{}` does not fit this source: {why}", c.kind()),
+                            None,
+                        ));
+                    }
+                    checks.push(c);
+                }
+                Err(d) => errors.push(d),
+            }
+        }
+        if checks.is_empty() && doc.get("check").is_none() {
+            errors.push(doc.at(
+                0..0,
+                "plan has no [[check]]: nothing would prove the restore works".into(),
+                Some(format!("add at least one [[check]] with `kind` = {}", check::kind_names().join(" | "))),
+            ));
+        }
+
+        if let (Some(probe), Some(src)) = (&file.probe, &source)
+            && src.canary().is_none()
+        {
+            let span = doc.get("probe").map(|v| v.span()).unwrap_or(0..0);
+            errors.push(doc.at(
+                span,
+                format!("a `{:?}` probe is not available for `{}` sources", probe.kind, src.kind()).to_lowercase(),
+                Some("remove [probe]; RPO then comes from the backup's consistency point".into()),
+            ));
+        }
+
+        let timeout = file.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
+        if timeout.is_zero() {
+            let span = doc.get("timeout").map(|v| v.span()).unwrap_or(0..0);
+            errors.push(doc.at(
+                span,
+                "timeout must be longer than zero".into(),
+                Some("e.g. `timeout = \"10m\"`".into()),
+            ));
+        }
+
+        if !errors.is_empty() {
+            return Err(Diagnostics(errors));
+        }
+        Ok(Plan {
+            name,
+            file: path.to_path_buf(),
+            sha256: sha256_hex(text.as_bytes()),
+            description: file.description,
+            schedule: file.schedule,
+            timeout,
+            destructive: file.destructive,
+            targets: file.targets,
+            source: source.expect("errors were returned above"),
+            backup: file.backup,
+            probe: file.probe,
+            failures,
+            checks,
+        })
+    }
+
+    pub fn store_name(&self) -> &str {
+        self.backup.store.get_ref()
+    }
+}
+
+fn array_items<'d, 'a>(doc: &'d TomlDoc<'a>, key: &str) -> Vec<&'d Spanned<toml::de::DeValue<'a>>> {
+    match doc.get(key).map(|v| v.get_ref()) {
+        Some(toml::de::DeValue::Array(items)) => items.iter().collect(),
+        Some(_) => doc.get(key).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Plan names become folder names in stores: keep them plain.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(format!("plan name {name:?} is not allowed")) }
+}
+
+/// The `.toml` files of a plans folder, sorted.
+pub fn plan_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read plans folder {}: set `plans` in the config", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Finds a plan by file path or by name in the plans folder.
+pub fn resolve(arg: &str, config: &Config) -> anyhow::Result<PathBuf> {
+    let as_path = Path::new(arg);
+    if arg.ends_with(".toml") || arg.contains('/') {
+        anyhow::ensure!(as_path.is_file(), "plan file {arg} does not exist");
+        return Ok(as_path.to_path_buf());
+    }
+    let by_stem = config.plans.join(format!("{arg}.toml"));
+    if by_stem.is_file() {
+        return Ok(by_stem);
+    }
+    // A plan may set `name` different from its file name.
+    for file in plan_files(&config.plans)? {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && let Ok(doc) = TomlDoc::parse(&file, &text)
+            && doc.get("name").and_then(|v| v.get_ref().as_str()) == Some(arg)
+        {
+            return Ok(file);
+        }
+    }
+    let known: Vec<String> = plan_files(&config.plans)?
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    anyhow::bail!(
+        "no plan named `{arg}` in {}; plans there: {}",
+        config.plans.display(),
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )
+}

@@ -1,0 +1,144 @@
+//! Per-run throwaway folders under the scratch root, always removed afterwards.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Prefix of every run folder, so a sweep after a crash touches nothing else.
+const RUN_PREFIX: &str = "run-";
+
+#[derive(Debug, Clone)]
+pub struct ScratchRoot {
+    root: PathBuf,
+}
+
+impl ScratchRoot {
+    /// Made absolute, because commands run by checks get these paths while
+    /// running in another folder.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        ScratchRoot { root: std::path::absolute(&root).unwrap_or(root) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the folder of run `run_id`, replacing any stale one left by a crash.
+    pub fn create_run(&self, run_id: i64) -> anyhow::Result<RunScratch> {
+        fs::create_dir_all(&self.root).with_context(|| {
+            format!(
+                "cannot create scratch root {}: make it writable or set `scratch` in the config",
+                self.root.display()
+            )
+        })?;
+        let path = self.root.join(format!("{RUN_PREFIX}{run_id}"));
+        if path.exists() {
+            force_remove(&path)?;
+        }
+        fs::create_dir(&path).with_context(|| format!("cannot create scratch folder {}", path.display()))?;
+        // Restored data may be sensitive: only the drdrill user reads scratch.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
+        Ok(RunScratch { path, cleaned: false })
+    }
+
+    /// Removes run folders whose run is not `active` (after a crash); returns what it removed.
+    pub fn sweep(&self, active: impl Fn(i64) -> bool) -> anyhow::Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(e).with_context(|| format!("cannot list scratch root {}", self.root.display())),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_prefix(RUN_PREFIX)).and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if !active(id) {
+                force_remove(&entry.path())?;
+                removed.push(entry.path());
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A run's scratch folder. [`RunScratch::cleanup`] reports failures; dropping it
+/// without cleanup still removes the folder (best effort), so no path leaves one.
+#[derive(Debug)]
+pub struct RunScratch {
+    path: PathBuf,
+    cleaned: bool,
+}
+
+impl RunScratch {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A fresh, empty subfolder for one phase (`staging`, `restore`, ...).
+    pub fn subdir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let p = self.path.join(name);
+        fs::create_dir(&p).with_context(|| format!("cannot create {}", p.display()))?;
+        Ok(p)
+    }
+
+    pub fn cleanup(mut self) -> anyhow::Result<()> {
+        self.cleaned = true;
+        force_remove(&self.path).with_context(|| format!("cannot remove scratch folder {}", self.path.display()))
+    }
+}
+
+impl Drop for RunScratch {
+    fn drop(&mut self) {
+        if !self.cleaned {
+            let _ = force_remove(&self.path);
+        }
+    }
+}
+
+/// `remove_dir_all` that also works when a restore reproduced read-only folders.
+pub fn force_remove(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => return fs::remove_file(path),
+        Ok(_) => {}
+    }
+    for entry in walkdir::WalkDir::new(path).follow_links(false).into_iter().flatten() {
+        if entry.file_type().is_dir() {
+            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
+        }
+    }
+    fs::remove_dir_all(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_trees_are_removed_and_sweep_spares_active_runs() {
+        let root = tempfile::tempdir().unwrap();
+        let s = ScratchRoot::new(root.path());
+        let a = s.create_run(1).unwrap();
+        let ro = a.subdir("restore").unwrap();
+        fs::write(ro.join("f"), b"x").unwrap();
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+        let a_path = a.path().to_path_buf();
+        a.cleanup().unwrap();
+        assert!(!a_path.exists());
+
+        let keep = s.create_run(2).unwrap();
+        std::mem::forget(s.create_run(3).unwrap());
+        fs::create_dir(root.path().join("not-a-run")).unwrap();
+        let removed = s.sweep(|id| id == 2).unwrap();
+        assert_eq!(removed, vec![root.path().join("run-3")]);
+        assert!(keep.path().exists() && root.path().join("not-a-run").exists());
+    }
+}

@@ -1,0 +1,264 @@
+//! Where backups live: every store kind is an `object_store` behind [`Store`].
+//!
+//! Layout of one backup, readable without drdrill:
+//!
+//! ```text
+//! <plan>/<backup-id>/payload.<format>.zst   the data, a plain zstd stream
+//! <plan>/<backup-id>/manifest.json          sha256 of the payload and of each file
+//! ```
+//!
+//! Contract, for every kind: the payload is written first and the manifest last,
+//! with create-only semantics, so a backup without a manifest does not exist (it is
+//! listed as incomplete and never restored). Objects are never modified in place.
+//! A missing object is reported as "not found", never as an empty payload.
+
+pub mod local;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use toml::de::DeValue;
+
+use crate::diag::{Diagnostic, TomlDoc};
+
+/// One store kind's configuration: its own file holds the struct, its
+/// validation and its builder (see `local.rs`).
+pub trait StoreSpec: Debug + Send + Sync {
+    fn kind(&self) -> &'static str;
+    /// Where the data goes, for people (no secrets).
+    fn describe(&self) -> String;
+    fn build(&self) -> anyhow::Result<Arc<dyn ObjectStore>>;
+}
+
+type ParseFn = fn(&TomlDoc, Spanned<DeValue>) -> Result<Box<dyn StoreSpec>, Diagnostic>;
+
+/// The store kinds. A new kind is one file and one line here.
+const KINDS: &[(&str, ParseFn)] = &[(local::KIND, local::parse)];
+
+pub fn parse_spec(doc: &TomlDoc, name: &str, value: &Spanned<DeValue>) -> Result<Box<dyn StoreSpec>, Diagnostic> {
+    let names: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+    let (kind, rest) = doc.split_kind(value, &format!("store `{name}`"), &names)?;
+    let parse = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("kind was checked");
+    parse(doc, rest)
+}
+
+/// Metadata of one backup; the JSON is the contract with restore tools.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    pub plan: String,
+    pub backup_id: String,
+    pub source_kind: String,
+    pub created_at: DateTime<Utc>,
+    /// The newest instant whose data the backup is known to hold (RPO without a canary).
+    pub consistency_point: DateTime<Utc>,
+    pub drdrill_version: String,
+    pub payload: PayloadInfo,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PayloadInfo {
+    /// Object name inside the backup folder, e.g. `payload.tar.zst`.
+    pub name: String,
+    /// What the decompressed stream is: `tar`, or a tool's own dump format.
+    pub format: String,
+    pub compression: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Bytes before compression.
+    pub raw_size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One entry of the backed-up tree, as restore must reproduce it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub mtime: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+pub const MANIFEST_FORMAT: u32 = 1;
+const MANIFEST_NAME: &str = "manifest.json";
+
+/// A backup folder found in a store, complete or not.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub plan: String,
+    pub backup_id: String,
+    pub manifest: Option<Manifest>,
+    /// Problem reading the manifest, if there is one but it is unusable.
+    pub manifest_error: Option<String>,
+    pub stored_bytes: u64,
+}
+
+impl Listing {
+    pub fn is_complete(&self) -> bool {
+        self.manifest.is_some()
+    }
+}
+
+/// A named, opened store.
+#[derive(Clone)]
+pub struct Store {
+    pub name: String,
+    pub describe: String,
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl Store {
+    pub fn open(name: &str, spec: &dyn StoreSpec) -> anyhow::Result<Store> {
+        let inner = spec.build().with_context(|| format!("cannot open store `{name}` ({})", spec.describe()))?;
+        Ok(Store { name: name.to_string(), describe: spec.describe(), inner })
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.inner.clone()
+    }
+
+    pub fn payload_path(plan: &str, backup_id: &str, payload_name: &str) -> ObjPath {
+        ObjPath::from(format!("{plan}/{backup_id}/{payload_name}"))
+    }
+
+    fn manifest_path(plan: &str, backup_id: &str) -> ObjPath {
+        ObjPath::from(format!("{plan}/{backup_id}/{MANIFEST_NAME}"))
+    }
+
+    /// Proves the store accepts writes before a backup starts, so a read-only or
+    /// unreachable store fails the run up front with its name, not halfway through.
+    pub async fn check_writable(&self) -> anyhow::Result<()> {
+        let probe = ObjPath::from(format!(".drdrill-write-probe-{}", std::process::id()));
+        self.inner
+            .put(&probe, PutPayload::from_static(b"probe"))
+            .await
+            .with_context(|| format!("store `{}` ({}) is not writable", self.name, self.describe))?;
+        self.inner.delete(&probe).await.ok();
+        Ok(())
+    }
+
+    /// Writes the manifest; this is what makes a backup exist.
+    pub async fn put_manifest(&self, m: &Manifest) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(m)?;
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        self.inner
+            .put_opts(&Self::manifest_path(&m.plan, &m.backup_id), PutPayload::from(json), opts)
+            .await
+            .with_context(|| format!("cannot write manifest of backup {} to store `{}`", m.backup_id, self.name))?;
+        Ok(())
+    }
+
+    pub async fn read_manifest(&self, plan: &str, backup_id: &str) -> anyhow::Result<Manifest> {
+        let path = Self::manifest_path(plan, backup_id);
+        let bytes = match self.inner.get(&path).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => bail!(
+                "backup {backup_id} of plan `{plan}` has no manifest in store `{}`: it is incomplete or was deleted; `drdrill backups list` shows what exists",
+                self.name
+            ),
+            Err(e) => return Err(e).with_context(|| format!("cannot read manifest from store `{}`", self.name)),
+        };
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("manifest {path} in store `{}` is not valid JSON", self.name))?;
+        if m.format != MANIFEST_FORMAT {
+            bail!("manifest {path} has format {}, this drdrill reads format {MANIFEST_FORMAT}", m.format);
+        }
+        Ok(m)
+    }
+
+    /// Every backup folder under `plan` (or all plans), oldest first.
+    pub async fn list(&self, plan: Option<&str>) -> anyhow::Result<Vec<Listing>> {
+        let prefix = plan.map(ObjPath::from);
+        let objects: Vec<_> = self
+            .inner
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .with_context(|| format!("cannot list store `{}` ({})", self.name, self.describe))?;
+        let mut found: std::collections::BTreeMap<(String, String), (bool, u64)> = Default::default();
+        for meta in objects {
+            let parts: Vec<_> = meta.location.parts().collect();
+            if parts.len() != 3 {
+                continue;
+            }
+            let key = (parts[0].as_ref().to_string(), parts[1].as_ref().to_string());
+            let entry = found.entry(key).or_default();
+            entry.1 += meta.size;
+            if parts[2].as_ref() == MANIFEST_NAME {
+                entry.0 = true;
+            }
+        }
+        let mut out = Vec::new();
+        for ((plan, backup_id), (has_manifest, stored_bytes)) in found {
+            let (manifest, manifest_error) = if has_manifest {
+                match self.read_manifest(&plan, &backup_id).await {
+                    Ok(m) => (Some(m), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                }
+            } else {
+                (None, None)
+            };
+            out.push(Listing { plan, backup_id, manifest, manifest_error, stored_bytes });
+        }
+        out.sort_by(|a, b| a.backup_id.cmp(&b.backup_id));
+        Ok(out)
+    }
+
+    /// The newest backup of `plan` that has a readable manifest.
+    pub async fn newest_complete(&self, plan: &str) -> anyhow::Result<Option<Manifest>> {
+        let listing = self.list(Some(plan)).await?;
+        Ok(listing.into_iter().filter_map(|l| l.manifest).max_by(|a, b| a.created_at.cmp(&b.created_at)))
+    }
+
+    /// The payload as a stream of chunks, never whole in memory.
+    pub async fn payload_stream(&self, m: &Manifest) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
+        let path = Self::payload_path(&m.plan, &m.backup_id, &m.payload.name);
+        let result = match self.inner.get(&path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => bail!(
+                "payload {path} of backup {} is missing from store `{}` although its manifest exists: the backup is damaged; restore an older one",
+                m.backup_id,
+                self.name
+            ),
+            Err(e) => return Err(e).with_context(|| format!("cannot fetch {path} from store `{}`", self.name)),
+        };
+        Ok(Box::pin(result.into_stream().map_err(std::io::Error::other)))
+    }
+}
+
+/// A new backup id: UTC time to the millisecond, so ids sort by age, plus a
+/// few random bits so two runs in the same millisecond do not collide.
+pub fn new_backup_id(at: DateTime<Utc>) -> String {
+    let noise =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+            ^ std::process::id().rotate_left(16))
+            & 0xffff;
+    format!("{}-{noise:04x}", at.format("%Y%m%dT%H%M%S%.3fZ"))
+}
