@@ -1,0 +1,92 @@
+//! `drdrill history` and `drdrill show`: what past runs measured.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use drdrill::config::Config;
+use drdrill::engine::report::fmt_ms;
+
+use super::{EXIT_BAD_INPUT, EXIT_PASSED};
+
+pub fn cmd_history(config: Arc<Config>, plan: Option<&str>, limit: usize, json: bool) -> anyhow::Result<u8> {
+    let db = open_db(&config)?;
+    let runs = db.runs(plan, limit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(EXIT_PASSED);
+    }
+    if runs.is_empty() {
+        println!("no runs yet{}", plan.map(|p| format!(" of plan {p}")).unwrap_or_default());
+        return Ok(EXIT_PASSED);
+    }
+    println!(
+        "{:>5}  {:<24}  {:<20}  {:<8}  {:>9} / {:<7}  {:>9} / {:<7}  reason",
+        "run", "started", "plan", "result", "RTO", "target", "RPO", "target"
+    );
+    for r in runs {
+        println!(
+            "{:>5}  {:<24}  {:<20}  {:<8}  {:>9} / {:<7}  {:>9} / {:<7}  {}",
+            r.id,
+            r.started_at,
+            r.plan,
+            r.status,
+            fmt_ms(r.rto_ms),
+            fmt_ms(r.rto_target_ms),
+            fmt_ms(r.rpo_ms),
+            fmt_ms(r.rpo_target_ms),
+            r.reason.unwrap_or_default()
+        );
+    }
+    Ok(EXIT_PASSED)
+}
+
+pub fn cmd_show(config: Arc<Config>, run_id: i64, json: bool) -> anyhow::Result<u8> {
+    let db = open_db(&config)?;
+    let Some(d) = db.run_detail(run_id)? else {
+        eprintln!("error: no run {run_id} in {}", config.database.display());
+        return Ok(EXIT_BAD_INPUT);
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+        return Ok(EXIT_PASSED);
+    }
+    let s = &d.summary;
+    println!(
+        "run {} of {}: {} (trigger {}, host {}, drdrill {})",
+        s.id, s.plan, s.status, s.trigger, d.host, d.version
+    );
+    println!("  started {}  finished {}", s.started_at, s.finished_at.as_deref().unwrap_or("-"));
+    println!("  plan sha256 {}", d.plan_sha256);
+    if let Some(b) = &s.backup_id {
+        println!("  backup {b} sha256 {}", d.backup_sha256.as_deref().unwrap_or("-"));
+    }
+    for p in &d.phases {
+        println!("  {:<9} {:>9}  {:<6}  {}", p.name, fmt_ms(Some(p.duration_ms)), p.status, p.detail);
+    }
+    for c in &d.checks {
+        println!(
+            "  check {} {}: {} ({} attempts)",
+            if c.passed { "ok  " } else { "FAIL" },
+            c.kind,
+            c.output,
+            c.attempts
+        );
+    }
+    for m in &d.measurements {
+        println!("  {:<8} {:>9}  target {:>7}  {}", m.name, fmt_ms(m.value_ms), fmt_ms(m.target_ms), m.method);
+    }
+    if let Some(r) = &s.reason {
+        println!("  reason: {r}");
+    }
+    Ok(EXIT_PASSED)
+}
+
+pub fn open_db(config: &Config) -> anyhow::Result<drdrill::db::Db> {
+    if !Path::new(&config.database).exists() {
+        anyhow::bail!(
+            "no results database at {} yet: run a drill first (`drdrill run quickstart`)",
+            config.database.display()
+        );
+    }
+    drdrill::db::Db::open(&config.database)
+}
