@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 
 use crate::source::Canary;
 
+/// Dropping the writer stops it too, so no error path can leave a thread
+/// writing markers into a production database.
 pub struct CanaryWriter {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<CanaryLog>,
+    handle: Option<JoinHandle<CanaryLog>>,
 }
 
 /// What the writer managed to do, for the run record.
@@ -51,12 +53,21 @@ impl CanaryWriter {
                 }
             }
         });
-        Ok(CanaryWriter { stop, handle })
+        Ok(CanaryWriter { stop, handle: Some(handle) })
     }
 
     /// Stops writing; no marker is written after this returns.
-    pub fn stop(self) -> CanaryLog {
+    pub fn stop(mut self) -> CanaryLog {
         self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().unwrap_or_default()
+        self.handle.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl Drop for CanaryWriter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }

@@ -298,12 +298,7 @@ impl RunState<'_> {
                     }
                 }
             })
-            .await
-            .inspect_err(|_| {
-                if let Some(w) = canary_writer.take() {
-                    w.stop();
-                }
-            })?;
+            .await?;
         self.end.backup_id = Some(manifest.backup_id.clone());
         self.end.backup_sha256 = Some(manifest.payload.sha256.clone());
         self.end.backup_created_at = Some(manifest.created_at);
