@@ -65,6 +65,9 @@ pub async fn take_backup(
         let sink = ChunkWriter { tx, buf: BytesMut::with_capacity(CHUNK), cancel };
         let mut encoder = zstd::Encoder::new(HashingWriter::new(sink), options.compression_level)?;
         encoder.include_checksum(true)?;
+        // Compression runs on libzstd's own workers while this thread reads and
+        // hashes files: the two halves of a backup overlap on separate cores.
+        encoder.set_parameter(zstd_safe::CParameter::NbWorkers(compression_workers()))?;
         let mut counted = CountingWriter { inner: encoder, count: 0 };
         let backup = src.backup(&staging, &mut counted)?;
         let raw_size = counted.count;
@@ -154,21 +157,38 @@ pub async fn restore_backup(
     let m = manifest.clone();
     let store_name = store.name.clone();
     let result = tokio::task::spawn_blocking(move || -> anyhow::Result<RestoreOutcome> {
+        // Two stages on two threads: this one fetches, hashes and decompresses;
+        // the source's restore unpacks, hashes and writes files on the other.
+        let (dtx, drx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+        let unpack_cancel = cancel.clone();
+        let unpack_manifest = m.clone();
+        let unpacker = std::thread::spawn(move || -> anyhow::Result<Restored> {
+            let m = unpack_manifest;
+            let mut decoded =
+                ChunkReader { rx: drx, current: Bytes::new(), waited: Duration::ZERO, cancel: unpack_cancel, failed: None };
+            let restored = source.restore(&mut decoded, &dest, &m)?;
+            // Trailing tar padding is part of the payload: read it so the stream ends cleanly.
+            io::copy(&mut decoded, &mut io::sink()).context("payload has damaged trailing data")?;
+            Ok(restored)
+        });
         let mut reader =
             ChunkReader { rx, current: Bytes::new(), waited: Duration::ZERO, cancel: cancel.clone(), failed: None };
         let mut hasher = Sha256::new();
         let mut count = 0u64;
-        let outcome = (|| {
+        let decoded = {
             let hashing = HashingReader::new(&mut reader, &mut hasher, &mut count);
-            let mut decoder = zstd::Decoder::new(hashing)?;
-            let restored = source.restore(&mut decoder, &dest, &m)?;
-            // Trailing tar padding and the zstd frame checksum are part of the payload.
-            io::copy(&mut decoder, &mut io::sink()).context("payload has damaged trailing data")?;
-            Ok::<_, anyhow::Error>(restored)
-        })();
+            let sink = ChunkWriter { tx: dtx, buf: BytesMut::with_capacity(CHUNK), cancel: cancel.clone() };
+            zstd::Decoder::new(hashing).and_then(|mut decoder| {
+                let mut sink = sink;
+                io::copy(&mut decoder, &mut sink)?;
+                sink.flush()
+            })
+            // The sink (and so the channel) is dropped here: the unpacker sees the end.
+        };
         // Hash whatever the decoder left unread, so the payload's checksum is decided
-        // even when decoding failed halfway.
+        // even when decoding or unpacking stopped halfway.
         let drained = io::copy(&mut HashingReader::new(&mut reader, &mut hasher, &mut count), &mut io::sink());
+        let unpacked = unpacker.join().unwrap_or_else(|_| Err(anyhow::anyhow!("restore thread panicked")));
         if cancel.is_cancelled() {
             bail!("restore cancelled");
         }
@@ -177,8 +197,14 @@ pub async fn restore_backup(
         }
         drained.with_context(|| format!("reading the payload from store `{store_name}` failed"))?;
         let sha256 = hex_digest(hasher);
+        // A consumer that stopped early breaks the pipe; that is its error, not the decoder's.
+        let decode_error = decoded.err().filter(|e| e.kind() != io::ErrorKind::BrokenPipe);
         if sha256 != m.payload.sha256 || count != m.payload.size {
-            let cause = outcome.err().map(|e| format!(" (restore stopped with: {e:#})")).unwrap_or_default();
+            let cause = decode_error
+                .map(|e| e.to_string())
+                .or_else(|| unpacked.as_ref().err().map(|e| format!("{e:#}")))
+                .map(|e| format!(" (restore stopped with: {e})"))
+                .unwrap_or_default();
             bail!(
                 "payload checksum mismatch for backup {}: manifest says sha256 {} ({} bytes), store `{store_name}` returned sha256 {sha256} ({count} bytes); the payload is corrupt or was tampered with, so nothing restored from it is trusted{cause}",
                 m.backup_id,
@@ -186,7 +212,10 @@ pub async fn restore_backup(
                 m.payload.size,
             );
         }
-        let restored = outcome?;
+        if let Some(e) = decode_error {
+            bail!("payload of backup {} cannot be decompressed: {e}", m.backup_id);
+        }
+        let restored = unpacked?;
         Ok(RestoreOutcome { restored, fetch_wait: reader.waited })
     })
     .await
@@ -196,6 +225,11 @@ pub async fn restore_backup(
         r.fetch_wait += open_wait;
         r
     })
+}
+
+/// libzstd worker threads for compression: one per core, at most four.
+fn compression_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
 }
 
 struct ChunkWriter {
@@ -233,8 +267,26 @@ impl Write for ChunkWriter {
     }
 }
 
-struct ChunkReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+/// What a [`ChunkReader`] channel carries: store chunks may be errors, chunks
+/// passed between our own threads cannot.
+trait IntoChunk {
+    fn into_chunk(self) -> io::Result<Bytes>;
+}
+
+impl IntoChunk for Bytes {
+    fn into_chunk(self) -> io::Result<Bytes> {
+        Ok(self)
+    }
+}
+
+impl IntoChunk for io::Result<Bytes> {
+    fn into_chunk(self) -> io::Result<Bytes> {
+        self
+    }
+}
+
+struct ChunkReader<T> {
+    rx: mpsc::Receiver<T>,
     current: Bytes,
     waited: Duration,
     cancel: Cancel,
@@ -242,14 +294,14 @@ struct ChunkReader {
     failed: Option<String>,
 }
 
-impl Read for ChunkReader {
+impl<T: IntoChunk> Read for ChunkReader<T> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         self.cancel.check()?;
         while self.current.is_empty() {
             let started = Instant::now();
             let next = self.rx.blocking_recv();
             self.waited += started.elapsed();
-            match next {
+            match next.map(IntoChunk::into_chunk) {
                 Some(Ok(b)) => self.current = b,
                 Some(Err(e)) => {
                     self.failed = Some(e.to_string());
