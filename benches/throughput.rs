@@ -322,8 +322,8 @@ fn text_like(rng: &mut Rng, len: usize) -> Vec<u8> {
     while out.len() < len {
         let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
         out.extend_from_slice(w.as_bytes());
-        out.push(if rng.next() % 9 == 0 { b'\n' } else { b' ' });
-        if rng.next() % 5 == 0 {
+        out.push(if rng.next().is_multiple_of(9) { b'\n' } else { b' ' });
+        if rng.next().is_multiple_of(5) {
             write!(out, "{} ", rng.next() % 100_000).unwrap();
         }
     }
