@@ -127,7 +127,8 @@ fn a_failing_check_still_stops_the_cluster() {
     let pg = pg();
     let db = pg.orders_db(10);
     let ws = Workspace::new("");
-    let plan = pg.plan(&db, &[("timeout = \"5m\"", "timeout = \"8s\""), ("expect = \">= 1\"", "expect = \">= 999999\"")]);
+    let plan =
+        pg.plan(&db, &[("timeout = \"5m\"", "timeout = \"8s\""), ("expect = \">= 1\"", "expect = \">= 999999\"")]);
     ws.write_plan("pg-bad-check", &plan.replace("name = \"postgres-orders\"", "name = \"pg-bad-check\""));
     let report = ws.drill("pg-bad-check", &[("DRDRILL_PG_PASSWORD", &pg.password)]);
     assert_eq!(report["status"], "failed", "{report:#}");

@@ -47,7 +47,12 @@ impl Workspace {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("drdrill"));
+        // DRDRILL_TEST_BIN: a copy of the binary, for when several worktrees share
+        // one target folder and another build may replace target/debug/drdrill.
+        let bin = std::env::var_os("DRDRILL_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| assert_cmd::cargo::cargo_bin!("drdrill").to_path_buf());
+        let mut c = Command::new(bin);
         c.current_dir(self.path()).env_remove("DRDRILL_CONFIG");
         c
     }
