@@ -183,3 +183,20 @@ fn latest_mode_restores_the_newest_backup_and_rpo_is_its_age() {
     assert!(rpo["value_ms"].as_f64().unwrap() >= 1500.0, "{rpo}");
     no_cluster_left(&ws);
 }
+
+#[test]
+fn a_run_that_hits_its_timeout_still_stops_the_cluster() {
+    let pg = pg();
+    let db = pg.orders_db(10);
+    let ws = Workspace::new("");
+    let plan = pg
+        .plan(&db, &[("timeout = \"5m\"", "timeout = \"6s\"")])
+        .replace("name = \"postgres-orders\"", "name = \"pg-timeout\"");
+    ws.write_plan("pg-timeout", &format!("{plan}\n[[check]]\nkind = \"command\"\nrun = \"sleep 60\"\n"));
+    let started = std::time::Instant::now();
+    let report = ws.drill("pg-timeout", &[("DRDRILL_PG_PASSWORD", &pg.password)]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the deadline did not stop the run");
+    assert_eq!(report["status"], "failed", "{report:#}");
+    assert!(reason(&report).contains("deadline"), "{report:#}");
+    no_cluster_left(&ws);
+}

@@ -5,7 +5,8 @@
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 if [ -z "$(pg_bin)" ] || [ ! -x "$(pg_bin)/pg_ctl" ]; then
-    apt-get install -y postgresql >/dev/null
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 DRDRILL_TEST_PG_BIN="$(pg_bin)"
 pg_dir="$DRDRILL_TEST_ROOT/postgres"
