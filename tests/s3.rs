@@ -79,6 +79,14 @@ fn s3_drill_passes_and_backups_are_listed_and_verified() {
     let (code, out, _) = run(&ws, &["backups", "verify", "--plan", "s3-orders"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("1 intact, 0 bad"), "{out}");
+
+    // `latest` restores that backup from S3; RPO is its age at T_fail.
+    std::thread::sleep(Duration::from_millis(1000));
+    ws.write_plan("s3-orders", &s3_plan(&name).replace("mode = \"fresh\"", "mode = \"latest\""));
+    let l = drill(&ws, "s3-orders");
+    assert_eq!(l["status"], "passed", "{l:#}");
+    assert_eq!(l["backup_id"], r["backup_id"]);
+    assert!(common::measurement(&l, "rpo")["value_ms"].as_f64().unwrap() >= 1000.0, "{l:#}");
 }
 
 #[test]

@@ -302,12 +302,26 @@ impl Source for PostgresSource {
         let password = self.password()?;
         let err_path = staging.join("pg_dump.stderr");
         let mut cmd = Command::new(tools.path("pg_dump"));
-        cmd.args(["-Fc", "-w", "-h", &self.host, "-p", &self.port.to_string(), "-U", &self.user, "-d", &self.database])
-            .env("PGCONNECT_TIMEOUT", "10")
-            .env_remove("PGPASSWORD")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&err_path)?);
+        // A dump that waits forever on a table lock would outlive the run's
+        // timeout (the engine can only stop a dump that is writing), so give up.
+        cmd.args([
+            "-Fc",
+            "-w",
+            "--lock-wait-timeout=60s",
+            "-h",
+            &self.host,
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            &self.user,
+            "-d",
+            &self.database,
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGPASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&err_path)?);
         if let Some(p) = &password {
             cmd.env("PGPASSWORD", p);
         }
@@ -611,6 +625,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = Tools::find(Some(dir.path())).unwrap_err().to_string();
         assert!(e.contains("pg_dump not found") && e.contains("version found: none") && e.contains("bin_dir"), "{e}");
+    }
+
+    #[test]
+    fn mismatched_tools_name_both_versions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (tool, version) in [("pg_dump", "15.4"), ("pg_restore", "15.4"), ("psql", "15.4"), ("initdb", "16.1")] {
+            let p = dir.path().join(tool);
+            fs::write(&p, format!("#!/bin/sh\necho '{tool} (PostgreSQL) {version}'\n")).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let e = Tools::find(Some(dir.path())).unwrap_err().to_string();
+        assert!(e.contains("pg_dump is 15.4 but initdb is 16.1") && e.contains("bin_dir"), "{e}");
     }
 
     #[test]
