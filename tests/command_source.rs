@@ -35,7 +35,7 @@ fn round_trip_streams_through_the_store_with_scratch_run_id_and_port() {
     let backup = format!("tar -C {} -cf - .", data.display());
     let restore = "tar -xf - && echo \"$DRDRILL_PORT $DRDRILL_RUN_ID $DRDRILL_SCRATCH\" > env.txt";
     let check = format!(
-        "cmp \"$DRDRILL_RESTORE/noise.bin\" {noise} && grep -q 'hello from' \"$DRDRILL_RESTORE/hello.txt\" && read port run scratch < \"$DRDRILL_RESTORE/env.txt\" && [ \"$port\" -gt 0 ] && [ \"$port\" = \"$(cat \"$DRDRILL_RESTORE/.drdrill-port\")\" ] && [ \"$run\" = \"$DRDRILL_RUN_ID\" ] && [ \"$scratch\" = \"$DRDRILL_SCRATCH\" ]",
+        "cmp \"$DRDRILL_RESTORE/noise.bin\" {noise} && grep -q 'hello from' \"$DRDRILL_RESTORE/hello.txt\" && read port run scratch < \"$DRDRILL_RESTORE/env.txt\" && [ \"$port\" -gt 0 ] && [ \"$port\" = \"$DRDRILL_PORT\" ] && [ \"$run\" = \"$DRDRILL_RUN_ID\" ] && [ \"$scratch\" = \"$DRDRILL_SCRATCH\" ]",
         noise = data.join("noise.bin").display()
     );
     ws.write_plan("cmd", &plan("cmd", &backup, restore, &check));

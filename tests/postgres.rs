@@ -101,14 +101,15 @@ fn postgres_drill_passes_with_sql_checks_and_canary_then_the_cluster_is_gone() {
     ws.write_plan(
         "postgres-orders",
         &format!(
-            "{}\n[[check]]\nkind = \"sql-query\"\nsql = \"SELECT name FROM customers WHERE id = 7\"\nexpect = \"= 'customer 7'\"\n",
-            pg.plan(&db, &[("expect = \">= 1\"", "expect = \"= 3000\"")])
+            "{}\n[[check]]\nkind = \"sql-query\"\nsql = \"SELECT name FROM customers WHERE id = 7\"\nexpect = \"= 'customer 7'\"\n[[check]]\nkind = \"command\"\nrun = \"test $({}/psql -XAtc 'SELECT count(*) FROM customers') = 50\"\n",
+            pg.plan(&db, &[("expect = \">= 1\"", "expect = \"= 3000\"")]),
+            pg.bin
         ),
     );
     let report = ws.drill("postgres-orders", &[("DRDRILL_PG_PASSWORD", &pg.password)]);
     assert_eq!(report["status"], "passed", "{report:#}");
     let checks = report["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 3);
+    assert_eq!(checks.len(), 4);
     assert!(checks[0]["output"].as_str().unwrap().contains("-> 3000"), "{report:#}");
     assert!(checks[2]["output"].as_str().unwrap().contains("'customer 7'"), "{report:#}");
     let rpo = measurement(&report, "rpo");
