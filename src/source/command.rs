@@ -119,7 +119,7 @@ impl Source for CommandSource {
         let copied = io::copy(&mut stdout, out);
         drop(stdout);
         let status = finish(&mut child, copied.is_err())?;
-        let copied = copied.context("streaming the backup command's output failed")?;
+        let copied = copied.context("streaming the backup command's output to the store failed")?;
         if !status.success() {
             bail!("backup command `{}` exited with {status}: {}", self.backup, tail(&err_path));
         }
@@ -152,8 +152,15 @@ impl Source for CommandSource {
         drop(stdin);
         // A command that stops reading early shows up as a broken pipe: its exit
         // status and stderr say why, so they win over the pipe error.
-        let broken_pipe = matches!(&copied, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
-        let status = finish(&mut child, copied.is_err() && !broken_pipe)?;
+        let copied = match copied {
+            // The payload itself failed (store, checksum, cancel): that is the cause.
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                finish(&mut child, true)?;
+                return Err(e).context("reading the backup from the store failed");
+            }
+            other => other,
+        };
+        let status = finish(&mut child, false)?;
         if !status.success() {
             bail!("restore command `{}` exited with {status}: {}", self.restore, tail(&log));
         }

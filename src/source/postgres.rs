@@ -333,13 +333,15 @@ impl Source for PostgresSource {
         let copied = io::copy(&mut stdout, out);
         drop(stdout);
         if copied.is_err() {
+            // The store stopped taking data (or the run was cancelled): that is the
+            // cause, not pg_dump dying of the kill that follows.
             let _ = child.kill();
         }
         let status = child.wait()?;
+        let bytes = copied.context("streaming pg_dump's output to the store failed")?;
         if !status.success() {
             bail!("pg_dump of {} failed ({status}): {}", self.target(), tail(&err_path));
         }
-        let bytes = copied.context("streaming pg_dump's output to the store failed")?;
         if bytes == 0 {
             bail!("pg_dump of {} wrote nothing: {}", self.target(), tail(&err_path));
         }
@@ -421,10 +423,15 @@ impl Source for PostgresSource {
         let mut stdin = child.stdin.take().context("pg_restore has no stdin")?;
         let copied = io::copy(input, &mut stdin);
         drop(stdin);
-        let broken_pipe = matches!(&copied, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
-        if copied.is_err() && !broken_pipe {
-            let _ = child.kill();
-        }
+        let copied = match copied {
+            // The payload itself failed (store, checksum, cancel): that is the cause.
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e).context("reading the dump from the store failed");
+            }
+            other => other,
+        };
         let status = child.wait()?;
         if !status.success() {
             bail!("pg_restore into the throwaway cluster failed ({status}): {}", tail(&restore_log));
