@@ -89,7 +89,7 @@ pub async fn take_backup(
     let produced = producer.await.context("backup thread panicked")?;
     if let Some(e) = upload_error {
         upload.abort().await.ok();
-        return Err(e).with_context(|| format!("upload of {path} to store `{}` failed", store.name));
+        return Err(store.explain(e, format!("upload of {path} to store `{}` failed", store.name)));
     }
     let (backup, sha256, size, raw_size) = match produced {
         Ok(v) => v,
@@ -98,7 +98,10 @@ pub async fn take_backup(
             return Err(e.context(format!("backup of {} failed", source.describe())));
         }
     };
-    upload.shutdown().await.with_context(|| format!("upload of {path} to store `{}` did not complete", store.name))?;
+    upload
+        .shutdown()
+        .await
+        .map_err(|e| store.explain(e, format!("upload of {path} to store `{}` did not complete", store.name)))?;
     if !backup.skipped.is_empty() {
         tracing::warn!(count = backup.skipped.len(), first = %backup.skipped[0], "special files were not backed up");
     }

@@ -51,11 +51,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List backups in a store, or re-hash them against their manifests
+    Backups {
+        #[command(subcommand)]
+        action: BackupsAction,
+    },
     /// Show one run: timeline, measurements, checks
     Show {
         run_id: i64,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupsAction {
+    /// id, time, size, sha256, complete or not
+    List {
+        /// Only this plan's backups (and its store, unless --store)
+        #[arg(long)]
+        plan: Option<String>,
+        /// Store to look in (default: the plan's store, else `local`)
+        #[arg(long)]
+        store: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash payloads against their manifests; exit 1 if any is bad
+    Verify {
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        store: Option<String>,
     },
 }
 
@@ -95,6 +122,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run { plan, dry_run, json } => cli::run::cmd_run(config, &plan, dry_run, json).await,
         Command::Validate { paths } => cli::validate::cmd_validate(&config, paths),
         Command::History { plan, limit, json } => cli::history::cmd_history(config, plan.as_deref(), limit, json),
+        Command::Backups { action: BackupsAction::List { plan, store, json } } => {
+            cli::backups::cmd_list(config, plan.as_deref(), store.as_deref(), json).await
+        }
+        Command::Backups { action: BackupsAction::Verify { plan, store } } => {
+            cli::backups::cmd_verify(config, plan.as_deref(), store.as_deref()).await
+        }
         Command::Show { run_id, json } => cli::history::cmd_show(config, run_id, json),
     }
 }

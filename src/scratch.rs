@@ -102,6 +102,12 @@ impl Drop for RunScratch {
     }
 }
 
+/// The run id of a run's scratch folder (`.../run-<id>`), for code that is
+/// handed only the folder.
+pub fn run_id_of(run_folder: &Path) -> Option<i64> {
+    run_folder.file_name()?.to_str()?.strip_prefix(RUN_PREFIX)?.parse().ok()
+}
+
 /// `remove_dir_all` that also works when a restore reproduced read-only folders.
 pub fn force_remove(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {

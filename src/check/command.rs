@@ -1,6 +1,8 @@
 //! `kind = "command"`: a shell command that exits 0 when the restore is good.
 //! It runs in the run's scratch folder with `DRDRILL_SCRATCH`, `DRDRILL_RUN_ID`
-//! and `DRDRILL_RESTORE` (the restored file or tree) in its environment.
+//! and `DRDRILL_RESTORE` (the restored file or tree) in its environment, plus
+//! `DRDRILL_PORT` (and `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` for a restored
+//! PostgreSQL) when the restore started a service.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -62,6 +64,7 @@ impl Check for CommandCheck {
             .env("DRDRILL_SCRATCH", &ctx.scratch)
             .env("DRDRILL_RUN_ID", ctx.run_id.to_string())
             .env("DRDRILL_RESTORE", &ctx.restored)
+            .envs(restored_service_env(&ctx.restored))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
@@ -85,6 +88,28 @@ impl Check for CommandCheck {
         } else {
             Err(format!("`{}` exited with {status}: {output}", self.run))
         }
+    }
+}
+
+/// How to reach a service the restore started: `PGHOST`.. for a throwaway
+/// PostgreSQL cluster (so `psql -c ...` just works), `DRDRILL_PORT` for the port
+/// a command source's restore was given.
+fn restored_service_env(restored: &std::path::Path) -> Vec<(String, String)> {
+    use crate::source::{command::PORT_FILE, postgres};
+    if restored.file_name().is_some_and(|n| n == postgres::CONNECTION_FILE)
+        && let Ok(c) = postgres::PgConn::load(restored)
+    {
+        return vec![
+            ("PGHOST".into(), c.host),
+            ("PGPORT".into(), c.port.to_string()),
+            ("PGUSER".into(), c.user),
+            ("PGDATABASE".into(), c.dbname),
+            ("DRDRILL_PORT".into(), c.port.to_string()),
+        ];
+    }
+    match fs::read_to_string(restored.join(PORT_FILE)) {
+        Ok(port) => vec![("DRDRILL_PORT".into(), port.trim().to_string())],
+        Err(_) => Vec::new(),
     }
 }
 

@@ -3,7 +3,9 @@
 //! restored service may need a moment before it answers.
 
 pub mod command;
+pub mod expect;
 pub mod file_hash;
+pub mod sql_query;
 pub mod sqlite_integrity;
 pub mod sqlite_query;
 pub mod tree_matches_source;
@@ -62,6 +64,7 @@ const KINDS: &[(&str, ParseFn)] = &[
     (tree_matches_source::KIND, tree_matches_source::parse),
     (file_hash::KIND, file_hash::parse),
     (command::KIND, command::parse),
+    (sql_query::KIND, sql_query::parse),
 ];
 
 pub fn kind_names() -> Vec<&'static str> {

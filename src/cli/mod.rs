@@ -1,5 +1,6 @@
 //! One file per command; `main.rs` only parses arguments and dispatches.
 
+pub mod backups;
 pub mod history;
 pub mod run;
 pub mod validate;

@@ -93,6 +93,17 @@ fn dry_run_text(plan: &Plan, config: &Config) -> String {
         plan.targets.rpo,
         format_duration(plan.timeout)
     );
-    out += "  cleanup  roll back failures, remove the scratch folder\n";
+    out += "  cleanup  roll back failures, stop what the restore started, remove the scratch folder\n";
+    let r = plan.backup.retention();
+    if r.is_set() {
+        let mut rules = Vec::new();
+        if let Some(n) = r.keep_last {
+            rules.push(format!("keep the last {n}"));
+        }
+        if let Some(age) = r.max_age {
+            rules.push(format!("delete older than {}", format_duration(age)));
+        }
+        out += &format!("  retain   if the drill passed: {} (never the newest complete backup)\n", rules.join(", "));
+    }
     out
 }

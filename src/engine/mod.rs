@@ -141,7 +141,19 @@ impl Engine {
         }
         let cleanup_started = (Instant::now(), Utc::now());
         let cleaned = match scratch {
-            Ok(s) => s.cleanup().map(|_| "scratch removed".to_string()),
+            Ok(s) => {
+                // Whatever the restore started (a throwaway server) stops before its
+                // folder goes; the folder is removed even if stopping failed.
+                let (src, dir) = (plan.source.clone(), s.path().to_path_buf());
+                let stopped = blocking(move || src.cleanup(&dir)).await;
+                let removed = s.cleanup().map(|_| "scratch removed".to_string());
+                match (stopped, removed) {
+                    (Ok(Some(what)), Ok(d)) => Ok(format!("{what}; {d}")),
+                    (Ok(None), r) => r,
+                    (Err(e), _) => Err(e.context("cannot stop what the restore started")),
+                    (Ok(_), Err(e)) => Err(e),
+                }
+            }
             Err(_) => Ok("no scratch to remove".into()),
         };
         match cleaned {
@@ -167,6 +179,9 @@ impl Engine {
                 (if aborted { Status::Aborted } else { Status::Failed }, Some(reason))
             }
         };
+        if status == Status::Passed && plan.backup.retention().is_set() {
+            run.apply_retention().await;
+        }
         run.end.status = status.as_str().into();
         run.end.reason = reason.clone();
         run.end.finished_at = Some(Utc::now());
@@ -500,6 +515,27 @@ impl RunState<'_> {
         }
         self.record("rollback", started, first_error.is_none(), details.join("; "));
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Deletes the plan's backups that its retention rules expire. A failure is
+    /// recorded but does not fail a drill that passed: the restore was proven.
+    async fn apply_retention(&mut self) {
+        let started = (Instant::now(), Utc::now());
+        let result = async {
+            let store = self.engine.open_store(self.plan.store_name())?;
+            let listing = store.list(Some(&self.plan.name)).await?;
+            let expired = self.plan.backup.retention().expired(&listing, Utc::now());
+            for id in &expired {
+                store.delete_backup(&self.plan.name, id).await?;
+            }
+            anyhow::Ok(expired)
+        }
+        .await;
+        match result {
+            Ok(ids) if ids.is_empty() => self.record("retention", started, true, "nothing expired".into()),
+            Ok(ids) => self.record("retention", started, true, format!("deleted {}", ids.join(", "))),
+            Err(e) => self.record("retention", started, false, explain(&e)),
+        }
     }
 
     /// Pass only if every check passed and RTO and RPO were measured and met.

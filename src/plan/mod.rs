@@ -74,6 +74,16 @@ pub struct BackupSection {
     /// zstd level; 1 keeps compression faster than the disk.
     #[serde(default = "default_level")]
     pub compression_level: i32,
+    /// Retention, applied after each passed run: keep this many newest backups.
+    pub keep_last: Option<usize>,
+    /// Retention: delete backups older than this (the newest complete one stays).
+    pub max_age: Option<HumanDuration>,
+}
+
+impl BackupSection {
+    pub fn retention(&self) -> crate::store::retention::Retention {
+        crate::store::retention::Retention { keep_last: self.keep_last, max_age: self.max_age.map(|d| d.0) }
+    }
 }
 
 fn default_mode() -> BackupMode {
@@ -88,7 +98,13 @@ fn default_level() -> i32 {
 
 impl Default for BackupSection {
     fn default() -> Self {
-        BackupSection { mode: default_mode(), store: default_store(), compression_level: default_level() }
+        BackupSection {
+            mode: default_mode(),
+            store: default_store(),
+            compression_level: default_level(),
+            keep_last: None,
+            max_age: None,
+        }
     }
 }
 

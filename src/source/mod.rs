@@ -10,7 +10,9 @@
 //! - Both are blocking and run on a blocking thread; the caller owns compression,
 //!   hashing of the payload, and moving bytes to and from the store.
 
+pub mod command;
 pub mod directory;
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt::Debug;
@@ -44,6 +46,14 @@ pub trait Source: Debug + Send + Sync {
     fn restore(&self, input: &mut dyn Read, dest: &Path, manifest: &Manifest) -> anyhow::Result<Restored>;
     /// Copies the live data below `dest`, for failures that must leave production alone.
     fn replicate(&self, dest: &Path) -> anyhow::Result<PathBuf>;
+    /// Stops whatever `restore` started below the run's `scratch` folder (a
+    /// throwaway server, ...). The engine calls it at the end of every run that
+    /// had a scratch folder (passed, failed, aborted or timed out) before the
+    /// folder is removed, so it must work from the folder alone, whatever state a
+    /// half-done restore left there. Returns what it stopped, for the record.
+    fn cleanup(&self, _scratch: &Path) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
     /// Marker writer for measured RPO, where this kind supports one.
     fn canary(&self) -> Option<Arc<dyn Canary>> {
         None
@@ -77,7 +87,12 @@ pub trait Canary: Send + Sync {
 type ParseFn = fn(&TomlDoc, Spanned<DeValue>) -> Result<Arc<dyn Source>, Diagnostic>;
 
 /// The source kinds. A new kind is one file and one line here.
-const KINDS: &[(&str, ParseFn)] = &[(directory::KIND, directory::parse), (sqlite::KIND, sqlite::parse)];
+const KINDS: &[(&str, ParseFn)] = &[
+    (directory::KIND, directory::parse),
+    (sqlite::KIND, sqlite::parse),
+    (postgres::KIND, postgres::parse),
+    (command::KIND, command::parse),
+];
 
 pub fn kind_names() -> Vec<&'static str> {
     KINDS.iter().map(|(k, _)| *k).collect()

@@ -13,6 +13,8 @@
 //! A missing object is reported as "not found", never as an empty payload.
 
 pub mod local;
+pub mod retention;
+pub mod s3;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -37,12 +39,19 @@ pub trait StoreSpec: Debug + Send + Sync {
     /// Where the data goes, for people (no secrets).
     fn describe(&self) -> String;
     fn build(&self) -> anyhow::Result<Arc<dyn ObjectStore>>;
+    /// Recognises this kind's common failures from an error's text and names the fix.
+    fn hinter(&self) -> Hinter {
+        Arc::new(|_| None)
+    }
 }
+
+/// Turns a store error's text into its fix, if known.
+pub type Hinter = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 type ParseFn = fn(&TomlDoc, Spanned<DeValue>) -> Result<Box<dyn StoreSpec>, Diagnostic>;
 
 /// The store kinds. A new kind is one file and one line here.
-const KINDS: &[(&str, ParseFn)] = &[(local::KIND, local::parse)];
+const KINDS: &[(&str, ParseFn)] = &[(local::KIND, local::parse), (s3::KIND, s3::parse)];
 
 pub fn parse_spec(doc: &TomlDoc, name: &str, value: &Spanned<DeValue>) -> Result<Box<dyn StoreSpec>, Diagnostic> {
     let names: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
@@ -132,12 +141,27 @@ pub struct Store {
     pub name: String,
     pub describe: String,
     inner: Arc<dyn ObjectStore>,
+    hinter: Hinter,
 }
 
 impl Store {
     pub fn open(name: &str, spec: &dyn StoreSpec) -> anyhow::Result<Store> {
         let inner = spec.build().with_context(|| format!("cannot open store `{name}` ({})", spec.describe()))?;
-        Ok(Store { name: name.to_string(), describe: spec.describe(), inner })
+        Ok(Store { name: name.to_string(), describe: spec.describe(), inner, hinter: spec.hinter() })
+    }
+
+    /// Adds the store's name and, when the cause is recognised, its fix to an error.
+    pub fn explain<E>(&self, e: E, what: String) -> anyhow::Error
+    where
+        E: Into<anyhow::Error>,
+    {
+        let e: anyhow::Error = e.into();
+        let text = format!("{e:#}");
+        let e = e.context(what);
+        match (self.hinter)(&text) {
+            Some(fix) => e.context(format!("store `{}` ({}): {fix}", self.name, self.describe)),
+            None => e,
+        }
     }
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
@@ -159,7 +183,7 @@ impl Store {
         self.inner
             .put(&probe, PutPayload::from_static(b"probe"))
             .await
-            .with_context(|| format!("store `{}` ({}) is not writable", self.name, self.describe))?;
+            .map_err(|e| self.explain(e, format!("store `{}` ({}) is not writable", self.name, self.describe)))?;
         self.inner.delete(&probe).await.ok();
         Ok(())
     }
@@ -168,10 +192,9 @@ impl Store {
     pub async fn put_manifest(&self, m: &Manifest) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(m)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        self.inner
-            .put_opts(&Self::manifest_path(&m.plan, &m.backup_id), PutPayload::from(json), opts)
-            .await
-            .with_context(|| format!("cannot write manifest of backup {} to store `{}`", m.backup_id, self.name))?;
+        self.inner.put_opts(&Self::manifest_path(&m.plan, &m.backup_id), PutPayload::from(json), opts).await.map_err(
+            |e| self.explain(e, format!("cannot write manifest of backup {} to store `{}`", m.backup_id, self.name)),
+        )?;
         Ok(())
     }
 
@@ -183,7 +206,7 @@ impl Store {
                 "backup {backup_id} of plan `{plan}` has no manifest in store `{}`: it is incomplete or was deleted; `drdrill backups list` shows what exists",
                 self.name
             ),
-            Err(e) => return Err(e).with_context(|| format!("cannot read manifest from store `{}`", self.name)),
+            Err(e) => return Err(self.explain(e, format!("cannot read manifest from store `{}`", self.name))),
         };
         let m: Manifest = serde_json::from_slice(&bytes)
             .with_context(|| format!("manifest {path} in store `{}` is not valid JSON", self.name))?;
@@ -201,7 +224,7 @@ impl Store {
             .list(prefix.as_ref())
             .try_collect()
             .await
-            .with_context(|| format!("cannot list store `{}` ({})", self.name, self.describe))?;
+            .map_err(|e| self.explain(e, format!("cannot list store `{}` ({})", self.name, self.describe)))?;
         let mut found: std::collections::BTreeMap<(String, String), (bool, u64)> = Default::default();
         for meta in objects {
             let parts: Vec<_> = meta.location.parts().collect();
@@ -237,6 +260,32 @@ impl Store {
         Ok(listing.into_iter().filter_map(|l| l.manifest).max_by(|a, b| a.created_at.cmp(&b.created_at)))
     }
 
+    /// Deletes one backup: the manifest first, so the backup stops existing before
+    /// its payload goes and an interrupted delete leaves only an incomplete folder.
+    pub async fn delete_backup(&self, plan: &str, backup_id: &str) -> anyhow::Result<()> {
+        let prefix = ObjPath::from(format!("{plan}/{backup_id}"));
+        let manifest = Self::manifest_path(plan, backup_id);
+        match self.inner.delete(&manifest).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.explain(e, format!("cannot delete {manifest} from store `{}`", self.name))),
+        }
+        let objects: Vec<_> = self
+            .inner
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.explain(e, format!("cannot list {prefix} in store `{}`", self.name)))?;
+        for meta in objects {
+            match self.inner.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(self.explain(e, format!("cannot delete {} from store `{}`", meta.location, self.name)));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The payload as a stream of chunks, never whole in memory.
     pub async fn payload_stream(&self, m: &Manifest) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
         let path = Self::payload_path(&m.plan, &m.backup_id, &m.payload.name);
@@ -247,7 +296,7 @@ impl Store {
                 m.backup_id,
                 self.name
             ),
-            Err(e) => return Err(e).with_context(|| format!("cannot fetch {path} from store `{}`", self.name)),
+            Err(e) => return Err(self.explain(e, format!("cannot fetch {path} from store `{}`", self.name))),
         };
         Ok(Box::pin(result.into_stream().map_err(std::io::Error::other)))
     }

@@ -2,6 +2,10 @@
 //! plans, store, scratch and results database, and the real `drdrill` binary.
 #![allow(dead_code)]
 
+mod workspace;
+#[allow(unused_imports)]
+pub use workspace::*;
+
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
