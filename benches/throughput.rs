@@ -20,6 +20,15 @@ use std::time::{Duration, Instant};
 const DRDRILL: &str = env!("CARGO_BIN_EXE_drdrill");
 
 fn main() {
+    // `cargo test --all-targets` runs this binary without `--bench`: then it only
+    // proves the harness works, on a small drill, instead of a 4 GiB benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        let root = tempfile::tempdir().unwrap();
+        let (overhead, rto) = bench_overhead(root.path(), 1);
+        assert!(overhead >= 0.0 && rto >= overhead, "overhead {overhead} ms, RTO {rto} ms");
+        println!("throughput bench smoke run: 1-file drill RTO {rto:.2} ms (run `cargo bench --bench throughput` for figures)");
+        return;
+    }
     let root = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "var/bench".into()));
     let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let sets = std::env::var("BENCH_SETS").unwrap_or_else(|_| "a,b,c".into());
