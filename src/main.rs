@@ -51,11 +51,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one run: timeline, measurements, checks
+    /// Show one run: timeline, gates, measurements, checks, notes
     Show {
         run_id: i64,
         #[arg(long)]
         json: bool,
+    },
+    /// Add a timestamped operator note to a run (during a game day or after it)
+    Note {
+        run_id: i64,
+        /// The note; several words are joined with spaces
+        #[arg(required = true)]
+        text: Vec<String>,
+        /// Who writes it (default: terminal (user $USER))
+        #[arg(long)]
+        author: Option<String>,
     },
 }
 
@@ -96,5 +106,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate { paths } => cli::validate::cmd_validate(&config, paths),
         Command::History { plan, limit, json } => cli::history::cmd_history(config, plan.as_deref(), limit, json),
         Command::Show { run_id, json } => cli::history::cmd_show(config, run_id, json),
+        Command::Note { run_id, text, author } => cli::note::cmd_note(&config, run_id, &text.join(" "), author),
     }
 }

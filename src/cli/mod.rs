@@ -1,6 +1,7 @@
 //! One file per command; `main.rs` only parses arguments and dispatches.
 
 pub mod history;
+pub mod note;
 pub mod run;
 pub mod validate;
 

@@ -37,7 +37,13 @@ pub struct Plan {
     pub probe: Option<ProbeSection>,
     pub failures: Vec<Arc<dyn Failure>>,
     pub checks: Vec<Arc<dyn Check>>,
+    /// Approval gates: the run waits before each of these phases until a person
+    /// (or the API) approves.
+    pub pause_before: Vec<String>,
 }
+
+/// Phases a plan may pause before with `pause_before`.
+pub const GATE_PHASES: &[&str] = &["backup", "failure", "restore", "verify"];
 
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +127,8 @@ struct PlanFile {
     timeout: Option<HumanDuration>,
     #[serde(default)]
     destructive: bool,
+    #[serde(default)]
+    pause_before: Vec<Spanned<String>>,
     targets: Targets,
     // The kind tables are parsed from the span-keeping tree; these only make
     // serde accept the keys.
@@ -255,6 +263,25 @@ impl Plan {
             ));
         }
 
+        let mut pause_before = Vec::new();
+        for g in &file.pause_before {
+            if !GATE_PHASES.contains(&g.get_ref().as_str()) {
+                errors.push(doc.at(
+                    g.span(),
+                    format!("cannot pause before `{}`: not a phase", g.get_ref()),
+                    Some(format!(
+                        "use {}{}",
+                        GATE_PHASES.join(", "),
+                        crate::diag::closest(g.get_ref(), GATE_PHASES)
+                            .map(|c| format!(" (did you mean `{c}`?)"))
+                            .unwrap_or_default()
+                    )),
+                ));
+            } else if !pause_before.contains(g.get_ref()) {
+                pause_before.push(g.get_ref().clone());
+            }
+        }
+
         let timeout = file.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
         if timeout.is_zero() {
             let span = doc.get("timeout").map(|v| v.span()).unwrap_or(0..0);
@@ -282,6 +309,7 @@ impl Plan {
             probe: file.probe,
             failures,
             checks,
+            pause_before,
         })
     }
 
