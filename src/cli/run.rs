@@ -188,7 +188,7 @@ async fn abort_on_signals(abort: Cancel) {
 /// note. When stdin ends and the plan has gates, nobody can approve them any
 /// more, so the run is aborted instead of hanging until its timeout.
 fn operator_console(db: Arc<Db>, gates: Gates, abort: Cancel, run_id: Arc<OnceLock<i64>>, has_gates: bool) {
-    let who = format!("terminal (user {})", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let who = super::operator();
     let _ = std::thread::Builder::new().name("operator-console".into()).spawn(move || {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {

@@ -618,7 +618,12 @@ impl RunState<'_> {
         if first_error.is_none() {
             // Empty once every failure put back what it moved aside; anything
             // left there is data a rollback could not return, so it stays.
-            let _ = std::fs::remove_dir(quarantine_dir(self.engine.scratch.path(), self.run_id));
+            let dir = quarantine_dir(self.engine.scratch.path(), self.run_id);
+            if std::fs::remove_dir(&dir).is_ok()
+                && let Some(parent) = dir.parent()
+            {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
         if details.is_empty() && first_error.is_none() {
             return Ok(());
