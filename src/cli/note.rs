@@ -15,7 +15,7 @@ pub fn cmd_note(config: &Config, run_id: i64, text: &str, author: Option<String>
         return Ok(EXIT_BAD_INPUT);
     }
     let db = open_db(config)?;
-    let author = author.unwrap_or_else(|| super::operator());
+    let author = author.unwrap_or_else(super::operator);
     let note = RunNote { at: Utc::now(), author, text: text.into() };
     if let Err(e) = db.add_note(run_id, &note) {
         eprintln!("error: {e:#}\nfix: `drdrill history` lists the runs");
