@@ -116,6 +116,10 @@ pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) 
         print!("{text}");
         return Ok(if refused { EXIT_BAD_INPUT } else { EXIT_PASSED });
     }
+    // Refused before even the results database is opened: nothing happens.
+    if let Err(refused) = Guard::new(&config).check_plan(&plan) {
+        return Ok(report_refusal(&refused, arg));
+    }
     let engine = Engine::open(config)?;
     let opts = RunOptions::default();
     let signals = tokio::spawn(abort_on_signals(opts.abort.clone()));
@@ -159,6 +163,14 @@ pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) 
         print!("{}", report.render());
     }
     Ok(if report.passed() { EXIT_PASSED } else { EXIT_FAILED })
+}
+
+fn report_refusal(refused: &Refused, arg: &str) -> u8 {
+    eprintln!("error: {refused}");
+    eprintln!(
+        "fix: allow the targets in [safety] of the config (see config/gameday.toml), or run `drdrill run {arg} --dry-run` to see every rule"
+    );
+    EXIT_BAD_INPUT
 }
 
 /// Ctrl-C and SIGTERM abort the run; rollbacks and cleanup still run, so a

@@ -61,6 +61,15 @@ pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dy
             Some("add `pidfile = \"/run/app.pid\"` or `name = \"app\"` (exact process name)".into()),
         ));
     }
+    if let Some(n) = &k.name
+        && n.len() > 15
+    {
+        return Err(doc.at(
+            value.span(),
+            format!("process name `{n}` is longer than the 15 characters the kernel keeps (/proc/PID/comm)"),
+            Some(format!("use `name = \"{}\"` or a `pidfile`", n.chars().take(15).collect::<String>())),
+        ));
+    }
     if signal_number(&k.signal).is_none() {
         let names: Vec<&str> = SIGNALS.iter().map(|(n, _)| *n).collect();
         return Err(doc.at(

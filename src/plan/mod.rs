@@ -376,3 +376,27 @@ pub fn resolve(arg: &str, config: &Config) -> anyhow::Result<PathBuf> {
         if known.is_empty() { "none".to_string() } else { known.join(", ") }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[targets]\nrto = \"1m\"\nrpo = \"1m\"\n[source]\nkind = \"directory\"\npath = \"d\"\n[[check]]\nkind = \"tree-matches-source\"\n";
+
+    #[test]
+    fn pause_before_names_phases_and_points_at_a_typo() {
+        let config = Config::defaults();
+        let ok = Plan::parse(
+            Path::new("p.toml"),
+            &format!("pause_before = [\"failure\", \"restore\", \"failure\"]\n{BASE}"),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(ok.pause_before, vec!["failure", "restore"]);
+        let err =
+            Plan::parse(Path::new("p.toml"), &format!("pause_before = [\"restor\"]\n{BASE}"), &config).unwrap_err();
+        let d = &err.0[0];
+        assert_eq!((d.line, d.col), (1, 17), "{d}");
+        assert!(d.to_string().contains("did you mean `restore`"), "{d}");
+    }
+}
