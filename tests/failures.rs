@@ -273,6 +273,35 @@ fn random_corruption_and_truncation_are_undone_in_reverse_order() {
     let rollback = phase_detail(&run, "rollback");
     let (t, c) = (rollback.find("truncate:").unwrap(), rollback.find("corrupt:").unwrap());
     assert!(t < c, "truncate is rolled back before corrupt: {rollback}");
+    assert!(!fx.p("var/scratch/quarantine").exists(), "nothing is left in quarantine");
+}
+
+#[test]
+fn a_rollback_that_cannot_put_data_back_keeps_it_in_quarantine_and_fails_the_run() {
+    let fx = Fx::new();
+    fx.config(&format!("allowed_paths = [\"{}\"]", fx.p("allowed").display()));
+    let victim = fx.p("allowed/data/a.txt");
+    let original = fs::read(&victim).unwrap();
+    // The check recreates the deleted path, as an application restarting
+    // during the drill might: putting the original back would overwrite it.
+    let plan = fx.plan(
+        "clash",
+        "destructive = true",
+        &format!(
+            "[[failure]]\nkind = \"delete\"\npath = \"{v}\"\n[[check]]\nkind = \"command\"\nrun = \"echo new > {v}\"\n",
+            v = victim.display()
+        ),
+    );
+    let out = fx.run(&plan);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "new\n", "what was created meanwhile is not overwritten");
+    let q = fx.p("var/scratch/quarantine/run-1");
+    let index = fs::read_to_string(q.join("WHAT-IS-HERE.txt")).unwrap();
+    let kept = index.split(':').next().unwrap();
+    assert_eq!(fs::read(kept).unwrap(), original, "the original is kept: {index}");
+    assert!(index.contains(&format!("deleted of {}", victim.display())), "{index}");
+    let run = fx.last_run_json();
+    assert!(run["summary"]["reason"].as_str().unwrap().contains("rollback failed"), "{run}");
 }
 
 #[test]

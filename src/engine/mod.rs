@@ -619,6 +619,7 @@ impl RunState<'_> {
             // Empty once every failure put back what it moved aside; anything
             // left there is data a rollback could not return, so it stays.
             let dir = quarantine_dir(self.engine.scratch.path(), self.run_id);
+            let _ = std::fs::remove_file(dir.join(crate::failure::QUARANTINE_INDEX));
             if std::fs::remove_dir(&dir).is_ok()
                 && let Some(parent) = dir.parent()
             {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx, Target};
+use super::{Failure, FailureCtx, Target, quarantine_keep};
 use crate::diag::{Diagnostic, TomlDoc};
 
 pub const KIND: &str = "corrupt";
@@ -36,8 +36,8 @@ pub struct Corrupt {
     originals: Mutex<Option<Originals>>,
 }
 
-/// The resolved path and, per offset, the bytes that were there.
-type Originals = (PathBuf, Vec<(u64, Vec<u8>)>);
+/// The resolved path, per offset the bytes that were there, and their copy on disk.
+type Originals = (PathBuf, Vec<(u64, Vec<u8>)>, PathBuf);
 
 fn default_bytes() -> u64 {
     512
@@ -115,8 +115,13 @@ impl Failure for Corrupt {
             file.read_exact_at(&mut buf, off).with_context(|| format!("cannot read {} at {off}", path.display()))?;
             originals.push((off, buf));
         }
-        // Kept before the first write: a failure halfway still gets rolled back.
-        *self.originals.lock().expect("not poisoned") = Some((path.clone(), originals.clone()));
+        // Kept before the first write, in memory for rollback and on disk for a
+        // person if drdrill dies before it can roll back.
+        let kept = quarantine_keep(ctx, &path, "original-bytes", "one line per offset: OFFSET HEX-BYTES")?;
+        let lines: String = originals.iter().map(|(off, b)| format!("{off} {}\n", hex::encode(b))).collect();
+        std::fs::write(&kept, lines)
+            .with_context(|| format!("cannot keep the original bytes in {}", kept.display()))?;
+        *self.originals.lock().expect("not poisoned") = Some((path.clone(), originals.clone(), kept));
         for (off, orig) in &originals {
             let garbage: Vec<u8> = orig.iter().map(|b| b ^ ((rng.next() as u8) | 1)).collect();
             file.write_all_at(&garbage, *off).with_context(|| format!("cannot write {} at {off}", path.display()))?;
@@ -126,7 +131,9 @@ impl Failure for Corrupt {
     }
 
     fn rollback(&self, _ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
-        let Some((path, originals)) = self.originals.lock().expect("not poisoned").take() else { return Ok(None) };
+        let Some((path, originals, kept)) = self.originals.lock().expect("not poisoned").take() else {
+            return Ok(None);
+        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -143,6 +150,7 @@ impl Failure for Corrupt {
                 bail!("{} at {off} does not read back as the original bytes", path.display());
             }
         }
+        std::fs::remove_file(&kept)?;
         Ok(Some(format!("wrote the original bytes of {} back at {} offset(s)", path.display(), originals.len())))
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx, Target, quarantine_name};
+use super::{Failure, FailureCtx, Target, quarantine_keep};
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::scratch::force_remove;
 
@@ -112,9 +112,7 @@ impl Delete {
         let live = ctx.guard.path(path)?;
         std::fs::symlink_metadata(&live)
             .with_context(|| format!("cannot delete {}: it does not exist", live.display()))?;
-        std::fs::create_dir_all(&ctx.quarantine)
-            .with_context(|| format!("cannot create quarantine folder {}", ctx.quarantine.display()))?;
-        let in_quarantine = ctx.quarantine.join(quarantine_name(&live, "deleted"));
+        let in_quarantine = quarantine_keep(ctx, &live, "deleted", "rollback moves it back")?;
         let aside = match std::fs::rename(&live, &in_quarantine) {
             Ok(()) => in_quarantine,
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
@@ -122,6 +120,12 @@ impl Delete {
                 // is on the same filesystem by construction.
                 let name = live.file_name().context("cannot delete a filesystem root")?;
                 let sibling = live.with_file_name(format!(".{}.drdrill-run-{}", name.to_string_lossy(), ctx.run_id));
+                quarantine_keep(
+                    ctx,
+                    &live,
+                    "deleted",
+                    &format!("kept at {} on its own filesystem", sibling.display()),
+                )?;
                 std::fs::rename(&live, &sibling)
                     .with_context(|| format!("cannot move {} aside to {}", live.display(), sibling.display()))?;
                 sibling

@@ -176,6 +176,28 @@ pub(crate) fn run_shell(script: &str, ctx: &FailureCtx, label: &str) -> anyhow::
     Ok(if output.is_empty() { "exit 0".into() } else { output })
 }
 
+/// The file in a quarantine folder that says what each kept item is, so that
+/// after a crash (when no rollback ran) a person can put things back by hand.
+pub const QUARANTINE_INDEX: &str = "WHAT-IS-HERE.txt";
+
+/// A path in the quarantine for data kept from `live`, with a line in the
+/// quarantine's index saying what it is and how to put it back.
+pub(crate) fn quarantine_keep(ctx: &FailureCtx, live: &Path, what: &str, how: &str) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    fs::create_dir_all(&ctx.quarantine)
+        .with_context(|| format!("cannot create quarantine folder {}", ctx.quarantine.display()))?;
+    let item = ctx.quarantine.join(quarantine_name(live, what));
+    let index = ctx.quarantine.join(QUARANTINE_INDEX);
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&index)
+        .with_context(|| format!("cannot write {}", index.display()))?;
+    writeln!(f, "{}: run {} {what} of {}; {how}", item.display(), ctx.run_id, live.display())?;
+    f.sync_all()?;
+    Ok(item)
+}
+
 /// A stable file name for a live path inside the quarantine folder.
 pub(crate) fn quarantine_name(path: &Path, what: &str) -> String {
     let digest = crate::hashing::sha256_hex(path.as_os_str().as_encoded_bytes());

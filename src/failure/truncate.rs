@@ -12,7 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx, Target, quarantine_name};
+use super::{Failure, FailureCtx, Target, quarantine_keep};
 use crate::diag::{Diagnostic, TomlDoc};
 
 pub const KIND: &str = "truncate";
@@ -63,9 +63,9 @@ impl Failure for Truncate {
         if len <= self.size {
             bail!("{} is {len} bytes long; truncating it to {} bytes would change nothing", path.display(), self.size);
         }
-        fs::create_dir_all(&ctx.quarantine)
-            .with_context(|| format!("cannot create quarantine folder {}", ctx.quarantine.display()))?;
-        let tail_path = ctx.quarantine.join(quarantine_name(&path, "tail"));
+        let how =
+            format!("bytes {}..{len}; put back with `truncate -s {} FILE && cat TAIL >> FILE`", self.size, self.size);
+        let tail_path = quarantine_keep(ctx, &path, "tail", &how)?;
         let mut tail =
             fs::File::create(&tail_path).with_context(|| format!("cannot create {}", tail_path.display()))?;
         file.seek(SeekFrom::Start(self.size))?;
