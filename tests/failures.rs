@@ -445,3 +445,35 @@ fn the_guard_refuses_escapes_before_anything_happens() {
     assert!(fx.p("allowed/data/a.txt").exists());
     assert_eq!(fx.recorded_runs(), 0);
 }
+
+#[test]
+fn delete_across_filesystems_moves_the_path_to_a_hidden_sibling_and_back() {
+    // The scratch folder (and its quarantine) is under /tmp; /dev/shm is
+    // another filesystem, where a rename into the quarantine fails with EXDEV.
+    let shm = tempfile::tempdir_in("/dev/shm").expect("/dev/shm (a tmpfs) is needed for this test");
+    let shm_root = shm.path().canonicalize().unwrap();
+    assert_ne!(
+        std::os::unix::fs::MetadataExt::dev(&fs::metadata(&shm_root).unwrap()),
+        std::os::unix::fs::MetadataExt::dev(&fs::metadata(std::env::temp_dir()).unwrap()),
+        "/dev/shm and the temp folder must be different filesystems"
+    );
+    let victim = shm_root.join("state.db");
+    fs::write(&victim, "precious").unwrap();
+    let fx = Fx::new();
+    fx.config(&format!("allowed_paths = [\"{}\"]", shm_root.display()));
+    let sibling = shm_root.join(".state.db.drdrill-run-1");
+    let plan = fx.plan(
+        "cross-fs",
+        "destructive = true",
+        &format!(
+            "[[failure]]\nkind = \"delete\"\npath = \"{v}\"\n\
+             [[check]]\nkind = \"command\"\nrun = \"test ! -e {v} && grep -q precious {s}\"\n",
+            v = victim.display(),
+            s = sibling.display()
+        ),
+    );
+    let out = fx.run(&plan);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!sibling.exists());
+}

@@ -112,20 +112,25 @@ impl Delete {
         let live = ctx.guard.path(path)?;
         std::fs::symlink_metadata(&live)
             .with_context(|| format!("cannot delete {}: it does not exist", live.display()))?;
-        let in_quarantine = quarantine_keep(ctx, &live, "deleted", "rollback moves it back")?;
+        let name = live.file_name().context("cannot delete a filesystem root")?;
+        // Used when the quarantine is on another filesystem, where a move would
+        // be a copy: a hidden sibling is on the same filesystem by construction.
+        let sibling = live.with_file_name(format!(".{}.drdrill-run-{}", name.to_string_lossy(), ctx.run_id));
+        if std::fs::symlink_metadata(&sibling).is_ok() {
+            bail!(
+                "{} already exists: an earlier run kept data there; put it back or remove it first",
+                sibling.display()
+            );
+        }
+        let in_quarantine = quarantine_keep(
+            ctx,
+            &live,
+            "deleted",
+            &format!("rollback moves it back; on another filesystem it is kept at {} instead", sibling.display()),
+        )?;
         let aside = match std::fs::rename(&live, &in_quarantine) {
             Ok(()) => in_quarantine,
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                // Another filesystem: copying would not be a move. A hidden sibling
-                // is on the same filesystem by construction.
-                let name = live.file_name().context("cannot delete a filesystem root")?;
-                let sibling = live.with_file_name(format!(".{}.drdrill-run-{}", name.to_string_lossy(), ctx.run_id));
-                quarantine_keep(
-                    ctx,
-                    &live,
-                    "deleted",
-                    &format!("kept at {} on its own filesystem", sibling.display()),
-                )?;
                 std::fs::rename(&live, &sibling)
                     .with_context(|| format!("cannot move {} aside to {}", live.display(), sibling.display()))?;
                 sibling

@@ -187,6 +187,14 @@ pub(crate) fn quarantine_keep(ctx: &FailureCtx, live: &Path, what: &str, how: &s
     fs::create_dir_all(&ctx.quarantine)
         .with_context(|| format!("cannot create quarantine folder {}", ctx.quarantine.display()))?;
     let item = ctx.quarantine.join(quarantine_name(live, what));
+    // A rename onto it would replace data an earlier, crashed run kept here.
+    if fs::symlink_metadata(&item).is_ok() {
+        bail!(
+            "quarantine already holds {} (see {} there): put it back or remove it before running this drill again",
+            item.display(),
+            QUARANTINE_INDEX
+        );
+    }
     let index = ctx.quarantine.join(QUARANTINE_INDEX);
     let mut f = fs::OpenOptions::new()
         .create(true)
