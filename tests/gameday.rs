@@ -369,3 +369,103 @@ fn sigterm_at_a_gate_aborts_and_rolls_back_and_closing_stdin_does_too() {
     assert_eq!(fs::read(&victim).unwrap(), original);
     assert_eq!(fx.last_run()["summary"]["status"], "aborted");
 }
+
+/// A copy of the repository's game-day examples in a fresh folder, as a new
+/// user would run them: `drills/`, `config/gameday.toml`, `scripts/gameday-worker`.
+fn example_checkout() -> (tempfile::TempDir, PathBuf) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    for rel in [
+        "drills/gameday-orders.toml",
+        "drills/gameday-worker.toml",
+        "drills/quickstart/orders.sql",
+        "config/gameday.toml",
+        "scripts/gameday-worker",
+    ] {
+        let to = root.join(rel);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(repo.join(rel), &to).unwrap();
+    }
+    (dir, root)
+}
+
+fn example_run(root: &Path, config: Option<&str>, plan: &str) -> (Child, Receiver<String>) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_drdrill"));
+    c.current_dir(root).env_remove("DRDRILL_CONFIG").env("USER", "tester");
+    if let Some(config) = config {
+        c.args(["--config", config]);
+    }
+    let mut child =
+        c.args(["run", plan]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+#[test]
+fn the_example_orders_game_day_is_refused_by_default_and_runs_under_the_gameday_config() {
+    let (_dir, root) = example_checkout();
+    let (mut child, rx) = example_run(&root, None, "gameday-orders");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)).code(), Some(2));
+    let err: Vec<String> = rx.try_iter().collect();
+    assert!(
+        err.iter().any(|l| l.contains("REFUSED") && l.contains("allowed_paths entry of the embedded defaults")),
+        "{}",
+        err.join("\n")
+    );
+    assert!(!root.join("var/gameday").exists(), "refused before the database was even seeded");
+
+    let (mut child, rx) = example_run(&root, Some("config/gameday.toml"), "gameday-orders");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = Vec::new();
+    for gate in ["failure", "restore"] {
+        expect_line(&rx, &format!("waiting for approval before {gate}"), &mut seen);
+        if gate == "restore" {
+            let head = fs::read(root.join("var/gameday/orders.db")).unwrap();
+            assert!(!head.starts_with(b"SQLite format 3"), "the live database is really corrupt");
+        }
+        stdin.write_all(format!("go {gate}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert!(status.success(), "{}", seen.join("\n"));
+    let db = rusqlite::Connection::open(root.join("var/gameday/orders.db")).unwrap();
+    let ok: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok", "rollback repaired the live database");
+}
+
+#[test]
+fn the_example_worker_game_day_kills_and_restarts_the_worker() {
+    let (_dir, root) = example_checkout();
+    let out = Command::new(root.join("scripts/gameday-worker")).arg("start").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let pidfile = root.join("var/gameday/worker.pid");
+    let old: i32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    wait_for("the first heartbeat", || root.join("var/gameday/worker-data/heartbeat").exists());
+
+    let (mut child, rx) = example_run(&root, Some("config/gameday.toml"), "gameday-worker");
+    let mut seen = Vec::new();
+    expect_line(&rx, "waiting for approval before failure", &mut seen);
+    child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    seen.extend(rx.try_iter());
+    let stop = || Command::new(root.join("scripts/gameday-worker")).arg("stop").output().unwrap();
+    if !status.success() {
+        stop();
+        panic!("{}", seen.join("\n"));
+    }
+    let new: i32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let name = fs::read_to_string(format!("/proc/{new}/comm")).unwrap_or_default();
+    stop();
+    assert_ne!(old, new, "the worker was killed and a new one started");
+    assert_eq!(name.trim(), "gameday-worker");
+    assert!(root.join("var/gameday/worker-data/heartbeat").exists(), "the deleted data folder was put back");
+}

@@ -93,16 +93,23 @@ impl Gates {
         Ok(pending)
     }
 
-    /// Waits until approved; `None` if `cancel` was set first.
+    /// Opens the gate for `run_id`: from now on [`Gates::approve`] finds it.
+    /// Opened before anyone is told the run waits, so that an approval sent
+    /// the moment the prompt appears is not lost.
+    pub(crate) fn open(&self, run_id: i64, gate: &str, since: DateTime<Utc>) -> oneshot::Receiver<Approval> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(run_id, Waiting { gate: gate.into(), since, tx });
+        rx
+    }
+
+    /// Waits until the gate opened with [`Gates::open`] is approved; `None`
+    /// if `cancel` was set first.
     pub(crate) async fn wait(
         &self,
         run_id: i64,
-        gate: &str,
-        since: DateTime<Utc>,
+        mut rx: oneshot::Receiver<Approval>,
         cancel: &Cancel,
     ) -> Option<Approval> {
-        let (tx, mut rx) = oneshot::channel();
-        self.lock().insert(run_id, Waiting { gate: gate.into(), since, tx });
         loop {
             tokio::select! {
                 got = &mut rx => return got.ok(),
@@ -127,10 +134,9 @@ mod tests {
         let gates = Gates::new();
         let cancel = Cancel::new();
         let g = gates.clone();
-        let waiter = tokio::spawn(async move { g.wait(7, "restore", Utc::now(), &cancel).await });
-        while gates.pending().is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let rx = gates.open(7, "restore", Utc::now());
+        let waiter = tokio::spawn(async move { g.wait(7, rx, &cancel).await });
+        tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(!waiter.is_finished());
         let approval = Approval { by: "test".into(), note: Some("go".into()) };
         assert!(matches!(gates.approve(7, Some("failure"), approval.clone()), Err(GateError::OtherGate { .. })));
@@ -145,7 +151,8 @@ mod tests {
         let gates = Gates::new();
         let cancel = Cancel::new();
         let (g, c) = (gates.clone(), cancel.clone());
-        let waiter = tokio::spawn(async move { g.wait(1, "failure", Utc::now(), &c).await });
+        let rx = gates.open(1, "failure", Utc::now());
+        let waiter = tokio::spawn(async move { g.wait(1, rx, &c).await });
         cancel.cancel();
         assert_eq!(waiter.await.unwrap(), None);
         assert!(gates.pending().is_empty());

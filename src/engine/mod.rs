@@ -294,8 +294,9 @@ impl RunState<'_> {
             return Ok(Duration::ZERO);
         }
         let started = (Instant::now(), Utc::now());
+        let rx = self.gates.open(self.run_id, phase, started.1);
         self.observer.gate_waiting(self.run_id, phase);
-        let approval = self.gates.wait(self.run_id, phase, started.1, &self.cancel).await;
+        let approval = self.gates.wait(self.run_id, rx, &self.cancel).await;
         let waited = started.0.elapsed();
         let record = GateRecord {
             gate: phase.into(),
