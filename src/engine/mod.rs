@@ -154,6 +154,7 @@ impl Engine {
             guard,
             gates: opts.gates.clone(),
             gate_wait_after_fail: Duration::ZERO,
+            timed_out: timed_out.clone(),
         };
 
         let scratch = self.scratch.create_run(run_id);
@@ -233,6 +234,7 @@ struct RunState<'a> {
     /// Time spent at gates after T_fail: a person deciding, not the restore, so
     /// it is recorded on its own and left out of RTO.
     gate_wait_after_fail: Duration,
+    timed_out: Arc<AtomicBool>,
 }
 
 impl RunState<'_> {
@@ -303,7 +305,11 @@ impl RunState<'_> {
             waiting_since: started.1,
             decided_at: Utc::now(),
             outcome: if approval.is_some() { "approved" } else { "aborted" }.into(),
-            decided_by: approval.as_ref().map_or_else(|| "abort".into(), |a| a.by.clone()),
+            decided_by: match &approval {
+                Some(a) => a.by.clone(),
+                None if self.timed_out.load(Ordering::SeqCst) => "timeout".into(),
+                None => "abort".into(),
+            },
             note: approval.as_ref().and_then(|a| a.note.clone()),
         };
         if let Err(e) = self.engine.db.add_gate(self.run_id, &record) {
