@@ -48,6 +48,9 @@ pub struct SafetyConfig {
     pub allowed_paths: Vec<PathBuf>,
     pub allowed_units: Vec<String>,
     pub allowed_processes: Vec<String>,
+    /// `command` failures run a user script whose reach drdrill cannot check;
+    /// they run only when this is true.
+    pub allow_command_failures: bool,
 }
 
 #[derive(Deserialize)]

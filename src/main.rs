@@ -56,11 +56,21 @@ enum Command {
         #[command(subcommand)]
         action: BackupsAction,
     },
-    /// Show one run: timeline, measurements, checks
+    /// Show one run: timeline, gates, measurements, checks, notes
     Show {
         run_id: i64,
         #[arg(long)]
         json: bool,
+    },
+    /// Add a timestamped operator note to a run (during a game day or after it)
+    Note {
+        run_id: i64,
+        /// The note; several words are joined with spaces
+        #[arg(required = true)]
+        text: Vec<String>,
+        /// Who writes it (default: terminal (user $USER))
+        #[arg(long)]
+        author: Option<String>,
     },
 }
 
@@ -129,5 +139,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             cli::backups::cmd_verify(config, plan.as_deref(), store.as_deref()).await
         }
         Command::Show { run_id, json } => cli::history::cmd_show(config, run_id, json),
+        Command::Note { run_id, text, author } => cli::note::cmd_note(&config, run_id, &text.join(" "), author),
     }
 }

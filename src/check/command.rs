@@ -113,7 +113,7 @@ fn restored_service_env(restored: &std::path::Path) -> Vec<(String, String)> {
     }
 }
 
-fn tail(path: &std::path::Path) -> String {
+pub(crate) fn tail(path: &std::path::Path) -> String {
     let Ok(mut f) = fs::File::open(path) else { return String::new() };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(OUTPUT_TAIL)));

@@ -63,6 +63,17 @@ pub fn cmd_show(config: Arc<Config>, run_id: i64, json: bool) -> anyhow::Result<
     for p in &d.phases {
         println!("  {:<9} {:>9}  {:<6}  {}", p.name, fmt_ms(Some(p.duration_ms)), p.status, p.detail);
     }
+    for g in &d.gates {
+        println!(
+            "  gate before {:<8} {} by {} at {} (waiting since {}){}",
+            g.gate,
+            g.outcome,
+            g.decided_by,
+            drdrill::db::ts(g.decided_at),
+            drdrill::db::ts(g.waiting_since),
+            g.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+        );
+    }
     for c in &d.checks {
         println!(
             "  check {} {}: {} ({} attempts)",
@@ -77,6 +88,9 @@ pub fn cmd_show(config: Arc<Config>, run_id: i64, json: bool) -> anyhow::Result<
     }
     if let Some(r) = &s.reason {
         println!("  reason: {r}");
+    }
+    for n in &d.notes {
+        println!("  note {} {}: {}", drdrill::db::ts(n.at), n.author, n.text);
     }
     Ok(EXIT_PASSED)
 }

@@ -2,6 +2,7 @@
 
 pub mod backups;
 pub mod history;
+pub mod note;
 pub mod run;
 pub mod validate;
 
@@ -9,3 +10,12 @@ pub mod validate;
 pub const EXIT_PASSED: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Who is at this terminal, for notes and gate approvals.
+pub fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        // SAFETY: getuid(2) cannot fail and has no memory effects.
+        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
+    format!("terminal (user {user})")
+}

@@ -1,27 +1,94 @@
-//! `drdrill run PLAN`: one drill now, watched live.
+//! `drdrill run PLAN`: one drill now, watched live; a game day when the plan
+//! has approval gates. Lines typed on stdin are operator notes on the run; an
+//! Enter while the run waits at a gate approves it (the typed line becomes the
+//! approval's note). Ctrl-C or SIGTERM aborts: rollbacks still run and the run
+//! is recorded `aborted`.
 
-use std::sync::Arc;
+use std::io::{BufRead, IsTerminal};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressStyle};
+
+use drdrill::cancel::Cancel;
 use drdrill::config::Config;
-use drdrill::db::PhaseRecord;
+use drdrill::db::{Db, GateRecord, PhaseRecord, RunNote};
 use drdrill::duration::format_duration;
 use drdrill::engine::report::fmt_ms;
-use drdrill::engine::{Engine, Observer, Quiet, RunOptions};
+use drdrill::engine::{Approval, Engine, Gates, Observer, RunOptions};
+use drdrill::failure::guard::{Guard, Refused};
 use drdrill::plan::Plan;
 
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED};
 
-/// Prints each phase as it ends, for the person watching.
-struct LivePhases;
+/// Shows the run as it goes: a progress bar on a terminal, plain lines otherwise
+/// (logs, CI, `--json` where stdout is for the result).
+struct Live {
+    phases: bool,
+    bar: OnceLock<ProgressBar>,
+    tty: bool,
+    steps: u64,
+    run_id: Arc<OnceLock<i64>>,
+}
 
-impl Observer for LivePhases {
+impl Live {
+    fn line(&self, text: String) {
+        match self.bar.get() {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Observer for Live {
     fn run_started(&self, run_id: i64, plan: &Plan) {
-        eprintln!("drill {} (run {run_id}) started", plan.name);
+        let _ = self.run_id.set(run_id);
+        self.line(format!("drill {} (run {run_id}) started", plan.name));
+        if !plan.pause_before.is_empty() {
+            self.line(format!(
+                "  game day: the run pauses before {}; type a line + Enter to add a note, Enter at a gate approves, Ctrl-C aborts",
+                plan.pause_before.join(", ")
+            ));
+        }
+        if self.tty && self.phases {
+            let bar = ProgressBar::new(self.steps);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{bar:24}] {pos}/{len} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            let _ = self.bar.set(bar);
+        }
+    }
+
+    fn phase_started(&self, _run_id: i64, name: &str) {
+        if let Some(bar) = self.bar.get() {
+            bar.set_message(name.to_string());
+        }
     }
 
     fn phase(&self, _run_id: i64, p: &PhaseRecord) {
-        let mark = if p.status == "ok" { "✓" } else { "✗" };
-        eprintln!("  {mark} {:<9} {:>9}  {}", p.name, fmt_ms(Some(p.duration_ms)), p.detail);
+        if let Some(bar) = self.bar.get() {
+            bar.inc(1);
+        }
+        if self.phases {
+            let mark = if p.status == "ok" { "✓" } else { "✗" };
+            self.line(format!("  {mark} {:<9} {:>9}  {}", p.name, fmt_ms(Some(p.duration_ms)), p.detail));
+        }
+    }
+
+    fn gate_waiting(&self, run_id: i64, gate: &str) {
+        if let Some(bar) = self.bar.get() {
+            bar.set_message(format!("waiting at the gate before {gate}: Enter approves"));
+        }
+        self.line(format!(
+            "  ⏸ run {run_id} is waiting for approval before {gate}: press Enter to approve (text before Enter is kept as the note), Ctrl-C aborts"
+        ));
+    }
+
+    fn gate_decided(&self, _run_id: i64, g: &GateRecord) {
+        self.line(format!("  ▶ gate before {}: {} by {}", g.gate, g.outcome, g.decided_by));
     }
 }
 
@@ -45,12 +112,51 @@ pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) 
         Err(code) => return Ok(code),
     };
     if dry_run {
-        print!("{}", dry_run_text(&plan, &config));
-        return Ok(EXIT_PASSED);
+        let (text, refused) = dry_run_text(&plan, &config);
+        print!("{text}");
+        return Ok(if refused { EXIT_BAD_INPUT } else { EXIT_PASSED });
+    }
+    // Refused before even the results database is opened: nothing happens.
+    if let Err(refused) = Guard::new(&config).check_plan(&plan) {
+        return Ok(report_refusal(&refused, arg));
     }
     let engine = Engine::open(config)?;
-    let observer: &dyn Observer = if json { &Quiet } else { &LivePhases };
-    let report = engine.run(&plan, RunOptions::default(), observer).await?;
+    let opts = RunOptions::default();
+    let signals = tokio::spawn(abort_on_signals(opts.abort.clone()));
+    let run_id = Arc::new(OnceLock::new());
+    operator_console(
+        engine.db.clone(),
+        opts.gates.clone(),
+        opts.abort.clone(),
+        run_id.clone(),
+        !plan.pause_before.is_empty(),
+    );
+    let live = Live {
+        phases: !json,
+        bar: OnceLock::new(),
+        tty: std::io::stderr().is_terminal(),
+        // prepare, backup, failure, restore, verify, rollback, cleanup, and the gates.
+        steps: 7 + plan.pause_before.len() as u64,
+        run_id,
+    };
+    let result = engine.run(&plan, opts, &live).await;
+    signals.abort();
+    if let Some(bar) = live.bar.get() {
+        bar.finish_and_clear();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(refused) = e.downcast_ref::<Refused>() {
+                eprintln!("error: {refused}");
+                eprintln!(
+                    "fix: allow the targets in [safety] of the config, or use `drdrill run {arg} --dry-run` to see every rule"
+                );
+                return Ok(EXIT_BAD_INPUT);
+            }
+            return Err(e);
+        }
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -59,8 +165,85 @@ pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) 
     Ok(if report.passed() { EXIT_PASSED } else { EXIT_FAILED })
 }
 
-fn dry_run_text(plan: &Plan, config: &Config) -> String {
+fn report_refusal(refused: &Refused, arg: &str) -> u8 {
+    eprintln!("error: {refused}");
+    eprintln!(
+        "fix: allow the targets in [safety] of the config (see config/gameday.toml), or run `drdrill run {arg} --dry-run` to see every rule"
+    );
+    EXIT_BAD_INPUT
+}
+
+/// Ctrl-C and SIGTERM abort the run; rollbacks and cleanup still run, so a
+/// second signal is reported but does not cut them short.
+async fn abort_on_signals(abort: Cancel) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        eprintln!("warning: cannot install signal handlers; Ctrl-C will stop drdrill without rolling back");
+        return;
+    };
+    loop {
+        let which = tokio::select! {
+            _ = int.recv() => "Ctrl-C",
+            _ = term.recv() => "SIGTERM",
+        };
+        if abort.is_cancelled() {
+            eprintln!("{which}: already aborting; waiting for rollbacks and cleanup to finish");
+        } else {
+            eprintln!("{which}: aborting the drill; rolling back failures and cleaning up");
+            abort.cancel();
+        }
+    }
+}
+
+/// Reads stdin on its own thread (a std thread: the runtime must not wait for
+/// it on exit). Each line approves the gate the run waits at, or else becomes a
+/// note. When stdin ends and the plan has gates, nobody can approve them any
+/// more, so the run is aborted instead of hanging until its timeout.
+fn operator_console(db: Arc<Db>, gates: Gates, abort: Cancel, run_id: Arc<OnceLock<i64>>, has_gates: bool) {
+    let who = super::operator();
+    let _ = std::thread::Builder::new().name("operator-console".into()).spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            let id = loop {
+                if let Some(id) = run_id.get() {
+                    break *id;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let text = line.trim().to_string();
+            let note = (!text.is_empty()).then(|| text.clone());
+            if gates.pending().iter().any(|p| p.run_id == id) {
+                match gates.approve(id, None, Approval { by: who.clone(), note }) {
+                    Ok(p) => eprintln!("  approved the gate before {}", p.gate),
+                    Err(e) => eprintln!("  cannot approve: {e}"),
+                }
+            } else if let Some(text) = note {
+                let n = RunNote { at: chrono::Utc::now(), author: who.clone(), text };
+                match db.add_note(id, &n) {
+                    Ok(()) => eprintln!("  note recorded at {}", drdrill::db::ts(n.at)),
+                    Err(e) => eprintln!("  cannot record the note: {e:#}"),
+                }
+            }
+        }
+        if has_gates && !abort.is_cancelled() {
+            eprintln!("stdin closed: nobody can approve this run's gates any more; aborting (rollbacks still run)");
+            abort.cancel();
+        }
+    });
+}
+
+/// The whole timeline, what each failure touches and the rule that allows or
+/// refuses it. Reads only; returns whether the guard would refuse the run.
+fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
     let store = config.stores.get(plan.store_name()).map(|s| s.describe()).unwrap_or_default();
+    let gate = |phase: &str| {
+        if plan.pause_before.iter().any(|g| g == phase) {
+            format!("  gate     wait for approval before {phase} (Enter at the terminal, or the daemon's API)\n")
+        } else {
+            String::new()
+        }
+    };
     let mut out = format!("dry run of drill {} ({}): nothing is touched\n", plan.name, plan.file.display());
     out += &format!(
         "  prepare  check {} is readable; open store `{}` ({store})\n",
@@ -70,6 +253,7 @@ fn dry_run_text(plan: &Plan, config: &Config) -> String {
     if let Some(p) = &plan.probe {
         out += &format!("           start a canary writing a marker into the source every {}\n", p.interval);
     }
+    out += &gate("backup");
     out += &match plan.backup.mode {
         drdrill::plan::BackupMode::Fresh => format!(
             "  backup   take a fresh backup into store `{}` (zstd level {})\n",
@@ -80,10 +264,23 @@ fn dry_run_text(plan: &Plan, config: &Config) -> String {
             format!("  backup   pick the newest complete backup of `{}` in store `{}`\n", plan.name, plan.store_name())
         }
     };
-    for f in &plan.failures {
-        out += &format!("  failure  {}\n", f.describe());
+    out += &gate("failure");
+    let decisions = Guard::new(config).decide_plan(plan);
+    for (i, f) in plan.failures.iter().enumerate() {
+        out += &format!("  failure  #{} {}: {}\n", i + 1, f.kind(), f.describe());
+        for d in decisions.iter().filter(|d| d.failure == i + 1) {
+            let verdict = if d.allowed { "allowed" } else { "REFUSED" };
+            let what = match (&d.target, &d.resolved) {
+                (Some(t), Some(r)) => format!("{t} (= {r})"),
+                (Some(t), None) => t.to_string(),
+                (None, _) => "nothing outside scratch".into(),
+            };
+            out += &format!("           touches {what}: {verdict}: {}\n", d.rule);
+        }
     }
+    out += &gate("restore");
     out += &format!("  restore  into {}/run-<id>/restore, verifying every checksum\n", config.scratch.display());
+    out += &gate("verify");
     for c in &plan.checks {
         out += &format!("  verify   {}: {}\n", c.kind(), c.describe());
     }
@@ -93,7 +290,7 @@ fn dry_run_text(plan: &Plan, config: &Config) -> String {
         plan.targets.rpo,
         format_duration(plan.timeout)
     );
-    out += "  cleanup  roll back failures, stop what the restore started, remove the scratch folder\n";
+    out += "  cleanup  roll back failures in reverse order, stop what the restore started, remove the scratch folder\n";
     let r = plan.backup.retention();
     if r.is_set() {
         let mut rules = Vec::new();
@@ -105,5 +302,14 @@ fn dry_run_text(plan: &Plan, config: &Config) -> String {
         }
         out += &format!("  retain   if the drill passed: {} (never the newest complete backup)\n", rules.join(", "));
     }
-    out
+    let refused = decisions.iter().any(|d| !d.allowed);
+    if refused {
+        out += &format!(
+            "refused: `drdrill run` would refuse this plan before touching anything (config: {})\n",
+            config.origin()
+        );
+    } else {
+        out += "allowed: every target is inside the blast radius\n";
+    }
+    (out, refused)
 }

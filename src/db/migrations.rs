@@ -61,6 +61,25 @@ const MIGRATIONS: &[&str] = &[
         output TEXT NOT NULL,
         PRIMARY KEY (run_id, seq)
      );",
+    // 2: game days: operator notes and approval gates, both timestamped.
+    "CREATE TABLE run_notes (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        author TEXT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+     );
+     CREATE TABLE gate_approvals (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        gate TEXT NOT NULL,
+        waiting_since TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('approved', 'aborted')),
+        decided_by TEXT NOT NULL,
+        note TEXT,
+        PRIMARY KEY (run_id, gate)
+     );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

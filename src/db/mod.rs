@@ -84,6 +84,28 @@ pub struct RunEnd {
     pub backup_created_at: Option<DateTime<Utc>>,
 }
 
+/// A timestamped remark by an operator during a run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunNote {
+    pub at: DateTime<Utc>,
+    pub author: String,
+    pub text: String,
+}
+
+/// Who or what let a run past an approval gate, and when.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GateRecord {
+    /// The phase the run paused before.
+    pub gate: String,
+    pub waiting_since: DateTime<Utc>,
+    pub decided_at: DateTime<Utc>,
+    /// `approved`, or `aborted` when the run stopped while waiting.
+    pub outcome: String,
+    /// `terminal (user alice)`, `api (token ...)`, `abort`, ...
+    pub decided_by: String,
+    pub note: Option<String>,
+}
+
 /// One line of `drdrill history`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
@@ -113,6 +135,12 @@ pub struct RunDetail {
     pub phases: Vec<PhaseRecord>,
     pub measurements: Vec<Measurement>,
     pub checks: Vec<CheckRecord>,
+    pub gates: Vec<GateRecord>,
+    pub notes: Vec<RunNote>,
+}
+
+fn parse_ts(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
 }
 
 impl Db {
@@ -173,6 +201,26 @@ impl Db {
             "INSERT INTO phases (run_id, seq, name, started_at, duration_ms, status, detail)
              VALUES (?1, (SELECT count(*) FROM phases WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6)",
             params![run_id, p.name, ts(p.started_at), p.duration_ms, p.status, p.detail],
+        )?;
+        Ok(())
+    }
+
+    /// Adds an operator note to a run (running or finished: a post-mortem remark counts too).
+    pub fn add_note(&self, run_id: i64, note: &RunNote) -> anyhow::Result<()> {
+        let changed = self.conn().execute(
+            "INSERT INTO run_notes (run_id, seq, at, author, text)
+             SELECT ?1, (SELECT count(*) FROM run_notes WHERE run_id = ?1), ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+            params![run_id, ts(note.at), note.author, note.text],
+        )?;
+        anyhow::ensure!(changed == 1, "no run {run_id} to add a note to");
+        Ok(())
+    }
+
+    pub fn add_gate(&self, run_id: i64, g: &GateRecord) -> anyhow::Result<()> {
+        self.conn().execute(
+            "INSERT INTO gate_approvals (run_id, gate, waiting_since, decided_at, outcome, decided_by, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![run_id, g.gate, ts(g.waiting_since), ts(g.decided_at), g.outcome, g.decided_by, g.note],
         )?;
         Ok(())
     }
@@ -293,7 +341,41 @@ impl Db {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        Ok(Some(RunDetail { summary, plan_sha256, host, version, t_fail, backup_sha256, phases, measurements, checks }))
+        let gates = conn
+            .prepare(
+                "SELECT gate, waiting_since, decided_at, outcome, decided_by, note FROM gate_approvals
+                 WHERE run_id = ?1 ORDER BY waiting_since",
+            )?
+            .query_map([id], |r| {
+                Ok(GateRecord {
+                    gate: r.get(0)?,
+                    waiting_since: parse_ts(&r.get::<_, String>(1)?),
+                    decided_at: parse_ts(&r.get::<_, String>(2)?),
+                    outcome: r.get(3)?,
+                    decided_by: r.get(4)?,
+                    note: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let notes = conn
+            .prepare("SELECT at, author, text FROM run_notes WHERE run_id = ?1 ORDER BY seq")?
+            .query_map([id], |r| {
+                Ok(RunNote { at: parse_ts(&r.get::<_, String>(0)?), author: r.get(1)?, text: r.get(2)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(RunDetail {
+            summary,
+            plan_sha256,
+            host,
+            version,
+            t_fail,
+            backup_sha256,
+            phases,
+            measurements,
+            checks,
+            gates,
+            notes,
+        }))
     }
 }
 

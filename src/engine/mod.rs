@@ -10,6 +10,7 @@
 //! point). A run passes only if every check passed and both were measured and met.
 
 mod canary;
+pub mod gates;
 pub mod report;
 
 use std::sync::Arc;
@@ -23,20 +24,29 @@ use crate::backup::{BackupOptions, restore_backup, take_backup};
 use crate::cancel::Cancel;
 use crate::check::CheckCtx;
 use crate::config::Config;
-use crate::db::{CheckRecord, Db, Measurement, NewRun, PhaseRecord, RunEnd, ms};
+use crate::db::{CheckRecord, Db, GateRecord, Measurement, NewRun, PhaseRecord, RunEnd, RunNote, ms};
 use crate::duration::format_duration;
+use crate::failure::guard::{Guard, Refused};
 use crate::failure::{Failure, FailureCtx};
 use crate::plan::{BackupMode, Plan};
 use crate::scratch::{RunScratch, ScratchRoot};
 use crate::source::Restored;
 use crate::store::{Manifest, Store};
 use canary::CanaryWriter;
+pub use gates::{Approval, GateError, Gates, PendingGate};
 pub use report::{RunReport, Status};
 
-/// Sees each phase as it ends: the CLI prints it, the daemon publishes it.
+/// Sees a run as it goes: the CLI prints it, the daemon publishes it. Every
+/// method has a no-op default, so an observer implements only what it shows.
 pub trait Observer: Send + Sync {
     fn run_started(&self, _run_id: i64, _plan: &Plan) {}
+    /// A phase begins (for live progress); `phase` follows when it ends.
+    fn phase_started(&self, _run_id: i64, _name: &str) {}
     fn phase(&self, _run_id: i64, _phase: &PhaseRecord) {}
+    /// The run now waits at an approval gate before phase `gate`.
+    fn gate_waiting(&self, _run_id: i64, _gate: &str) {}
+    /// The gate was approved, or the run was aborted while waiting.
+    fn gate_decided(&self, _run_id: i64, _gate: &GateRecord) {}
 }
 
 /// An observer that shows nothing.
@@ -49,11 +59,13 @@ pub struct RunOptions {
     pub trigger: String,
     /// Set by a person or the daemon to abort the run; rollbacks and cleanup still run.
     pub abort: Cancel,
+    /// Where the run waits at `pause_before` gates; whoever holds a clone approves.
+    pub gates: Gates,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { trigger: "manual".into(), abort: Cancel::new() }
+        RunOptions { trigger: "manual".into(), abort: Cancel::new(), gates: Gates::new() }
     }
 }
 
@@ -79,9 +91,25 @@ impl Engine {
         Store::open(name, spec.as_ref())
     }
 
+    /// What the blast-radius guard says about every failure of `plan`.
+    pub fn guard(&self) -> Guard {
+        Guard::new(&self.config)
+    }
+
+    /// Adds a timestamped operator note to a run.
+    pub fn add_note(&self, run_id: i64, author: &str, text: &str) -> anyhow::Result<RunNote> {
+        let note = RunNote { at: Utc::now(), author: author.into(), text: text.into() };
+        self.db.add_note(run_id, &note)?;
+        Ok(note)
+    }
+
     /// Runs `plan` once. Errors inside the drill become a failed run with the
-    /// reason; `Err` is returned only when the run could not even be recorded.
+    /// reason; `Err` is returned when the run could not even be recorded, or
+    /// when the blast-radius guard refused it (a [`Refused`] inside the error:
+    /// then nothing was touched and no run was recorded).
     pub async fn run(&self, plan: &Plan, opts: RunOptions, observer: &dyn Observer) -> anyhow::Result<RunReport> {
+        let guard = Arc::new(self.guard());
+        guard.check_plan(plan).map_err(anyhow::Error::new::<Refused>)?;
         let run_id = self.db.start_run(&NewRun {
             plan: &plan.name,
             plan_file: &plan.file.to_string_lossy(),
@@ -123,6 +151,10 @@ impl Engine {
                 ..Default::default()
             },
             injected: Vec::new(),
+            guard,
+            gates: opts.gates.clone(),
+            gate_wait_after_fail: Duration::ZERO,
+            timed_out: timed_out.clone(),
         };
 
         let scratch = self.scratch.create_run(run_id);
@@ -212,6 +244,12 @@ struct RunState<'a> {
     end: RunEnd,
     /// Failures that were injected, in order, for rollback.
     injected: Vec<Arc<dyn Failure>>,
+    guard: Arc<Guard>,
+    gates: Gates,
+    /// Time spent at gates after T_fail: a person deciding, not the restore, so
+    /// it is recorded on its own and left out of RTO.
+    gate_wait_after_fail: Duration,
+    timed_out: Arc<AtomicBool>,
 }
 
 impl RunState<'_> {
@@ -236,6 +274,7 @@ impl RunState<'_> {
         name: &str,
         work: impl std::future::Future<Output = anyhow::Result<(T, String)>>,
     ) -> anyhow::Result<T> {
+        self.observer.phase_started(self.run_id, name);
         let started = (Instant::now(), Utc::now());
         let result = work.await;
         match result {
@@ -254,13 +293,68 @@ impl RunState<'_> {
         }
     }
 
+    fn failure_ctx(&self, scratch: &RunScratch, cancel: Cancel) -> FailureCtx {
+        FailureCtx {
+            source: self.plan.source.clone(),
+            scratch: scratch.path().join("failure"),
+            quarantine: quarantine_dir(self.engine.scratch.path(), self.run_id),
+            run_id: self.run_id,
+            guard: self.guard.clone(),
+            cancel,
+        }
+    }
+
+    /// Waits at the approval gate before `phase`, if the plan has one there.
+    /// Returns how long it waited.
+    async fn gate(&mut self, phase: &str) -> anyhow::Result<Duration> {
+        if !self.plan.pause_before.iter().any(|g| g == phase) {
+            return Ok(Duration::ZERO);
+        }
+        let started = (Instant::now(), Utc::now());
+        let rx = self.gates.open(self.run_id, phase, started.1);
+        self.observer.gate_waiting(self.run_id, phase);
+        let approval = self.gates.wait(self.run_id, rx, &self.cancel).await;
+        let waited = started.0.elapsed();
+        let record = GateRecord {
+            gate: phase.into(),
+            waiting_since: started.1,
+            decided_at: Utc::now(),
+            outcome: if approval.is_some() { "approved" } else { "aborted" }.into(),
+            decided_by: match &approval {
+                Some(a) => a.by.clone(),
+                None if self.timed_out.load(Ordering::SeqCst) => "timeout".into(),
+                None => "abort".into(),
+            },
+            note: approval.as_ref().and_then(|a| a.note.clone()),
+        };
+        if let Err(e) = self.engine.db.add_gate(self.run_id, &record) {
+            tracing::warn!(run = self.run_id, "cannot record gate: {e:#}");
+        }
+        self.observer.gate_decided(self.run_id, &record);
+        let detail = match &approval {
+            Some(a) => format!(
+                "before {phase}: approved by {} after {}{}",
+                a.by,
+                format_duration(waited),
+                a.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+            ),
+            None => format!("before {phase}: aborted while waiting for approval"),
+        };
+        self.record("gate", started, approval.is_some(), detail);
+        if approval.is_none() {
+            return Err(anyhow!("aborted at the gate before {phase}"));
+        }
+        Ok(waited)
+    }
+
     async fn execute(&mut self, scratch: &RunScratch) -> anyhow::Result<()> {
         let plan = self.plan;
         let source = plan.source.clone();
 
         // prepare: everything that can be refused is refused before T_fail.
         let store = self.engine.open_store(plan.store_name());
-        let failure_dir = scratch.subdir("failure")?;
+        scratch.subdir("failure")?;
+        let prepare_ctx = self.failure_ctx(scratch, self.cancel.clone());
         let canary_writer = self
             .phase("prepare", async {
                 let store = store?;
@@ -270,7 +364,7 @@ impl RunState<'_> {
                 let src = source.clone();
                 blocking(move || src.preflight()).await?;
                 for f in &plan.failures {
-                    let (f, ctx) = (f.clone(), FailureCtx { source: source.clone(), scratch: failure_dir.clone() });
+                    let (f, ctx) = (f.clone(), prepare_ctx.clone());
                     blocking(move || f.prepare(&ctx)).await?;
                 }
                 let writer = match (&plan.probe, source.canary()) {
@@ -284,6 +378,11 @@ impl RunState<'_> {
         let (store, mut canary_writer) = canary_writer;
 
         // backup
+        self.gate("backup").await.inspect_err(|_| {
+            if let Some(w) = canary_writer.take() {
+                w.stop();
+            }
+        })?;
         let staging = scratch.subdir("staging")?;
         let cancel = self.cancel.clone();
         let manifest: Manifest = self
@@ -319,18 +418,29 @@ impl RunState<'_> {
         self.end.backup_created_at = Some(manifest.created_at);
 
         // failure: T_fail. The canary stops first, so no marker is newer than T_fail.
+        // A gate here waits after the backup: data written meanwhile is not in
+        // it, so the wait counts into measured RPO, as it would in a real incident.
+        self.gate("failure").await.inspect_err(|_| {
+            if let Some(w) = canary_writer.take() {
+                w.stop();
+            }
+        })?;
         let canary_log = canary_writer.take().map(CanaryWriter::stop);
+        self.observer.phase_started(self.run_id, "failure");
         let t_fail = Instant::now();
         let t_fail_wall = Utc::now();
         self.end.t_fail = Some(t_fail_wall);
-        let failure_dir = scratch.path().join("failure");
         let started = (t_fail, t_fail_wall);
         let mut details = Vec::new();
         let mut error = None;
-        for f in &plan.failures {
+        for (i, f) in plan.failures.iter().enumerate() {
+            if self.cancel.is_cancelled() {
+                error = Some(anyhow!("cancelled before failure #{} ({})", i + 1, f.kind()));
+                break;
+            }
             // Kept before inject: a half-applied failure still gets its rollback.
             self.injected.push(f.clone());
-            let (f2, ctx) = (f.clone(), FailureCtx { source: source.clone(), scratch: failure_dir.clone() });
+            let (f2, ctx) = (f.clone(), self.failure_ctx(scratch, self.cancel.clone()));
             match blocking(move || f2.inject(&ctx)).await {
                 Ok(d) => details.push(format!("{}: {d}", f.kind())),
                 Err(e) => {
@@ -347,6 +457,8 @@ impl RunState<'_> {
 
         // restore: fetch and unpack are pipelined; the fetch share is the time
         // spent waiting on the store.
+        let waited = self.gate("restore").await?;
+        self.gate_wait_after_fail += waited;
         let restore_dir = scratch.subdir("restore")?;
         let cancel = self.cancel.clone();
         let restore_started = Instant::now();
@@ -363,6 +475,8 @@ impl RunState<'_> {
             })
             .await?;
         let restore_elapsed = restore_started.elapsed();
+        let waited = self.gate("verify").await?;
+        self.gate_wait_after_fail += waited;
         let restore_done = Instant::now();
 
         // verify: T_ok is when the last check passed.
@@ -370,8 +484,14 @@ impl RunState<'_> {
 
         // Measurements. RTO and its shares.
         let targets = self.plan.targets;
-        let rto = t_ok.map(|t| t.duration_since(t_fail));
-        self.measure("rto", rto, Some(targets.rto.0), "monotonic clock, T_ok - T_fail");
+        let gates = self.gate_wait_after_fail;
+        let rto = t_ok.map(|t| t.duration_since(t_fail).saturating_sub(gates));
+        if gates.is_zero() {
+            self.measure("rto", rto, Some(targets.rto.0), "monotonic clock, T_ok - T_fail");
+        } else {
+            self.measure("rto", rto, Some(targets.rto.0), "monotonic clock, T_ok - T_fail - time waiting at gates");
+            self.measure("gates", Some(gates), None, "waiting for approval after T_fail, not counted in RTO");
+        }
         self.measure("fetch", Some(outcome.fetch_wait), None, "waiting on the store");
         self.measure(
             "restore",
@@ -498,8 +618,10 @@ impl RunState<'_> {
         let started = (Instant::now(), Utc::now());
         let mut details = Vec::new();
         let mut first_error = None;
+        self.observer.phase_started(self.run_id, "rollback");
         for f in std::mem::take(&mut self.injected).into_iter().rev() {
-            let ctx = FailureCtx { source: self.plan.source.clone(), scratch: scratch.path().join("failure") };
+            // A fresh flag: an abort must not cut a rollback short.
+            let ctx = self.failure_ctx(scratch, Cancel::new());
             let kind = f.kind();
             match blocking(move || f.rollback(&ctx)).await {
                 Ok(Some(d)) => details.push(format!("{kind}: {d}")),
@@ -508,6 +630,17 @@ impl RunState<'_> {
                     details.push(format!("{kind}: {e:#}"));
                     first_error.get_or_insert(e);
                 }
+            }
+        }
+        if first_error.is_none() {
+            // Empty once every failure put back what it moved aside; anything
+            // left there is data a rollback could not return, so it stays.
+            let dir = quarantine_dir(self.engine.scratch.path(), self.run_id);
+            let _ = std::fs::remove_file(dir.join(crate::failure::QUARANTINE_INDEX));
+            if std::fs::remove_dir(&dir).is_ok()
+                && let Some(parent) = dir.parent()
+            {
+                let _ = std::fs::remove_dir(parent);
             }
         }
         if details.is_empty() && first_error.is_none() {
@@ -561,6 +694,12 @@ impl RunState<'_> {
         }
         if reasons.is_empty() { (Status::Passed, None) } else { (Status::Failed, Some(reasons.join("; "))) }
     }
+}
+
+/// Where run `run_id` keeps live data it moved aside. Outside the run's scratch
+/// folder, which is removed after the run even when a rollback failed.
+pub fn quarantine_dir(scratch_root: &std::path::Path, run_id: i64) -> std::path::PathBuf {
+    scratch_root.join("quarantine").join(format!("run-{run_id}"))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {

@@ -1,7 +1,14 @@
-//! `kind = "delete"`: deletes a scratch replica of the source, so the drill
-//! really loses the data it must then restore, while production stays untouched.
+//! `kind = "delete"`.
+//!
+//! Without `path`: deletes a scratch replica of the source, so the drill really
+//! loses the data it must then restore, while production stays untouched.
+//!
+//! With `path = "..."` (destructive): the live path disappears. It is *moved*
+//! aside, never unlinked, into the run's quarantine folder when that is on the
+//! same filesystem, else next to it as a hidden sibling; rollback moves it back.
+//! A rename is atomic, so the path is either fully there or fully quarantined.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
@@ -9,7 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx};
+use super::{Failure, FailureCtx, Target, quarantine_keep};
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::scratch::force_remove;
 
@@ -18,12 +25,20 @@ pub const KIND: &str = "delete";
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Delete {
+    /// The live path to delete; none means a scratch replica of the source.
+    path: Option<PathBuf>,
     #[serde(skip)]
     replica: Mutex<Option<PathBuf>>,
+    /// (live path, where it waits) once moved aside.
+    #[serde(skip)]
+    moved: Mutex<Option<(PathBuf, PathBuf)>>,
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
     let d: Delete = doc.deserialize(&value)?;
+    if let Some(p) = &d.path {
+        super::require_path(doc, &value, KIND, p)?;
+    }
     Ok(std::sync::Arc::new(d))
 }
 
@@ -33,14 +48,24 @@ impl Failure for Delete {
     }
 
     fn destructive(&self) -> bool {
-        false
+        self.path.is_some()
     }
 
     fn describe(&self) -> String {
-        "delete a scratch replica of the source (production untouched)".into()
+        match &self.path {
+            Some(p) => format!("delete {} (moved aside; rollback puts it back)", p.display()),
+            None => "delete a scratch replica of the source (production untouched)".into(),
+        }
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        self.path.iter().map(|p| Target::Path(p.clone())).collect()
     }
 
     fn prepare(&self, ctx: &FailureCtx) -> anyhow::Result<()> {
+        if self.path.is_some() {
+            return Ok(());
+        }
         let replica = ctx
             .source
             .replicate(&ctx.scratch)
@@ -49,7 +74,31 @@ impl Failure for Delete {
         Ok(())
     }
 
-    fn inject(&self, _ctx: &FailureCtx) -> anyhow::Result<String> {
+    fn inject(&self, ctx: &FailureCtx) -> anyhow::Result<String> {
+        match &self.path {
+            Some(p) => self.delete_live(p, ctx),
+            None => self.delete_replica(),
+        }
+    }
+
+    fn rollback(&self, _ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
+        let Some((live, aside)) = self.moved.lock().expect("not poisoned").take() else { return Ok(None) };
+        if std::fs::symlink_metadata(&live).is_ok() {
+            bail!(
+                "cannot put {} back: something was created there during the drill; the original is kept at {}",
+                live.display(),
+                aside.display()
+            );
+        }
+        std::fs::rename(&aside, &live).with_context(|| {
+            format!("cannot move {} back to {}; the original is kept there", aside.display(), live.display())
+        })?;
+        Ok(Some(format!("put {} back", live.display())))
+    }
+}
+
+impl Delete {
+    fn delete_replica(&self) -> anyhow::Result<String> {
         let replica = self.replica.lock().expect("not poisoned").clone().context("replica was not prepared")?;
         let entries = walkdir::WalkDir::new(&replica).into_iter().count();
         force_remove(&replica).with_context(|| format!("cannot delete replica {}", replica.display()))?;
@@ -57,5 +106,41 @@ impl Failure for Delete {
             bail!("replica {} still exists after deletion", replica.display());
         }
         Ok(format!("deleted scratch replica {} ({entries} entries); production untouched", replica.display()))
+    }
+
+    fn delete_live(&self, path: &Path, ctx: &FailureCtx) -> anyhow::Result<String> {
+        let live = ctx.guard.path(path)?;
+        std::fs::symlink_metadata(&live)
+            .with_context(|| format!("cannot delete {}: it does not exist", live.display()))?;
+        let name = live.file_name().context("cannot delete a filesystem root")?;
+        // Used when the quarantine is on another filesystem, where a move would
+        // be a copy: a hidden sibling is on the same filesystem by construction.
+        let sibling = live.with_file_name(format!(".{}.drdrill-run-{}", name.to_string_lossy(), ctx.run_id));
+        if std::fs::symlink_metadata(&sibling).is_ok() {
+            bail!(
+                "{} already exists: an earlier run kept data there; put it back or remove it first",
+                sibling.display()
+            );
+        }
+        let in_quarantine = quarantine_keep(
+            ctx,
+            &live,
+            "deleted",
+            &format!("rollback moves it back; on another filesystem it is kept at {} instead", sibling.display()),
+        )?;
+        let aside = match std::fs::rename(&live, &in_quarantine) {
+            Ok(()) => in_quarantine,
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                std::fs::rename(&live, &sibling)
+                    .with_context(|| format!("cannot move {} aside to {}", live.display(), sibling.display()))?;
+                sibling
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot move {} aside to {}", live.display(), in_quarantine.display()));
+            }
+        };
+        *self.moved.lock().expect("not poisoned") = Some((live.clone(), aside.clone()));
+        Ok(format!("deleted {} (kept at {} for rollback)", live.display(), aside.display()))
     }
 }

@@ -37,7 +37,13 @@ pub struct Plan {
     pub probe: Option<ProbeSection>,
     pub failures: Vec<Arc<dyn Failure>>,
     pub checks: Vec<Arc<dyn Check>>,
+    /// Approval gates: the run waits before each of these phases until a person
+    /// (or the API) approves.
+    pub pause_before: Vec<String>,
 }
+
+/// Phases a plan may pause before with `pause_before`.
+pub const GATE_PHASES: &[&str] = &["backup", "failure", "restore", "verify"];
 
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +143,8 @@ struct PlanFile {
     timeout: Option<HumanDuration>,
     #[serde(default)]
     destructive: bool,
+    #[serde(default)]
+    pause_before: Vec<Spanned<String>>,
     targets: Targets,
     // The kind tables are parsed from the span-keeping tree; these only make
     // serde accept the keys.
@@ -271,6 +279,25 @@ impl Plan {
             ));
         }
 
+        let mut pause_before = Vec::new();
+        for g in &file.pause_before {
+            if !GATE_PHASES.contains(&g.get_ref().as_str()) {
+                errors.push(doc.at(
+                    g.span(),
+                    format!("cannot pause before `{}`: not a phase", g.get_ref()),
+                    Some(format!(
+                        "use {}{}",
+                        GATE_PHASES.join(", "),
+                        crate::diag::closest(g.get_ref(), GATE_PHASES)
+                            .map(|c| format!(" (did you mean `{c}`?)"))
+                            .unwrap_or_default()
+                    )),
+                ));
+            } else if !pause_before.contains(g.get_ref()) {
+                pause_before.push(g.get_ref().clone());
+            }
+        }
+
         let timeout = file.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
         if timeout.is_zero() {
             let span = doc.get("timeout").map(|v| v.span()).unwrap_or(0..0);
@@ -298,6 +325,7 @@ impl Plan {
             probe: file.probe,
             failures,
             checks,
+            pause_before,
         })
     }
 
@@ -363,4 +391,28 @@ pub fn resolve(arg: &str, config: &Config) -> anyhow::Result<PathBuf> {
         config.plans.display(),
         if known.is_empty() { "none".to_string() } else { known.join(", ") }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[targets]\nrto = \"1m\"\nrpo = \"1m\"\n[source]\nkind = \"directory\"\npath = \"d\"\n[[check]]\nkind = \"tree-matches-source\"\n";
+
+    #[test]
+    fn pause_before_names_phases_and_points_at_a_typo() {
+        let config = Config::defaults();
+        let ok = Plan::parse(
+            Path::new("p.toml"),
+            &format!("pause_before = [\"failure\", \"restore\", \"failure\"]\n{BASE}"),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(ok.pause_before, vec!["failure", "restore"]);
+        let err =
+            Plan::parse(Path::new("p.toml"), &format!("pause_before = [\"restor\"]\n{BASE}"), &config).unwrap_err();
+        let d = &err.0[0];
+        assert_eq!((d.line, d.col), (1, 17), "{d}");
+        assert!(d.to_string().contains("did you mean `restore`"), "{d}");
+    }
 }
