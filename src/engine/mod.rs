@@ -153,6 +153,12 @@ impl Engine {
             }
         }
 
+        // A cancel during verify makes the checks fail instead of erroring out;
+        // it is still an abort (or a timeout), not a drill that failed its checks.
+        let outcome = match outcome {
+            Ok(()) if cancel.is_cancelled() => Err(anyhow!("cancelled while the checks ran")),
+            o => o,
+        };
         let (status, reason) = match outcome {
             Ok(()) => run.verdict(problems),
             Err(e) => {
@@ -160,7 +166,10 @@ impl Engine {
                 let reason = if timed_out.load(Ordering::SeqCst) {
                     format!("run exceeded its timeout of {}: {}", format_duration(plan.timeout), explain(&e))
                 } else if aborted {
-                    format!("aborted: {}", explain(&e))
+                    match cancel.reason() {
+                        Some(why) => format!("aborted ({why}): {}", explain(&e)),
+                        None => format!("aborted: {}", explain(&e)),
+                    }
                 } else {
                     explain(&e)
                 };
@@ -550,7 +559,8 @@ pub fn explain(e: &anyhow::Error) -> String {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name, recorded with every run.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
