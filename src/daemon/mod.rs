@@ -6,6 +6,7 @@
 //! READY=1 is sent once the API listens and the scheduler runs.
 
 pub mod api;
+mod lock;
 pub mod metrics;
 pub mod notify;
 pub mod plans;
@@ -306,6 +307,11 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         "[api] listen = {listen} in {} is not a loopback address: the API has no TLS; keep it on 127.0.0.1 and put a TLS proxy in front for remote use",
         config.origin()
     );
+    // Crash recovery below assumes no other daemon uses this database.
+    let _lock = lock::exclusive(&config.database)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} ([api] listen in {})", config.origin()))?;
     let token = token::load_or_create(&config.api.token_file)?;
     let engine = Arc::new(Engine::open(config.clone())?);
 
@@ -335,9 +341,6 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         token,
     });
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} ([api] listen in {})", config.origin()))?;
     let (stop_api, api_stopped) = oneshot::channel::<()>();
     let server = {
         let app = api::router(daemon.clone());
