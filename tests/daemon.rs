@@ -455,3 +455,73 @@ fn a_second_daemon_on_the_same_database_is_refused_before_touching_runs() {
     assert_eq!(env.run(id).status, "running");
     assert!(env.scratch_runs().contains(&format!("run-{id}")));
 }
+
+/// Stops the daemon cleanly and waits until a firing of an every-second schedule
+/// has certainly passed while it was down.
+fn stop_and_miss_a_firing(env: &Env, d: &mut Daemon) {
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(), Some(0));
+    let db = rusqlite::Connection::open(env.path("var/drdrill.db")).unwrap();
+    let last: String = db.query_row("SELECT max(started_at) FROM runs", [], |r| r.get(0)).unwrap();
+    let last = chrono::DateTime::parse_from_rfc3339(&last).unwrap();
+    wait_for("two seconds past the last run", || {
+        (chrono::Utc::now() > last + chrono::Duration::seconds(2)).then_some(())
+    });
+}
+
+#[test]
+fn missed_runs_follow_the_plan_policy() {
+    let env = Env::new("5s");
+    env.plan("skipper", Some("* * * * * *"), "true");
+    env.plan("catcher", Some("* * * * * *"), "true");
+    let catcher = env.path("plans/catcher.toml");
+    fs::write(&catcher, format!("missed = \"run-once\"\n{}", fs::read_to_string(&catcher).unwrap())).unwrap();
+    let mut d = env.spawn();
+    wait_for("both plans to run", || {
+        ["skipper", "catcher"].iter().all(|p| env.runs(p).iter().any(|r| r.status == "passed")).then_some(())
+    });
+    stop_and_miss_a_firing(&env, &mut d);
+    let _d = env.spawn();
+    let caught = wait_for("a catch-up run", || env.runs("catcher").into_iter().find(|r| r.trigger == "catch-up"));
+    assert_eq!(env.runs("catcher").iter().filter(|r| r.trigger == "catch-up").count(), 1, "run once, not per firing");
+    wait_for("the catch-up run to pass", || (env.run(caught.id).status == "passed").then_some(()));
+    let skipped = env.runs("skipper");
+    let missed: Vec<&Run> = skipped.iter().filter(|r| r.reason.contains("missed while the daemon was down")).collect();
+    assert_eq!(missed.len(), 1, "{skipped:?}");
+    assert_eq!(missed[0].status, "skipped");
+    assert!(skipped.iter().all(|r| r.trigger != "catch-up"), "{skipped:?}");
+}
+
+#[test]
+fn the_concurrency_limit_queues_runs() {
+    let env = Env::new("1s");
+    let config = fs::read_to_string(env.path("config.toml")).unwrap();
+    fs::write(env.path("config.toml"), config.replace("concurrency = 4", "concurrency = 1")).unwrap();
+    env.plan("first", None, "sleep 2");
+    env.plan("second", None, "true");
+    let _d = env.spawn();
+    let first = env.trigger("first");
+    // The answer to this one comes only once a slot is free.
+    let second = std::thread::scope(|s| {
+        let waiting = s.spawn(|| env.trigger("second"));
+        wait_for("`second` to be queued", || {
+            let plans = env.get("/api/plans");
+            let p = plans["plans"].as_array().unwrap().iter().find(|p| p["name"] == "second").cloned().unwrap();
+            (p["active"].is_object() && p["active"]["run_id"].is_null()).then_some(())
+        });
+        assert!(env.runs("second").is_empty(), "`second` started while `first` held the only slot");
+        waiting.join().unwrap()
+    });
+    wait_for("both runs to pass", || {
+        (env.run(first).status == "passed" && env.run(second).status == "passed").then_some(())
+    });
+    let db = rusqlite::Connection::open(env.path("var/drdrill.db")).unwrap();
+    let (first_end, second_start): (String, String) = db
+        .query_row(
+            "SELECT (SELECT finished_at FROM runs WHERE id = ?1), (SELECT started_at FROM runs WHERE id = ?2)",
+            [first, second],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(first_end <= second_start, "{first_end} > {second_start}");
+}

@@ -13,7 +13,8 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: &Config) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder().timeout(drdrill::daemon::api::CLIENT_TIMEOUT).build()?;
+        // The daemon is on loopback: an operator's HTTP(S)_PROXY must not carry the token elsewhere.
+        let http = reqwest::Client::builder().no_proxy().timeout(drdrill::daemon::api::CLIENT_TIMEOUT).build()?;
         Ok(Client { http, base: format!("http://{}", config.api.listen), token_file: config.api.token_file.clone() })
     }
 

@@ -138,3 +138,37 @@ pub fn load(config: &Config, previous: Option<&PlanSet>, tz: Tz, now: DateTime<U
     }
     set
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    fn plan(head: &str) -> Plan {
+        let text = format!(
+            "{head}[targets]\nrto = \"1m\"\nrpo = \"1h\"\n[source]\nkind = \"directory\"\npath = \"d\"\n[[check]]\nkind = \"tree-matches-source\"\n"
+        );
+        Plan::parse(Path::new("p.toml"), &text, &Config::defaults()).unwrap()
+    }
+
+    #[test]
+    fn jitter_delays_within_its_span_and_is_stable() {
+        let p = plan("schedule = \"@hourly\"\njitter = \"10m\"\n");
+        let t = Utc.with_ymd_and_hms(2026, 11, 30, 13, 5, 0).unwrap();
+        let mut delays = Vec::new();
+        for h in 0..24 {
+            let due = next_due(&p, chrono_tz::UTC, t + chrono::Duration::hours(h)).unwrap();
+            let delay = due.at - due.fire;
+            assert!(delay >= chrono::Duration::zero() && delay < chrono::Duration::minutes(10), "{delay}");
+            assert_eq!(next_due(&p, chrono_tz::UTC, t + chrono::Duration::hours(h)), Some(due));
+            delays.push(delay);
+        }
+        delays.dedup();
+        assert!(delays.len() > 1, "jitter is the same for every firing");
+        let no_jitter = plan("schedule = \"@hourly\"\n");
+        let due = next_due(&no_jitter, chrono_tz::UTC, t).unwrap();
+        assert_eq!((due.fire, due.at), (Utc.with_ymd_and_hms(2026, 11, 30, 14, 0, 0).unwrap(), due.fire));
+        assert_eq!(next_due(&plan(""), chrono_tz::UTC, t), None);
+    }
+}
