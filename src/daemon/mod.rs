@@ -369,7 +369,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         match signals.next().await {
             signals::Event::Reload => {
                 tracing::info!("SIGHUP: reloading plans");
-                daemon.reload();
+                let d = daemon.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || d.reload()).await {
+                    tracing::error!("reload panicked: {e}");
+                }
             }
             signals::Event::Stop(name) => break name,
         }
