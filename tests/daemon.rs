@@ -538,3 +538,28 @@ fn the_concurrency_limit_queues_runs() {
         .unwrap();
     assert!(first_end <= second_start, "{first_end} > {second_start}");
 }
+
+#[test]
+fn a_second_sigint_cuts_the_grace_period_short() {
+    let env = Env::new("10m");
+    env.plan("long", None, "sleep 30");
+    let mut d = env.spawn();
+    let id = env.trigger("long");
+    env.wait_mid_run(id);
+    let start = Instant::now();
+    d.signal(libc::SIGINT);
+    wait_for("the daemon to report it is stopping", || {
+        reqwest::blocking::get(env.url("/healthz")).ok()?.json::<Value>().ok().filter(|h| h["status"] == "stopping")
+    });
+    // Stopping means no new runs.
+    let r =
+        reqwest::blocking::Client::new().post(env.url("/api/plans/long/runs")).bearer_auth(env.token()).send().unwrap();
+    assert_eq!(r.status(), 503);
+    d.signal(libc::SIGINT);
+    assert_eq!(d.wait_exit(), Some(0));
+    assert!(start.elapsed() < Duration::from_secs(25), "{:?}", start.elapsed());
+    let run = env.run(id);
+    assert_eq!(run.status, "aborted", "{run:?}");
+    assert!(run.reason.contains("then SIGINT"), "{run:?}");
+    assert!(env.scratch_runs().is_empty(), "{:?}", env.scratch_runs());
+}

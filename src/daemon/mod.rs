@@ -235,17 +235,24 @@ impl Daemon {
 
     /// Stops starting runs, lets active ones finish within the grace period, then
     /// aborts the rest (the engine rolls back, removes scratch and records `aborted`).
-    async fn shut_down(&self, signal: &str) {
+    async fn shut_down(&self, signal: &str, signals: &mut signals::Signals) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_one();
         let grace = self.config.daemon.grace_period.0;
         tracing::info!("{signal}: starting no new runs; active runs have {} to finish", format_duration(grace));
         notify::stopping(&self.status_line());
         let deadline = tokio::time::Instant::now() + grace;
+        let mut reason = format!("daemon stopping on {signal}; the grace period of {} ran out", format_duration(grace));
         while !self.active().is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                // A second SIGTERM/SIGINT (an impatient Ctrl-C) cuts the grace period short.
+                event = signals.next() => if let signals::Event::Stop(again) = event {
+                    reason = format!("daemon stopping on {signal}, then {again} during the grace period");
+                    break;
+                },
+            }
         }
-        let reason = format!("daemon stopping on {signal}; the grace period of {} ran out", format_duration(grace));
         for a in self.active().values() {
             tracing::warn!(plan = %a.plan, run = ?a.run_id, "aborting: {reason}");
             a.abort.cancel_because(&reason);
@@ -377,7 +384,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
             signals::Event::Stop(name) => break name,
         }
     };
-    daemon.shut_down(signal).await;
+    daemon.shut_down(signal, &mut signals).await;
     scheduler.abort();
     if let Some(w) = watchdog {
         w.abort();
