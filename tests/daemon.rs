@@ -563,3 +563,40 @@ fn a_second_sigint_cuts_the_grace_period_short() {
     assert!(run.reason.contains("then SIGINT"), "{run:?}");
     assert!(env.scratch_runs().is_empty(), "{:?}", env.scratch_runs());
 }
+
+#[test]
+fn run_events_stream_phases_while_the_run_goes_on() {
+    use std::io::BufRead;
+    let env = Env::new("1s");
+    env.plan("steady", None, "sleep 2");
+    let _d = env.spawn();
+    let id = env.trigger("steady");
+    let r = reqwest::blocking::Client::builder()
+        .timeout(WAIT)
+        .build()
+        .unwrap()
+        .get(env.url(&format!("/api/runs/{id}/events")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut names = Vec::new();
+    let mut result = None;
+    for line in std::io::BufReader::new(r).lines() {
+        let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if let Some(name) = event["phase"]["name"].as_str() {
+            names.push(name.to_string());
+            if name == "restore" {
+                // Seen live: the checks (two seconds) have not finished yet.
+                assert_eq!(env.run(id).status, "running");
+            }
+        }
+        if event["result"].is_object() {
+            result = Some(event["result"].clone());
+        }
+    }
+    assert_eq!(names, ["prepare", "backup", "failure", "restore", "verify", "cleanup"]);
+    assert_eq!(result.expect("the stream ends with the result")["status"], "passed");
+    // A follower arriving after the end gets the whole timeline and the result.
+    let late = reqwest::blocking::get(env.url(&format!("/api/runs/{id}/events"))).unwrap().text().unwrap();
+    assert_eq!(late.lines().count(), 7, "{late}");
+}

@@ -30,6 +30,28 @@ impl Client {
         answer(r).await
     }
 
+    /// A streaming GET: one JSON value per line, handed to `each` as it arrives.
+    /// Stops when the body ends or `each` returns false.
+    pub async fn get_lines(&self, path: &str, mut each: impl FnMut(Value) -> bool) -> anyhow::Result<()> {
+        let mut r = self.http.get(format!("{}{path}", self.base)).send().await.map_err(|e| self.unreachable(e))?;
+        if !r.status().is_success() {
+            answer(r).await?;
+            return Ok(());
+        }
+        let mut pending = Vec::new();
+        while let Some(chunk) = r.chunk().await.context("the daemon's event stream broke off")? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let value = serde_json::from_slice(&line).context("the daemon sent an event that is not JSON")?;
+                if !each(value) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A mutating call, with the bearer token from the config's token file.
     pub async fn post(&self, path: &str) -> anyhow::Result<Value> {
         let token = drdrill::daemon::token::read(&self.token_file)?;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::plans::PlanError;
-use super::{ActiveRun, Daemon, Refused};
+use super::{ActiveRun, Daemon, Refused, RunEvent};
 use crate::db::RunSummary;
 
 type Shared = Arc<Daemon>;
@@ -27,6 +27,7 @@ pub fn router(daemon: Shared) -> Router {
         .route("/api/plans/{name}/runs", post(trigger))
         .route("/api/runs", get(runs))
         .route("/api/runs/{id}", get(run))
+        .route("/api/runs/{id}/events", get(events))
         .route("/api/reload", post(reload))
         .with_state(daemon)
 }
@@ -198,3 +199,65 @@ async fn reload(State(d): State<Shared>, headers: HeaderMap) -> Result<Response,
 
 /// How long clients wait for an answer; starting a run may wait for a slot.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// `GET /api/runs/{id}/events`: the run's phases as they end, one JSON object per
+/// line (`{"phase": ...}`), then `{"result": <run summary>}` and the end of the
+/// body. Phases already recorded come first, so a late follower misses nothing.
+async fn events(State(d): State<Shared>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    // Subscribed before reading the record, so nothing falls between the two.
+    let mut rx = d.events.subscribe();
+    let detail = {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || d.engine.db.run_detail(id)).await.map_err(|e| internal(e.into()))?
+    }
+    .map_err(internal)?
+    .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run {id}")))?;
+    let (tx, body_rx) = tokio::sync::mpsc::channel::<String>(64);
+    tokio::spawn(async move {
+        let line = |v: serde_json::Value| format!("{v}\n");
+        let mut sent = 0;
+        let mut detail = detail;
+        loop {
+            for p in detail.phases.iter().skip(sent) {
+                if tx.send(line(json!({ "phase": p }))).await.is_err() {
+                    return;
+                }
+            }
+            sent = sent.max(detail.phases.len());
+            if detail.summary.status != "running" {
+                let _ = tx.send(line(json!({ "result": detail.summary }))).await;
+                return;
+            }
+            // Live phases until the run finishes; on a lag or the end, re-read the record.
+            loop {
+                match rx.recv().await {
+                    Ok(RunEvent::Phase { run_id, seq, phase }) if run_id == id => {
+                        if seq >= sent {
+                            if tx.send(line(json!({ "phase": phase }))).await.is_err() {
+                                return;
+                            }
+                            sent = seq + 1;
+                        }
+                    }
+                    Ok(RunEvent::Finished { run_id }) if run_id == id => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            let d = d.clone();
+            detail = match tokio::task::spawn_blocking(move || d.engine.db.run_detail(id)).await {
+                Ok(Ok(Some(r))) => r,
+                _ => return,
+            };
+            if detail.summary.status == "running" {
+                // Lagged while still running: keep following.
+                continue;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(body_rx, |mut rx| async move {
+        rx.recv().await.map(|l| (Ok::<_, std::convert::Infallible>(l), rx))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response())
+}

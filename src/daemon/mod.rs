@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore, broadcast, oneshot};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
@@ -48,6 +48,15 @@ pub struct ActiveRun {
     pub last_phase: Option<String>,
     #[serde(skip)]
     pub abort: Cancel,
+}
+
+/// Progress of one run, published to followers (`drdrill trigger --follow`).
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A phase ended; `seq` is its position in the run's timeline.
+    Phase { run_id: i64, seq: usize, phase: PhaseRecord },
+    /// The run's outcome is in the database.
+    Finished { run_id: i64 },
 }
 
 /// Why a run was not started.
@@ -81,6 +90,7 @@ pub struct Daemon {
     stopping: AtomicBool,
     /// Wakes the scheduler after a reload or when stopping.
     pub wake: Notify,
+    pub events: broadcast::Sender<RunEvent>,
     token: String,
 }
 
@@ -169,9 +179,20 @@ impl Daemon {
             self.publish_status();
             return;
         }
-        let watch = Watch { daemon: self.clone(), plan: name.clone(), started: Mutex::new(Some(tx)) };
+        let watch = Watch {
+            daemon: self.clone(),
+            plan: name.clone(),
+            started: Mutex::new(Some(tx)),
+            run_id: Mutex::new(None),
+            phases: std::sync::atomic::AtomicUsize::new(0),
+        };
         let opts = RunOptions { trigger, abort };
-        match self.engine.run(&plan, opts, &watch).await {
+        let result = self.engine.run(&plan, opts, &watch).await;
+        if let Some(run_id) = *watch.run_id.lock().unwrap_or_else(|p| p.into_inner()) {
+            // No follower is not an error.
+            let _ = self.events.send(RunEvent::Finished { run_id });
+        }
+        match result {
             Ok(report) => tracing::info!(
                 plan = %name,
                 run = report.run_id,
@@ -275,11 +296,15 @@ struct Watch {
     daemon: Arc<Daemon>,
     plan: String,
     started: Mutex<Option<oneshot::Sender<i64>>>,
+    run_id: Mutex<Option<i64>>,
+    /// Phases seen so far: the next one's position in the timeline.
+    phases: std::sync::atomic::AtomicUsize,
 }
 
 impl Observer for Watch {
     fn run_started(&self, run_id: i64, plan: &Plan) {
         tracing::info!(plan = %plan.name, run = run_id, "drill started");
+        *self.run_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(run_id);
         if let Some(a) = self.daemon.active().get_mut(&self.plan) {
             a.run_id = Some(run_id);
             a.since = Utc::now();
@@ -295,6 +320,8 @@ impl Observer for Watch {
         if let Some(a) = self.daemon.active().get_mut(&self.plan) {
             a.last_phase = Some(format!("{} {}", p.name, p.status));
         }
+        let seq = self.phases.fetch_add(1, Ordering::SeqCst);
+        let _ = self.daemon.events.send(RunEvent::Phase { run_id, seq, phase: p.clone() });
         self.daemon.publish_status();
     }
 }
@@ -345,6 +372,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         active: Mutex::new(BTreeMap::new()),
         stopping: AtomicBool::new(false),
         wake: Notify::new(),
+        events: broadcast::channel(256).0,
         token,
     });
 
