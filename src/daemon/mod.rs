@@ -115,16 +115,19 @@ impl Daemon {
     pub fn reload(&self) -> PlanSet {
         notify::reloading();
         let tz = self.config.daemon.timezone.0;
-        let fresh = {
-            let previous = self.plans();
-            plans::load(&self.config, Some(&previous), tz, Utc::now())
+        // Held while loading: the scheduler must not advance a due time that
+        // this reload would then overwrite with the old one (a double firing).
+        let summary = {
+            let mut current = self.plans.write().unwrap_or_else(|p| p.into_inner());
+            let fresh = plans::load(&self.config, Some(&current), tz, Utc::now());
+            for e in &fresh.errors {
+                tracing::error!(file = %e.file, "plan not reloaded: {}{}", e.error, e.kept_note());
+            }
+            tracing::info!(plans = fresh.plans.len(), errors = fresh.errors.len(), "plans reloaded");
+            let summary = fresh.summary();
+            *current = fresh;
+            summary
         };
-        for e in &fresh.errors {
-            tracing::error!(file = %e.file, "plan not reloaded: {}{}", e.error, e.kept_note());
-        }
-        tracing::info!(plans = fresh.plans.len(), errors = fresh.errors.len(), "plans reloaded");
-        let summary = fresh.summary();
-        *self.plans.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         self.wake.notify_one();
         notify::ready();
         self.publish_status();
