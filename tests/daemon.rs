@@ -600,3 +600,22 @@ fn run_events_stream_phases_while_the_run_goes_on() {
     let late = reqwest::blocking::get(env.url(&format!("/api/runs/{id}/events"))).unwrap().text().unwrap();
     assert_eq!(late.lines().count(), 7, "{late}");
 }
+
+#[test]
+fn schedules_follow_the_configured_time_zone() {
+    let env = Env::new("1s");
+    let config = fs::read_to_string(env.path("config.toml")).unwrap();
+    // India has no daylight saving time: 03:00 there is always 21:30 UTC.
+    fs::write(env.path("config.toml"), config.replace("[daemon]\n", "[daemon]\ntimezone = \"Asia/Kolkata\"\n"))
+        .unwrap();
+    env.plan("nightly", Some("0 3 * * *"), "true");
+    let _d = env.spawn();
+    let plans = env.get("/api/plans");
+    assert_eq!(plans["timezone"], "Asia/Kolkata");
+    let next = plans["plans"][0]["next_due"].as_str().unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(next).unwrap().with_timezone(&chrono::Utc);
+    assert_eq!(next.format("%H:%M:%S").to_string(), "21:30:00", "{next}");
+    let out = env.cli().args(["validate"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(Asia/Kolkata) next:") && stdout.contains("T03:00:00+05:30"), "{stdout}");
+}
