@@ -153,10 +153,13 @@ impl Engine {
             }
         }
 
-        // A cancel during verify makes the checks fail instead of erroring out;
-        // it is still an abort (or a timeout), not a drill that failed its checks.
+        // An abort during verify makes the checks fail instead of erroring out;
+        // it is still an abort, not a drill that failed its checks. (A timeout
+        // there stays a failure whose reason names the check cut off.)
         let outcome = match outcome {
-            Ok(()) if cancel.is_cancelled() => Err(anyhow!("cancelled while the checks ran")),
+            Ok(()) if cancel.is_cancelled() && !timed_out.load(Ordering::SeqCst) => {
+                Err(anyhow!("cancelled while the checks ran"))
+            }
             o => o,
         };
         let (status, reason) = match outcome {
