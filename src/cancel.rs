@@ -2,11 +2,11 @@
 //! person) stops writing and can clean up its scratch folder.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<AtomicBool>, Arc<Mutex<Option<String>>>);
 
 impl Cancel {
     pub fn new() -> Self {
@@ -15,6 +15,17 @@ impl Cancel {
 
     pub fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Cancels and says why, for the run's record (the first reason wins).
+    pub fn cancel_because(&self, reason: &str) {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| reason.to_string());
+        self.cancel();
+    }
+
+    /// The reason given to [`Cancel::cancel_because`], if any.
+    pub fn reason(&self) -> Option<String> {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn is_cancelled(&self) -> bool {

@@ -11,6 +11,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::diag::{Diagnostics, TomlDoc};
+use crate::duration::HumanDuration;
 use crate::store::{self, StoreSpec};
 
 /// Where the CLI looks when neither `--config` nor `DRDRILL_CONFIG` is given.
@@ -26,6 +27,44 @@ pub struct Config {
     pub api: ApiConfig,
     pub stores: BTreeMap<String, Box<dyn StoreSpec>>,
     pub safety: SafetyConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// How `drdrill daemon` schedules and stops drills.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Drills running at once, across all plans; more wait for a free slot.
+    pub concurrency: usize,
+    /// The zone schedules are read in (`0 3 * * *` is 03:00 there).
+    pub timezone: TimeZone,
+    /// On SIGTERM, how long running drills may finish before they are aborted.
+    pub grace_period: HumanDuration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            concurrency: 2,
+            timezone: TimeZone(chrono_tz::UTC),
+            grace_period: HumanDuration(std::time::Duration::from_secs(30)),
+        }
+    }
+}
+
+/// An IANA zone name such as `Europe/Paris`, or `UTC`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<chrono_tz::Tz>().map(TimeZone).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown time zone {text:?}; write an IANA name such as \"UTC\", \"Europe/Paris\" or \"America/New_York\""
+            ))
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -66,6 +105,8 @@ struct ConfigFile {
     stores: BTreeMap<String, toml::Value>,
     #[serde(default)]
     safety: SafetyConfig,
+    #[serde(default)]
+    daemon: DaemonConfig,
 }
 
 impl Config {
@@ -81,6 +122,7 @@ impl Config {
             api: ApiConfig::default(),
             stores,
             safety: SafetyConfig::default(),
+            daemon: DaemonConfig::default(),
         }
     }
 
@@ -115,6 +157,15 @@ impl Config {
         config.api = file.api;
         config.safety = file.safety;
         let mut errors = Vec::new();
+        if file.daemon.concurrency == 0 {
+            let span = doc.get("daemon").map(|v| v.span()).unwrap_or(0..0);
+            errors.push(doc.at(
+                span,
+                "[daemon] concurrency must be at least 1".into(),
+                Some("set `concurrency = 1` to run one drill at a time".into()),
+            ));
+        }
+        config.daemon = file.daemon;
         if let Some(stores) = doc.get("stores") {
             for name in file.stores.keys() {
                 let Some(value) = stores.get_ref().get(name.as_str()) else { continue };
@@ -161,6 +212,17 @@ mod tests {
         let d = &err.0[0];
         assert_eq!((d.line, d.col), (4, 1), "{d}");
         assert!(d.to_string().contains("did you mean `root`"), "{d}");
+    }
+
+    #[test]
+    fn daemon_section_is_checked() {
+        let c = Config::parse(Path::new("c.toml"), "[daemon]\ntimezone = \"Europe/Paris\"\nconcurrency = 3\n").unwrap();
+        assert_eq!(c.daemon.timezone.0, chrono_tz::Europe::Paris);
+        assert_eq!(c.daemon.concurrency, 3);
+        let err = Config::parse(Path::new("c.toml"), "[daemon]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, 2, "{err}");
+        assert!(err.to_string().contains("unknown time zone"), "{err}");
+        assert!(Config::parse(Path::new("c.toml"), "[daemon]\nconcurrency = 0\n").is_err());
     }
 
     #[test]

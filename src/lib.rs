@@ -10,6 +10,7 @@ pub mod backup;
 pub mod cancel;
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod diag;
 pub mod duration;

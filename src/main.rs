@@ -72,6 +72,23 @@ enum Command {
         #[arg(long)]
         author: Option<String>,
     },
+    /// Run plans on their schedules and serve the API (systemd: Type=notify)
+    Daemon,
+    /// Start a game-day run through the daemon: exit 0 passed, 1 failed, 2 refused
+    Trigger {
+        /// Plan name
+        name: String,
+        /// Print phases as they end, until the result
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Show what the daemon is doing
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the daemon re-read its plans (like SIGHUP); exit 2 if a plan is broken
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -98,7 +115,9 @@ enum BackupsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = match cli.verbose {
+    // The daemon's log is its record of what it did: info by default.
+    let base = if matches!(cli.command, Command::Daemon) { 1 } else { 0 };
+    let filter = match cli.verbose + base {
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -109,6 +128,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        // No colour codes in journald or log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -140,5 +161,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Show { run_id, json } => cli::history::cmd_show(config, run_id, json),
         Command::Note { run_id, text, author } => cli::note::cmd_note(&config, run_id, &text.join(" "), author),
+        Command::Daemon => cli::daemon::cmd_daemon(config).await,
+        Command::Trigger { name, follow } => cli::trigger::cmd_trigger(&config, &name, follow).await,
+        Command::Status { json } => cli::status::cmd_status(&config, json).await,
+        Command::Reload => cli::reload::cmd_reload(&config).await,
     }
 }

@@ -38,6 +38,12 @@ impl Schedule {
     pub fn next_after(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
         self.inner.after(&after).take(n).collect()
     }
+
+    /// Like [`Schedule::next_after`], reading the fields as wall-clock time in
+    /// `tz` (the daemon's `timezone`), so `0 3 * * *` stays 03:00 across DST.
+    pub fn next_after_in(&self, after: DateTime<Utc>, tz: chrono_tz::Tz, n: usize) -> Vec<DateTime<Utc>> {
+        self.inner.after(&after.with_timezone(&tz)).take(n).map(|t| t.with_timezone(&Utc)).collect()
+    }
 }
 
 impl fmt::Display for Schedule {
@@ -172,6 +178,16 @@ mod tests {
         assert_eq!(s.next_after(t, 1)[0], t + chrono::Duration::seconds(10));
         let s = Schedule::parse("@daily").unwrap();
         assert_eq!(s.next_after(t, 1)[0], Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn zones_shift_the_wall_clock() {
+        let s = Schedule::parse("0 3 * * *").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        // Paris is UTC+1 in winter: 03:00 there is 02:00 UTC.
+        let next = s.next_after_in(t, chrono_tz::Europe::Paris, 1)[0];
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).unwrap());
+        assert_eq!(s.next_after_in(t, chrono_tz::UTC, 1), s.next_after(t, 1));
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! One file per command; `main.rs` only parses arguments and dispatches.
 
 pub mod backups;
+pub mod client;
+pub mod daemon;
 pub mod history;
 pub mod note;
+pub mod reload;
 pub mod run;
+pub mod status;
+pub mod trigger;
 pub mod validate;
 
 /// Exit codes of `run` (and of any command that reports a drill's result).

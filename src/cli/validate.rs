@@ -30,9 +30,13 @@ pub fn cmd_validate(config: &Config, paths: Vec<PathBuf>) -> anyhow::Result<u8> 
                 }
                 println!("ok {} ({})", path.display(), p.name);
                 if let Some(s) = &p.schedule {
-                    let next: Vec<String> =
-                        s.next_after(chrono::Utc::now(), 3).iter().map(|t| t.to_rfc3339()).collect();
-                    println!("   schedule {s:?} next: {}", next.join(", "), s = s.text);
+                    let tz = config.daemon.timezone.0;
+                    let next: Vec<String> = s
+                        .next_after_in(chrono::Utc::now(), tz, 3)
+                        .iter()
+                        .map(|t| t.with_timezone(&tz).to_rfc3339())
+                        .collect();
+                    println!("   schedule {s:?} ({tz}) next: {}", next.join(", "), s = s.text);
                 }
             }
             Err(d) => {

@@ -123,6 +123,18 @@ pub struct RunSummary {
     pub backup_id: Option<String>,
 }
 
+/// What `/metrics` reports about one plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanStats {
+    pub plan: String,
+    /// Finished runs by status (`passed`, `failed`, `aborted`, `skipped`).
+    pub runs_by_status: Vec<(String, u64)>,
+    /// Newest measured (value, target) in milliseconds.
+    pub last_rto_ms: Option<(f64, Option<f64>)>,
+    pub last_rpo_ms: Option<(f64, Option<f64>)>,
+    pub last_success: Option<DateTime<Utc>>,
+}
+
 /// Everything recorded about one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunDetail {
@@ -279,6 +291,61 @@ impl Db {
         )?;
         let ids = stmt.query_map(params![reason, ts(Utc::now())], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
         Ok(ids)
+    }
+
+    /// Records a run that was due but not started (the previous one was still
+    /// running, or firings were missed while the daemon was down), with why.
+    pub fn record_skipped(&self, r: &NewRun, reason: &str) -> anyhow::Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO runs (plan, plan_sha256, trigger, status, reason, started_at, finished_at, host, version)
+             VALUES (?1, ?2, ?3, 'skipped', ?4, ?5, ?5, ?6, ?7)",
+            params![r.plan, r.plan_sha256, r.trigger, reason, ts(r.started_at), r.host, crate::VERSION],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// When the newest run of `plan` (of any status) was started or recorded.
+    pub fn last_started(&self, plan: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let text: Option<String> =
+            self.conn().query_row("SELECT max(started_at) FROM runs WHERE plan = ?1", [plan], |r| r.get(0))?;
+        Ok(text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc)))
+    }
+
+    /// Per-plan figures for `/metrics`, read from the record so they survive restarts.
+    pub fn plan_stats(&self) -> anyhow::Result<Vec<PlanStats>> {
+        let conn = self.conn();
+        let mut stats = std::collections::BTreeMap::<String, PlanStats>::new();
+        let mut stmt =
+            conn.prepare("SELECT plan, status, count(*) FROM runs WHERE status != 'running' GROUP BY plan, status")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
+            let (plan, status, n) = row?;
+            let s = stats.entry(plan.clone()).or_insert_with(|| PlanStats { plan, ..Default::default() });
+            s.runs_by_status.push((status, n as u64));
+        }
+        // The newest measured value of each plan's RTO and RPO, with the target it had.
+        let mut stmt = conn.prepare(
+            "SELECT r.plan, m.name, m.value_ms, m.target_ms FROM measurements m JOIN runs r ON r.id = m.run_id
+             WHERE m.name IN ('rto', 'rpo') AND m.value_ms IS NOT NULL AND r.id = (
+               SELECT max(r2.id) FROM runs r2 JOIN measurements m2 ON m2.run_id = r2.id
+               WHERE r2.plan = r.plan AND m2.name = m.name AND m2.value_ms IS NOT NULL)",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, f64>(2)?, r.get::<_, Option<f64>>(3)?))
+        })?;
+        for row in rows {
+            let (plan, name, value, target) = row?;
+            let s = stats.entry(plan.clone()).or_insert_with(|| PlanStats { plan, ..Default::default() });
+            let slot = if name == "rto" { &mut s.last_rto_ms } else { &mut s.last_rpo_ms };
+            *slot = Some((value, target));
+        }
+        let mut stmt = conn.prepare("SELECT plan, max(finished_at) FROM runs WHERE status = 'passed' GROUP BY plan")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))? {
+            let (plan, at) = row?;
+            let s = stats.entry(plan.clone()).or_insert_with(|| PlanStats { plan, ..Default::default() });
+            s.last_success = at.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+        }
+        Ok(stats.into_values().collect())
     }
 
     pub fn runs(&self, plan: Option<&str>, limit: usize) -> anyhow::Result<Vec<RunSummary>> {

@@ -197,6 +197,15 @@ impl Engine {
             }
         }
 
+        // An abort during verify makes the checks fail instead of erroring out;
+        // it is still an abort, not a drill that failed its checks. (A timeout
+        // there stays a failure whose reason names the check cut off.)
+        let outcome = match outcome {
+            Ok(()) if cancel.is_cancelled() && !timed_out.load(Ordering::SeqCst) => {
+                Err(anyhow!("cancelled while the checks ran"))
+            }
+            o => o,
+        };
         let (status, reason) = match outcome {
             Ok(()) => run.verdict(problems),
             Err(e) => {
@@ -204,7 +213,10 @@ impl Engine {
                 let reason = if timed_out.load(Ordering::SeqCst) {
                     format!("run exceeded its timeout of {}: {}", format_duration(plan.timeout), explain(&e))
                 } else if aborted {
-                    format!("aborted: {}", explain(&e))
+                    match cancel.reason() {
+                        Some(why) => format!("aborted ({why}): {}", explain(&e)),
+                        None => format!("aborted: {}", explain(&e)),
+                    }
                 } else {
                     explain(&e)
                 };
@@ -720,7 +732,8 @@ pub fn explain(e: &anyhow::Error) -> String {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name, recorded with every run.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())

@@ -29,6 +29,11 @@ pub struct Plan {
     pub sha256: String,
     pub description: String,
     pub schedule: Option<Schedule>,
+    /// What the daemon does about firings missed while it was down.
+    pub missed: MissedPolicy,
+    /// Scheduled runs start up to this much later, so plans on the same
+    /// schedule do not all hit the store at once.
+    pub jitter: Duration,
     pub timeout: Duration,
     pub destructive: bool,
     pub targets: Targets,
@@ -114,6 +119,26 @@ impl Default for BackupSection {
     }
 }
 
+/// `missed = "skip" | "run-once"`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissedPolicy {
+    /// Record that firings were missed and wait for the next one.
+    #[default]
+    Skip,
+    /// Run once at start-up however many firings were missed.
+    RunOnce,
+}
+
+impl MissedPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissedPolicy::Skip => "skip",
+            MissedPolicy::RunOnce => "run-once",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeKind {
@@ -140,6 +165,8 @@ struct PlanFile {
     #[serde(default)]
     description: String,
     schedule: Option<Schedule>,
+    missed: Option<Spanned<MissedPolicy>>,
+    jitter: Option<Spanned<HumanDuration>>,
     timeout: Option<HumanDuration>,
     #[serde(default)]
     destructive: bool,
@@ -308,6 +335,37 @@ impl Plan {
             ));
         }
 
+        // Both only mean something for scheduled runs; said without a schedule
+        // they point at a mistake (a forgotten or misspelled `schedule`).
+        if file.schedule.is_none() {
+            if let Some(m) = &file.missed {
+                errors.push(doc.at(
+                    m.span(),
+                    "`missed` applies to scheduled runs, but the plan has no `schedule`".into(),
+                    Some("add `schedule = \"...\"` or remove `missed`".into()),
+                ));
+            }
+            if let Some(j) = &file.jitter {
+                errors.push(doc.at(
+                    j.span(),
+                    "`jitter` applies to scheduled runs, but the plan has no `schedule`".into(),
+                    Some("add `schedule = \"...\"` or remove `jitter`".into()),
+                ));
+            }
+        }
+        if let (Some(j), Some(s)) = (&file.jitter, &file.schedule) {
+            let firings = s.next_after(chrono::Utc::now(), 2);
+            if let [a, b] = firings[..]
+                && (b - a).to_std().is_ok_and(|gap| j.get_ref().0 >= gap)
+            {
+                errors.push(doc.at(
+                    j.span(),
+                    format!("jitter {} is not shorter than the gap between firings of {:?}", j.get_ref(), s.text),
+                    Some("use a jitter well below the schedule's interval".into()),
+                ));
+            }
+        }
+
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
@@ -317,6 +375,8 @@ impl Plan {
             sha256: sha256_hex(text.as_bytes()),
             description: file.description,
             schedule: file.schedule,
+            missed: file.missed.map(|m| *m.get_ref()).unwrap_or_default(),
+            jitter: file.jitter.map(|j| j.get_ref().0).unwrap_or_default(),
             timeout,
             destructive: file.destructive,
             targets: file.targets,
@@ -397,7 +457,30 @@ pub fn resolve(arg: &str, config: &Config) -> anyhow::Result<PathBuf> {
 mod tests {
     use super::*;
 
-    const BASE: &str = "[targets]\nrto = \"1m\"\nrpo = \"1m\"\n[source]\nkind = \"directory\"\npath = \"d\"\n[[check]]\nkind = \"tree-matches-source\"\n";
+    const BASE: &str = "[targets]\nrto = \"1m\"\nrpo = \"1h\"\n[source]\nkind = \"directory\"\npath = \"d\"\n[[check]]\nkind = \"tree-matches-source\"\n";
+
+    fn parse(head: &str) -> Result<Plan, Diagnostics> {
+        Plan::parse(Path::new("p.toml"), &format!("{head}{BASE}"), &Config::defaults())
+    }
+
+    #[test]
+    fn missed_and_jitter_parse_with_a_schedule() {
+        let p = parse("schedule = \"@hourly\"\nmissed = \"run-once\"\njitter = \"30s\"\n").unwrap();
+        assert_eq!(p.missed, MissedPolicy::RunOnce);
+        assert_eq!(p.jitter, Duration::from_secs(30));
+        let p = parse("schedule = \"@hourly\"\n").unwrap();
+        assert_eq!((p.missed, p.jitter), (MissedPolicy::Skip, Duration::ZERO));
+    }
+
+    #[test]
+    fn missed_and_jitter_are_refused_where_they_mean_nothing() {
+        let e = parse("missed = \"skip\"\n").unwrap_err();
+        assert!(e.to_string().contains("p.toml:1:"), "{e}");
+        let e = parse("schedule = \"* * * * * *\"\njitter = \"5s\"\n").unwrap_err();
+        assert!(e.to_string().contains("p.toml:2:") && e.to_string().contains("gap"), "{e}");
+        let e = parse("schedule = \"@daily\"\nmissed = \"catch-up\"\n").unwrap_err();
+        assert!(e.to_string().contains("p.toml:2:"), "{e}");
+    }
 
     #[test]
     fn pause_before_names_phases_and_points_at_a_typo() {

@@ -1,0 +1,263 @@
+//! The HTTP API on loopback. Reads are open; every mutating call needs
+//! `Authorization: Bearer <token>` (compared in constant time). Responses carry
+//! what the results database holds, never a secret.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::plans::PlanError;
+use super::{ActiveRun, Daemon, Refused, RunEvent};
+use crate::db::RunSummary;
+
+type Shared = Arc<Daemon>;
+
+pub fn router(daemon: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/plans", get(plans))
+        .route("/api/plans/{name}/runs", post(trigger))
+        .route("/api/runs", get(runs))
+        .route("/api/runs/{id}", get(run))
+        .route("/api/runs/{id}/events", get(events))
+        .route("/api/reload", post(reload))
+        .with_state(daemon)
+}
+
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    tracing::error!("API: {e:#}");
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+}
+
+fn authorize(daemon: &Daemon, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        Some(t) if daemon.token_matches(t) => Ok(()),
+        Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "wrong bearer token".into())),
+        None => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this call needs `Authorization: Bearer <token>`, with the token from the config's [api] token_file".into(),
+        )),
+    }
+}
+
+async fn healthz(State(d): State<Shared>) -> impl IntoResponse {
+    let status = if d.is_stopping() { "stopping" } else { "ok" };
+    Json(json!({ "status": status, "version": crate::VERSION, "detail": d.status_line() }))
+}
+
+async fn metrics(State(d): State<Shared>) -> Result<Response, ApiError> {
+    let text = metrics_text(d).await?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
+}
+
+async fn metrics_text(d: Shared) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || super::metrics::render(&d))
+        .await
+        .map_err(|e| internal(e.into()))?
+        .map_err(internal)
+}
+
+#[derive(Serialize)]
+pub struct PlanView {
+    pub name: String,
+    pub file: String,
+    pub description: String,
+    pub schedule: Option<String>,
+    pub missed: Option<&'static str>,
+    pub jitter_ms: u64,
+    pub next_due: Option<String>,
+    pub rto_target_ms: f64,
+    pub rpo_target_ms: f64,
+    pub last_run: Option<RunSummary>,
+    pub active: Option<ActiveRun>,
+}
+
+#[derive(Serialize)]
+pub struct PlansView {
+    pub plans: Vec<PlanView>,
+    /// Plan files that did not load at the last (re)load.
+    pub errors: Vec<PlanError>,
+    pub timezone: String,
+    pub stopping: bool,
+}
+
+fn plans_view(d: &Daemon) -> anyhow::Result<PlansView> {
+    let entries: Vec<_> = d.plans().plans.values().cloned().collect();
+    let errors = d.plans().errors.clone();
+    let active = d.active.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut plans = Vec::new();
+    for e in entries {
+        let p = &e.plan;
+        plans.push(PlanView {
+            name: p.name.clone(),
+            file: p.file.display().to_string(),
+            description: p.description.clone(),
+            schedule: p.schedule.as_ref().map(|s| s.text.clone()),
+            missed: p.schedule.as_ref().map(|_| p.missed.as_str()),
+            jitter_ms: p.jitter.as_millis() as u64,
+            next_due: e.next.map(|n| n.at.to_rfc3339()),
+            rto_target_ms: p.targets.rto.0.as_secs_f64() * 1000.0,
+            rpo_target_ms: p.targets.rpo.0.as_secs_f64() * 1000.0,
+            last_run: d.engine.db.runs(Some(&p.name), 1)?.into_iter().next(),
+            active: active.get(&p.name).cloned(),
+        });
+    }
+    Ok(PlansView { plans, errors, timezone: d.config.daemon.timezone.0.to_string(), stopping: d.is_stopping() })
+}
+
+async fn plans(State(d): State<Shared>) -> Result<Json<PlansView>, ApiError> {
+    let view = tokio::task::spawn_blocking(move || plans_view(&d)).await.map_err(|e| internal(e.into()))?;
+    Ok(Json(view.map_err(internal)?))
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    plan: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn runs(State(d): State<Shared>, Query(q): Query<RunsQuery>) -> Result<Json<Vec<RunSummary>>, ApiError> {
+    let limit = q.limit.unwrap_or(20).min(1000);
+    let rows = tokio::task::spawn_blocking(move || d.engine.db.runs(q.plan.as_deref(), limit))
+        .await
+        .map_err(|e| internal(e.into()))?
+        .map_err(internal)?;
+    Ok(Json(rows))
+}
+
+async fn run(State(d): State<Shared>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let detail = tokio::task::spawn_blocking(move || d.engine.db.run_detail(id))
+        .await
+        .map_err(|e| internal(e.into()))?
+        .map_err(internal)?;
+    match detail {
+        Some(r) => Ok(Json(r).into_response()),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no run {id}"))),
+    }
+}
+
+/// Starts a game-day run now. Answers once the run is recorded (after waiting
+/// for a concurrency slot if all are taken) with its id.
+async fn trigger(State(d): State<Shared>, headers: HeaderMap, Path(name): Path<String>) -> Result<Response, ApiError> {
+    authorize(&d, &headers)?;
+    let plan = d.plans().plans.get(&name).map(|e| e.plan.clone());
+    let Some(plan) = plan else {
+        let known: Vec<String> = d.plans().plans.keys().cloned().collect();
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no plan named `{name}`; loaded plans: {}",
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ),
+        ));
+    };
+    let started = match d.start(plan, "api") {
+        Ok(rx) => rx,
+        Err(Refused::Stopping) => return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, Refused::Stopping.to_string())),
+        Err(busy) => return Err(ApiError(StatusCode::CONFLICT, format!("plan `{name}` not started: {busy}"))),
+    };
+    tracing::info!(plan = %name, "game-day run requested through the API");
+    match started.await {
+        Ok(run_id) => Ok((StatusCode::ACCEPTED, Json(json!({ "plan": name, "run_id": run_id }))).into_response()),
+        Err(_) => {
+            Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "the daemon stopped before the run could start".into()))
+        }
+    }
+}
+
+async fn reload(State(d): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&d, &headers)?;
+    let set = tokio::task::spawn_blocking(move || d.reload()).await.map_err(|e| internal(e.into()))?;
+    let plans: Vec<&String> = set.plans.keys().collect();
+    Ok(Json(json!({ "plans": plans, "errors": set.errors })).into_response())
+}
+
+/// How long clients wait for an answer; starting a run may wait for a slot.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// `GET /api/runs/{id}/events`: the run's phases as they end, one JSON object per
+/// line (`{"phase": ...}`), then `{"result": <run summary>}` and the end of the
+/// body. Phases already recorded come first, so a late follower misses nothing.
+async fn events(State(d): State<Shared>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    // Subscribed before reading the record, so nothing falls between the two.
+    let mut rx = d.events.subscribe();
+    let detail = {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || d.engine.db.run_detail(id)).await.map_err(|e| internal(e.into()))?
+    }
+    .map_err(internal)?
+    .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no run {id}")))?;
+    let (tx, body_rx) = tokio::sync::mpsc::channel::<String>(64);
+    tokio::spawn(async move {
+        let line = |v: serde_json::Value| format!("{v}\n");
+        let mut sent = 0;
+        let mut detail = detail;
+        loop {
+            for p in detail.phases.iter().skip(sent) {
+                if tx.send(line(json!({ "phase": p }))).await.is_err() {
+                    return;
+                }
+            }
+            sent = sent.max(detail.phases.len());
+            if detail.summary.status != "running" {
+                let _ = tx.send(line(json!({ "result": detail.summary }))).await;
+                return;
+            }
+            // Live phases until the run finishes; on a lag or the end, re-read the record.
+            loop {
+                match rx.recv().await {
+                    Ok(RunEvent::Phase { run_id, seq, phase }) if run_id == id => {
+                        if seq >= sent {
+                            if tx.send(line(json!({ "phase": phase }))).await.is_err() {
+                                return;
+                            }
+                            sent = seq + 1;
+                        }
+                    }
+                    Ok(RunEvent::Finished { run_id }) if run_id == id => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            let d = d.clone();
+            detail = match tokio::task::spawn_blocking(move || d.engine.db.run_detail(id)).await {
+                Ok(Ok(Some(r))) => r,
+                _ => return,
+            };
+            if detail.summary.status == "running" {
+                // Lagged while still running: keep following.
+                continue;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(body_rx, |mut rx| async move {
+        rx.recv().await.map(|l| (Ok::<_, std::convert::Infallible>(l), rx))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response())
+}

@@ -1,0 +1,79 @@
+//! `GET /metrics`: Prometheus/OpenMetrics text, built from the results database
+//! at each scrape so counts survive restarts and match `drdrill history`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+use super::Daemon;
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Family<Labels, Gauge<f64, AtomicU64>>;
+
+fn plan(name: &str) -> Labels {
+    vec![("plan".into(), name.into())]
+}
+
+pub fn render(daemon: &Daemon) -> anyhow::Result<String> {
+    let stats = daemon.engine.db.plan_stats()?;
+    let mut registry = Registry::with_prefix("drdrill");
+
+    let runs = Family::<Labels, Counter>::default();
+    let last_rto = FloatGauge::default();
+    let rto_target = FloatGauge::default();
+    let last_rpo = FloatGauge::default();
+    let rpo_target = FloatGauge::default();
+    let last_success = FloatGauge::default();
+    for s in &stats {
+        for (status, n) in &s.runs_by_status {
+            runs.get_or_create(&vec![("plan".into(), s.plan.clone()), ("result".into(), status.clone())]).inc_by(*n);
+        }
+        let secs = |ms: f64| ms / 1000.0;
+        if let Some((v, t)) = s.last_rto_ms {
+            last_rto.get_or_create(&plan(&s.plan)).set(secs(v));
+            if let Some(t) = t {
+                rto_target.get_or_create(&plan(&s.plan)).set(secs(t));
+            }
+        }
+        if let Some((v, t)) = s.last_rpo_ms {
+            last_rpo.get_or_create(&plan(&s.plan)).set(secs(v));
+            if let Some(t) = t {
+                rpo_target.get_or_create(&plan(&s.plan)).set(secs(t));
+            }
+        }
+        if let Some(t) = s.last_success {
+            last_success.get_or_create(&plan(&s.plan)).set(t.timestamp_millis() as f64 / 1000.0);
+        }
+    }
+    // Targets of loaded plans are known before their first run.
+    let active = Family::<Labels, Gauge>::default();
+    let plan_errors = Gauge::<i64>::default();
+    {
+        let plans = daemon.plans();
+        for (name, e) in &plans.plans {
+            rto_target.get_or_create(&plan(name)).set(e.plan.targets.rto.0.as_secs_f64());
+            rpo_target.get_or_create(&plan(name)).set(e.plan.targets.rpo.0.as_secs_f64());
+        }
+        plan_errors.set(plans.errors.len() as i64);
+    }
+    for a in daemon.active.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        let state = if a.run_id.is_some() { "running" } else { "queued" };
+        active.get_or_create(&vec![("plan".into(), a.plan.clone()), ("state".into(), state.into())]).set(1);
+    }
+
+    registry.register("runs", "Finished drill runs by plan and result (passed, failed, aborted, skipped)", runs);
+    registry.register_with_unit("last_rto", "Newest measured RTO per plan", Unit::Seconds, last_rto);
+    registry.register_with_unit("rto_target", "RTO target per plan", Unit::Seconds, rto_target);
+    registry.register_with_unit("last_rpo", "Newest measured RPO per plan", Unit::Seconds, last_rpo);
+    registry.register_with_unit("rpo_target", "RPO target per plan", Unit::Seconds, rpo_target);
+    registry.register("last_success_timestamp_seconds", "Unix time of the newest passed run per plan", last_success);
+    registry.register("active_runs", "Drills running or queued now", active);
+    registry.register("plan_errors", "Plan files that failed to load at the last (re)load", plan_errors);
+
+    let mut out = String::new();
+    encode(&mut out, &registry)?;
+    Ok(out)
+}

@@ -1,0 +1,434 @@
+//! `drdrill daemon`: runs plans on their schedules, serves the API, and stops cleanly.
+//!
+//! Start-up order matters: signals are caught first (a SIGHUP before the handler
+//! would kill the process), then runs left `running` by a dead daemon are marked
+//! aborted and their scratch folders swept, and only then can anything start.
+//! READY=1 is sent once the API listens and the scheduler runs.
+
+pub mod api;
+mod lock;
+pub mod metrics;
+pub mod notify;
+pub mod plans;
+pub mod scheduler;
+pub mod signals;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore, broadcast, oneshot};
+
+use crate::cancel::Cancel;
+use crate::config::Config;
+use crate::db::{NewRun, PhaseRecord};
+use crate::duration::format_duration;
+use crate::engine::{Engine, Gates, Observer, RunOptions, hostname};
+use crate::plan::Plan;
+use plans::PlanSet;
+
+/// The reason recorded on runs found `running` at start-up.
+pub const STALE_REASON: &str = "daemon stopped while the run was in progress (found at the next start-up)";
+
+/// A plan's run that the daemon holds: queued for a concurrency slot, or running.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveRun {
+    pub plan: String,
+    pub trigger: String,
+    pub since: DateTime<Utc>,
+    /// `None` while queued for a concurrency slot.
+    pub run_id: Option<i64>,
+    /// The last phase that ended, e.g. `backup ok`.
+    pub last_phase: Option<String>,
+    #[serde(skip)]
+    pub abort: Cancel,
+}
+
+/// Progress of one run, published to followers (`drdrill trigger --follow`).
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A phase ended; `seq` is its position in the run's timeline.
+    Phase { run_id: i64, seq: usize, phase: PhaseRecord },
+    /// The run's outcome is in the database.
+    Finished { run_id: i64 },
+}
+
+/// Why a run was not started.
+#[derive(Debug)]
+pub enum Refused {
+    Stopping,
+    /// The plan's previous run is still active.
+    Busy(ActiveRun),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Stopping => f.write_str("the daemon is stopping and starts no new runs"),
+            Refused::Busy(a) => match a.run_id {
+                Some(id) => write!(f, "the previous run {id} (started {}) is still running", a.since.to_rfc3339()),
+                None => {
+                    write!(f, "the previous run (queued since {}) is still waiting for a slot", a.since.to_rfc3339())
+                }
+            },
+        }
+    }
+}
+
+pub struct Daemon {
+    pub config: Arc<Config>,
+    pub engine: Arc<Engine>,
+    pub plans: RwLock<PlanSet>,
+    pub active: Mutex<BTreeMap<String, ActiveRun>>,
+    slots: Arc<Semaphore>,
+    stopping: AtomicBool,
+    /// Wakes the scheduler after a reload or when stopping.
+    pub wake: Notify,
+    pub events: broadcast::Sender<RunEvent>,
+    /// Runs waiting at `pause_before` gates, approved through the API.
+    pub gates: Gates,
+    token: String,
+}
+
+impl Daemon {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub fn token_matches(&self, given: &str) -> bool {
+        token::matches(&self.token, given)
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ActiveRun>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn plans(&self) -> std::sync::RwLockReadGuard<'_, PlanSet> {
+        self.plans.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Re-reads the plans folder. Broken plans keep their previous version.
+    pub fn reload(&self) -> PlanSet {
+        notify::reloading();
+        let tz = self.config.daemon.timezone.0;
+        // Held while loading: the scheduler must not advance a due time that
+        // this reload would then overwrite with the old one (a double firing).
+        let summary = {
+            let mut current = self.plans.write().unwrap_or_else(|p| p.into_inner());
+            let fresh = plans::load(&self.config, Some(&current), tz, Utc::now());
+            for e in &fresh.errors {
+                tracing::error!(file = %e.file, "plan not reloaded: {}{}", e.error, e.kept_note());
+            }
+            tracing::info!(plans = fresh.plans.len(), errors = fresh.errors.len(), "plans reloaded");
+            let summary = fresh.summary();
+            *current = fresh;
+            summary
+        };
+        self.wake.notify_one();
+        notify::ready();
+        self.publish_status();
+        summary
+    }
+
+    /// Starts `plan` now, unless the daemon is stopping or the plan's previous run is
+    /// still active. The receiver gets the run id once the run is recorded (after a
+    /// concurrency slot is free); it is dropped if the run never starts.
+    pub fn start(self: &Arc<Self>, plan: Arc<Plan>, trigger: &str) -> Result<oneshot::Receiver<i64>, Refused> {
+        if self.is_stopping() {
+            return Err(Refused::Stopping);
+        }
+        let abort = Cancel::new();
+        {
+            let mut active = self.active();
+            if let Some(a) = active.get(&plan.name) {
+                return Err(Refused::Busy(a.clone()));
+            }
+            active.insert(
+                plan.name.clone(),
+                ActiveRun {
+                    plan: plan.name.clone(),
+                    trigger: trigger.into(),
+                    since: Utc::now(),
+                    run_id: None,
+                    last_phase: None,
+                    abort: abort.clone(),
+                },
+            );
+        }
+        let (tx, rx) = oneshot::channel();
+        let daemon = self.clone();
+        let trigger = trigger.to_string();
+        tokio::spawn(async move {
+            daemon.drive(plan, trigger, abort, tx).await;
+        });
+        self.publish_status();
+        Ok(rx)
+    }
+
+    async fn drive(self: Arc<Self>, plan: Arc<Plan>, trigger: String, abort: Cancel, tx: oneshot::Sender<i64>) {
+        let name = plan.name.clone();
+        let permit = tokio::select! {
+            p = self.slots.clone().acquire_owned() => p.ok(),
+            _ = cancelled(&abort) => None,
+        };
+        // Stopping means no new runs, even if a slot freed up during the grace period.
+        if permit.is_none() || self.is_stopping() {
+            self.skip(&plan, &trigger, "the daemon stopped before a concurrency slot was free");
+            self.active().remove(&name);
+            self.publish_status();
+            return;
+        }
+        let watch = Watch {
+            daemon: self.clone(),
+            plan: name.clone(),
+            started: Mutex::new(Some(tx)),
+            run_id: Mutex::new(None),
+            phases: std::sync::atomic::AtomicUsize::new(0),
+        };
+        let opts = RunOptions { trigger, abort, gates: self.gates.clone(), ..Default::default() };
+        let result = self.engine.run(&plan, opts, &watch).await;
+        if let Some(run_id) = *watch.run_id.lock().unwrap_or_else(|p| p.into_inner()) {
+            // No follower is not an error.
+            let _ = self.events.send(RunEvent::Finished { run_id });
+        }
+        match result {
+            Ok(report) => tracing::info!(
+                plan = %name,
+                run = report.run_id,
+                "drill {}{}",
+                report.status.as_str(),
+                report.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+            Err(e) => tracing::error!(plan = %name, "drill could not be recorded: {e:#}"),
+        }
+        drop(permit);
+        self.active().remove(&name);
+        self.publish_status();
+    }
+
+    /// Records a due run that is not started, with why.
+    pub fn skip(&self, plan: &Plan, trigger: &str, reason: &str) {
+        tracing::warn!(plan = %plan.name, "run skipped: {reason}");
+        let rec = NewRun {
+            plan: &plan.name,
+            plan_file: &plan.file.to_string_lossy(),
+            plan_sha256: &plan.sha256,
+            description: &plan.description,
+            trigger,
+            host: &hostname(),
+            started_at: Utc::now(),
+        };
+        if let Err(e) = self.engine.db.record_skipped(&rec, reason) {
+            tracing::error!(plan = %plan.name, "cannot record the skipped run: {e:#}");
+        }
+    }
+
+    /// What is running, for `STATUS=` and the logs.
+    pub fn status_line(&self) -> String {
+        let active = self.active();
+        if self.is_stopping() {
+            return format!("stopping; {} drill(s) still active", active.len());
+        }
+        let running: Vec<String> = active
+            .values()
+            .map(|a| match (a.run_id, &a.last_phase) {
+                (None, _) => format!("{} (queued)", a.plan),
+                (Some(id), None) => format!("{} (run {id}, starting)", a.plan),
+                (Some(id), Some(p)) => format!("{} (run {id}, after {p})", a.plan),
+            })
+            .collect();
+        let plans = self.plans();
+        let next = plans.next_due();
+        let next = next.map(|(n, t)| format!("; next: {n} at {}", t.to_rfc3339())).unwrap_or_default();
+        let errors =
+            if plans.errors.is_empty() { String::new() } else { format!("; {} broken plan(s)", plans.errors.len()) };
+        if running.is_empty() {
+            format!("idle; {} plan(s){next}{errors}", plans.plans.len())
+        } else {
+            format!("running: {}{next}{errors}", running.join(", "))
+        }
+    }
+
+    pub fn publish_status(&self) {
+        notify::status(&self.status_line());
+    }
+
+    /// Stops starting runs, lets active ones finish within the grace period, then
+    /// aborts the rest (the engine rolls back, removes scratch and records `aborted`).
+    async fn shut_down(&self, signal: &str, signals: &mut signals::Signals) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let grace = self.config.daemon.grace_period.0;
+        tracing::info!("{signal}: starting no new runs; active runs have {} to finish", format_duration(grace));
+        notify::stopping(&self.status_line());
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut reason = format!("daemon stopping on {signal}; the grace period of {} ran out", format_duration(grace));
+        while !self.active().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                // A second SIGTERM/SIGINT (an impatient Ctrl-C) cuts the grace period short.
+                event = signals.next() => if let signals::Event::Stop(again) = event {
+                    reason = format!("daemon stopping on {signal}, then {again} during the grace period");
+                    break;
+                },
+            }
+        }
+        for a in self.active().values() {
+            tracing::warn!(plan = %a.plan, run = ?a.run_id, "aborting: {reason}");
+            a.abort.cancel_because(&reason);
+        }
+        while !self.active().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn cancelled(c: &Cancel) {
+    while !c.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes a run's progress to the daemon's state (for `STATUS=`, the API and
+/// `drdrill trigger --follow`), and hands the run id to whoever started it.
+struct Watch {
+    daemon: Arc<Daemon>,
+    plan: String,
+    started: Mutex<Option<oneshot::Sender<i64>>>,
+    run_id: Mutex<Option<i64>>,
+    /// Phases seen so far: the next one's position in the timeline.
+    phases: std::sync::atomic::AtomicUsize,
+}
+
+impl Observer for Watch {
+    fn run_started(&self, run_id: i64, plan: &Plan) {
+        tracing::info!(plan = %plan.name, run = run_id, "drill started");
+        *self.run_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(run_id);
+        if let Some(a) = self.daemon.active().get_mut(&self.plan) {
+            a.run_id = Some(run_id);
+            a.since = Utc::now();
+        }
+        if let Some(tx) = self.started.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(run_id);
+        }
+        self.daemon.publish_status();
+    }
+
+    fn phase(&self, run_id: i64, p: &PhaseRecord) {
+        tracing::info!(plan = %self.plan, run = run_id, "{} {} in {:.0}ms: {}", p.name, p.status, p.duration_ms, p.detail);
+        if let Some(a) = self.daemon.active().get_mut(&self.plan) {
+            a.last_phase = Some(format!("{} {}", p.name, p.status));
+        }
+        let seq = self.phases.fetch_add(1, Ordering::SeqCst);
+        let _ = self.daemon.events.send(RunEvent::Phase { run_id, seq, phase: p.clone() });
+        self.daemon.publish_status();
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; returns the exit code.
+pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
+    let mut signals = signals::Signals::install()?;
+    let listen: SocketAddr = config.api.listen.parse().with_context(|| {
+        format!(
+            "[api] listen = {:?} in {} is not an address such as 127.0.0.1:7878",
+            config.api.listen,
+            config.origin()
+        )
+    })?;
+    anyhow::ensure!(
+        listen.ip().is_loopback(),
+        "[api] listen = {listen} in {} is not a loopback address: the API has no TLS; keep it on 127.0.0.1 and put a TLS proxy in front for remote use",
+        config.origin()
+    );
+    // Crash recovery below assumes no other daemon uses this database.
+    let _lock = lock::exclusive(&config.database)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} ([api] listen in {})", config.origin()))?;
+    let token = token::load_or_create(&config.api.token_file)?;
+    let engine = Arc::new(Engine::open(config.clone())?);
+
+    // Crash recovery, before anything can start.
+    let stale = engine.db.abort_stale_runs(STALE_REASON)?;
+    if !stale.is_empty() {
+        tracing::warn!(runs = ?stale, "marked runs left running by a previous daemon as aborted");
+    }
+    let swept = engine.scratch.sweep(|_| false)?;
+    if !swept.is_empty() {
+        tracing::warn!(folders = ?swept, "removed scratch folders left by a previous daemon");
+    }
+
+    let tz = config.daemon.timezone.0;
+    let plan_set = plans::load(&config, None, tz, Utc::now());
+    for e in &plan_set.errors {
+        tracing::error!(file = %e.file, "plan not loaded: {}", e.error);
+    }
+    let daemon = Arc::new(Daemon {
+        slots: Arc::new(Semaphore::new(config.daemon.concurrency)),
+        config: config.clone(),
+        engine,
+        plans: RwLock::new(plan_set),
+        active: Mutex::new(BTreeMap::new()),
+        stopping: AtomicBool::new(false),
+        wake: Notify::new(),
+        events: broadcast::channel(256).0,
+        gates: Gates::new(),
+        token,
+    });
+
+    let (stop_api, api_stopped) = oneshot::channel::<()>();
+    let server = {
+        let app = api::router(daemon.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = api_stopped.await;
+                })
+                .await
+        })
+    };
+
+    scheduler::catch_up(&daemon);
+    let scheduler = tokio::spawn(scheduler::run(daemon.clone()));
+    let watchdog = notify::spawn_watchdog();
+    tracing::info!(
+        "daemon ready: API on http://{listen}, {} plan(s), concurrency {}, schedules in {}",
+        daemon.plans().plans.len(),
+        config.daemon.concurrency,
+        tz
+    );
+    notify::ready();
+    daemon.publish_status();
+
+    let signal = loop {
+        match signals.next().await {
+            signals::Event::Reload => {
+                tracing::info!("SIGHUP: reloading plans");
+                let d = daemon.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || d.reload()).await {
+                    tracing::error!("reload panicked: {e}");
+                }
+            }
+            signals::Event::Stop(name) => break name,
+        }
+    };
+    daemon.shut_down(signal, &mut signals).await;
+    scheduler.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    let _ = stop_api.send(());
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!("API server: {e}"),
+        Err(_) => tracing::warn!("API server did not stop within 5s"),
+        _ => {}
+    }
+    tracing::info!("daemon stopped");
+    Ok(0)
+}
