@@ -26,6 +26,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub stores: BTreeMap<String, Box<dyn StoreSpec>>,
     pub safety: SafetyConfig,
+    /// Email alerts and digests; `None` sends no mail.
+    pub notify: Option<crate::notify::NotifyConfig>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -63,6 +65,7 @@ struct ConfigFile {
     stores: BTreeMap<String, toml::Value>,
     #[serde(default)]
     safety: SafetyConfig,
+    notify: Option<crate::notify::NotifyConfig>,
 }
 
 impl Config {
@@ -78,6 +81,7 @@ impl Config {
             api: ApiConfig::default(),
             stores,
             safety: SafetyConfig::default(),
+            notify: None,
         }
     }
 
@@ -112,6 +116,13 @@ impl Config {
         config.api = file.api;
         config.safety = file.safety;
         let mut errors = Vec::new();
+        if let Some(n) = &file.notify
+            && let Err(e) = n.validate()
+            && let Some(section) = doc.get("notify")
+        {
+            errors.push(doc.at(section.span(), format!("[notify]: {e}"), None));
+        }
+        config.notify = file.notify;
         if let Some(stores) = doc.get("stores") {
             for name in file.stores.keys() {
                 let Some(value) = stores.get_ref().get(name.as_str()) else { continue };

@@ -1,6 +1,9 @@
 //! One file per command; `main.rs` only parses arguments and dispatches.
 
+pub mod evidence;
 pub mod history;
+pub mod notify;
+pub mod report;
 pub mod run;
 pub mod validate;
 

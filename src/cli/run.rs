@@ -39,7 +39,13 @@ pub fn load_plan(arg: &str, config: &Config) -> Result<Plan, u8> {
     })
 }
 
-pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) -> anyhow::Result<u8> {
+pub async fn cmd_run(
+    config: Arc<Config>,
+    arg: &str,
+    dry_run: bool,
+    json: bool,
+    notes: Option<String>,
+) -> anyhow::Result<u8> {
     let plan = match load_plan(arg, &config) {
         Ok(p) => p,
         Err(code) => return Ok(code),
@@ -50,7 +56,9 @@ pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) 
     }
     let engine = Engine::open(config)?;
     let observer: &dyn Observer = if json { &Quiet } else { &LivePhases };
-    let report = engine.run(&plan, RunOptions::default(), observer).await?;
+    let report = engine.run(&plan, RunOptions { notes, ..RunOptions::default() }, observer).await?;
+    // The run is recorded; mail goes out only now, bounded and never changing the result.
+    drdrill::notify::after_run(engine.config.notify.as_ref(), &engine.db, &report).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -4,6 +4,7 @@
 //! numbered migrations recorded in `schema_migrations` so an old database is
 //! upgraded in place, never recreated.
 
+pub mod evidence;
 mod migrations;
 
 use std::path::Path;
@@ -38,6 +39,8 @@ pub struct NewRun<'a> {
     pub trigger: &'a str,
     pub host: &'a str,
     pub started_at: DateTime<Utc>,
+    /// Free text from the operator, kept in the evidence record.
+    pub notes: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -159,9 +162,9 @@ impl Db {
             params![r.plan, r.plan_file, r.plan_sha256, r.description, ts(r.started_at)],
         )?;
         tx.execute(
-            "INSERT INTO runs (plan, plan_sha256, trigger, status, started_at, host, version)
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
-            params![r.plan, r.plan_sha256, r.trigger, ts(r.started_at), r.host, crate::VERSION],
+            "INSERT INTO runs (plan, plan_sha256, trigger, status, started_at, host, version, notes)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
+            params![r.plan, r.plan_sha256, r.trigger, ts(r.started_at), r.host, crate::VERSION, r.notes],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -219,18 +222,77 @@ impl Db {
             ],
         )?;
         anyhow::ensure!(changed == 1, "run {run_id} is not running any more; not overwriting its record");
+        evidence::append(&tx, run_id)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Marks runs left `running` by a process that died; returns their ids.
     pub fn abort_stale_runs(&self, reason: &str) -> anyhow::Result<Vec<i64>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let ids = tx
+            .prepare(
+                "UPDATE runs SET status = 'aborted', reason = ?1, finished_at = ?2 WHERE status = 'running' RETURNING id",
+            )?
+            .query_map(params![reason, ts(Utc::now())], |r| r.get(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        // An aborted run is finished too: it gets its evidence record.
+        for id in &ids {
+            evidence::append(&tx, *id)?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Verifies the whole evidence chain against the database's rows.
+    pub fn verify_evidence(&self) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
+        evidence::verify_db(&self.conn())
+    }
+
+    /// The newest chain entry's sequence number and hash.
+    pub fn evidence_head(&self) -> anyhow::Result<Option<(i64, String)>> {
+        Ok(evidence::head(&self.conn())?)
+    }
+
+    /// Chain entries of runs started at or after `since` (RFC 3339), optionally of
+    /// one plan, in chain order. Records are parsed from what was hashed, so a
+    /// report shows exactly the evidence, never a later edit of the run rows.
+    pub fn evidence_entries(
+        &self,
+        since: Option<&str>,
+        plan: Option<&str>,
+    ) -> anyhow::Result<Vec<evidence::ChainEntry>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "UPDATE runs SET status = 'aborted', reason = ?1, finished_at = ?2 WHERE status = 'running' RETURNING id",
+            "SELECT e.seq, e.prev_hash, e.hash, e.record FROM evidence e JOIN runs r ON r.id = e.run_id
+             WHERE (?1 IS NULL OR r.started_at >= ?1) AND (?2 IS NULL OR r.plan = ?2) ORDER BY e.seq",
         )?;
-        let ids = stmt.query_map(params![reason, ts(Utc::now())], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
-        Ok(ids)
+        let rows = stmt.query_map(params![since, plan], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, prev_hash, hash, text) = row?;
+            let record: evidence::EvidenceRecord = serde_json::from_str(&text).with_context(|| {
+                format!("evidence record #{seq} is not readable: run `drdrill evidence verify` to find what changed")
+            })?;
+            out.push(evidence::ChainEntry { seq, prev_hash, hash, record });
+        }
+        Ok(out)
+    }
+
+    /// The plan file each plan last ran from, by plan name.
+    pub fn plan_files(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name, file FROM plans")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs the closure on the connection; for tests and benchmarks that seed data.
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        f(&mut self.conn())
     }
 
     pub fn runs(&self, plan: Option<&str>, limit: usize) -> anyhow::Result<Vec<RunSummary>> {

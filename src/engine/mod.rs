@@ -49,11 +49,13 @@ pub struct RunOptions {
     pub trigger: String,
     /// Set by a person or the daemon to abort the run; rollbacks and cleanup still run.
     pub abort: Cancel,
+    /// Operator notes, kept in the run's evidence record.
+    pub notes: Option<String>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { trigger: "manual".into(), abort: Cancel::new() }
+        RunOptions { trigger: "manual".into(), abort: Cancel::new(), notes: None }
     }
 }
 
@@ -90,6 +92,7 @@ impl Engine {
             trigger: &opts.trigger,
             host: &hostname(),
             started_at: Utc::now(),
+            notes: opts.notes.as_deref(),
         })?;
         observer.run_started(run_id, plan);
 
