@@ -138,39 +138,38 @@ pub struct ChainEntry {
 /// finishing transaction) and when verifying, so both read the same fields.
 pub fn build_record(conn: &Connection, run_id: i64) -> rusqlite::Result<Option<EvidenceRecord>> {
     let base = conn
-        .query_row(
+        .prepare_cached(
             "SELECT plan, plan_sha256, version, host, trigger, started_at, finished_at, t_fail, status, reason,
                     backup_mode, store, backup_id, backup_sha256, backup_created_at, notes
              FROM runs WHERE id = ?1",
-            [run_id],
-            |r| {
-                Ok(EvidenceRecord {
-                    format: RECORD_FORMAT,
-                    run_id,
-                    plan: r.get(0)?,
-                    plan_sha256: r.get(1)?,
-                    drdrill_version: r.get(2)?,
-                    host: r.get(3)?,
-                    trigger: r.get(4)?,
-                    started_at: r.get(5)?,
-                    finished_at: r.get(6)?,
-                    t_fail: r.get(7)?,
-                    result: r.get(8)?,
-                    reason: r.get(9)?,
-                    measurements: Vec::new(),
-                    checks: Vec::new(),
-                    phases: Vec::new(),
-                    backup: EvidenceBackup {
-                        mode: r.get(10)?,
-                        store: r.get(11)?,
-                        id: r.get(12)?,
-                        sha256: r.get(13)?,
-                        created_at: r.get(14)?,
-                    },
-                    notes: r.get(15)?,
-                })
-            },
-        )
+        )?
+        .query_row([run_id], |r| {
+            Ok(EvidenceRecord {
+                format: RECORD_FORMAT,
+                run_id,
+                plan: r.get(0)?,
+                plan_sha256: r.get(1)?,
+                drdrill_version: r.get(2)?,
+                host: r.get(3)?,
+                trigger: r.get(4)?,
+                started_at: r.get(5)?,
+                finished_at: r.get(6)?,
+                t_fail: r.get(7)?,
+                result: r.get(8)?,
+                reason: r.get(9)?,
+                measurements: Vec::new(),
+                checks: Vec::new(),
+                phases: Vec::new(),
+                backup: EvidenceBackup {
+                    mode: r.get(10)?,
+                    store: r.get(11)?,
+                    id: r.get(12)?,
+                    sha256: r.get(13)?,
+                    created_at: r.get(14)?,
+                },
+                notes: r.get(15)?,
+            })
+        })
         .optional()?;
     let Some(mut rec) = base else { return Ok(None) };
     rec.measurements = conn
@@ -361,37 +360,41 @@ pub fn verify_db(conn: &Connection) -> anyhow::Result<Result<Verified, Break>> {
     Ok(Ok(verified))
 }
 
-/// Names the first top-level field (or measurement/check/phase) that differs.
+/// Names every top-level field that differs (inside measurements, checks and
+/// phases: the entry and its sub-field), e.g. "`result`, `measurements[2] rpo value_ms`".
 pub fn differing_field(a: &EvidenceRecord, b: &EvidenceRecord) -> String {
     let (va, vb) = (serde_json::to_value(a).unwrap_or_default(), serde_json::to_value(b).unwrap_or_default());
+    let mut found = Vec::new();
     if let (Some(oa), Some(ob)) = (va.as_object(), vb.as_object()) {
         for (k, x) in oa {
-            let y = ob.get(k);
-            if Some(x) != y {
-                if let (Some(xa), Some(ya)) = (x.as_array(), y.and_then(|y| y.as_array())) {
-                    for (i, (p, q)) in xa.iter().zip(ya).enumerate() {
-                        if p != q {
-                            let name = p.get("name").or_else(|| p.get("kind")).and_then(|n| n.as_str()).unwrap_or("");
-                            let sub = p
-                                .as_object()
-                                .and_then(|po| po.iter().find(|(kk, vv)| q.get(kk.as_str()) != Some(vv)))
-                                .map(|(kk, _)| kk.clone())
-                                .unwrap_or_default();
-                            return format!("{k}[{i}] {name} {sub}").trim().to_string();
-                        }
-                    }
-                    return format!("{k} (number of entries)");
-                }
-                if let (Some(xo), Some(yo)) = (x.as_object(), y.and_then(|y| y.as_object()))
-                    && let Some((kk, _)) = xo.iter().find(|(kk, vv)| yo.get(kk.as_str()) != Some(vv))
-                {
-                    return format!("{k}.{kk}");
-                }
-                return k.clone();
-            }
+            let Some(y) = ob.get(k).filter(|y| *y != x) else { continue };
+            found.push(describe_difference(k, x, y));
         }
     }
-    "unknown".into()
+    if found.is_empty() { "unknown".into() } else { found.join("`, `") }
+}
+
+fn describe_difference(k: &str, x: &serde_json::Value, y: &serde_json::Value) -> String {
+    if let (Some(xa), Some(ya)) = (x.as_array(), y.as_array()) {
+        for (i, (p, q)) in xa.iter().zip(ya).enumerate() {
+            if p != q {
+                let name = p.get("name").or_else(|| p.get("kind")).and_then(|n| n.as_str()).unwrap_or("");
+                let sub = p
+                    .as_object()
+                    .and_then(|po| po.iter().find(|(kk, vv)| q.get(kk.as_str()) != Some(vv)))
+                    .map(|(kk, _)| kk.clone())
+                    .unwrap_or_default();
+                return format!("{k}[{i}] {name} {sub}").trim().to_string();
+            }
+        }
+        return format!("{k} (number of entries)");
+    }
+    if let (Some(xo), Some(yo)) = (x.as_object(), y.as_object())
+        && let Some((kk, _)) = xo.iter().find(|(kk, vv)| yo.get(kk.as_str()) != Some(vv))
+    {
+        return format!("{k}.{kk}");
+    }
+    k.to_string()
 }
 
 /// The newest hash: what an auditor cites.

@@ -121,6 +121,11 @@ pub fn render(r: &Report) -> String {
     }
     out.push_str("</tbody></table>");
     out.push_str("<p class=\"small\">Every value above is read from the hash-chained evidence records. Values a record does not carry are shown as “not recorded”. RTO = checks passed − failure injected (monotonic clock); RPO = failure injected − newest data held by the restore. A run passes only if every check passed and both targets were measured and met.</p>");
+    let _ = write!(
+        out,
+        "<p class=\"small\">Not recorded by drdrill (attach separately if your framework asks for it): {}.</p>",
+        super::NOT_RECORDED_FIELDS
+    );
     out.push_str("</main></body></html>\n");
     out
 }

@@ -72,5 +72,6 @@ pub fn render(r: &Report) -> String {
             cell(rec.reason.as_deref().unwrap_or(""))
         );
     }
+    let _ = writeln!(out, "\nNot recorded by drdrill (attach separately if needed): {}.", super::NOT_RECORDED_FIELDS);
     out
 }

@@ -26,6 +26,10 @@ use crate::schedule::Schedule;
 /// What a text cell says when a record does not carry the value.
 pub const NOT_RECORDED: &str = "not recorded";
 
+/// Evidence an auditor may ask for (COMPLIANCE.md §2/§3) that drdrill does not
+/// record; reports say so instead of leaving the reader to assume.
+pub const NOT_RECORDED_FIELDS: &str = "scope and criticality, scenario type, participants and their independence, reviewer sign-off, follow-up actions and their re-tests, policy/BIA references, retention dates";
+
 /// A scheduled firing counts as missed only once this long has passed without
 /// a run, so a drill that is starting right now does not show as overdue.
 const GRACE: ChronoDuration = ChronoDuration::minutes(30);

@@ -64,20 +64,23 @@ pub fn trend_chart(
         day(to)
     );
 
-    // Bucket per pixel column: worst value, and whether any run there failed.
-    let columns = MAX_MARKS.min(points.len().max(1));
-    let mut buckets: Vec<Option<(f64, Option<f64>, bool)>> = vec![None; columns];
-    for p in points {
-        let col = (((x_of(p.at) - LEFT) / plot_w) * (columns as f64 - 1.0)).round() as usize;
-        let col = col.min(columns - 1);
-        let b = buckets[col].get_or_insert((x_of(p.at), None, false));
-        if let Some(v) = p.value_ms {
-            b.1 = Some(b.1.map_or(v, |w: f64| w.max(v)));
+    // Few runs: one mark each. Many: one per column, keeping the worst value
+    // and whether any run there failed.
+    let marks: Vec<(f64, Option<f64>, bool)> = if points.len() <= MAX_MARKS {
+        points.iter().map(|p| (x_of(p.at), p.value_ms, !p.passed)).collect()
+    } else {
+        let mut buckets: Vec<Option<(f64, Option<f64>, bool)>> = vec![None; MAX_MARKS];
+        for p in points {
+            let col = ((((x_of(p.at) - LEFT) / plot_w) * (MAX_MARKS as f64 - 1.0)).round() as usize).min(MAX_MARKS - 1);
+            let b = buckets[col].get_or_insert((x_of(p.at), None, false));
+            if let Some(v) = p.value_ms {
+                b.1 = Some(b.1.map_or(v, |w: f64| w.max(v)));
+            }
+            b.2 |= !p.passed;
         }
-        b.2 |= !p.passed;
-    }
-    let measured: Vec<(f64, f64, bool)> =
-        buckets.iter().flatten().filter_map(|(x, v, f)| v.map(|v| (*x, v, *f))).collect();
+        buckets.into_iter().flatten().collect()
+    };
+    let measured: Vec<(f64, f64, bool)> = marks.iter().filter_map(|(x, v, f)| v.map(|v| (*x, v, *f))).collect();
     if measured.len() > 1 {
         out.push_str(r##"<polyline fill="none" stroke="#3b6fd6" stroke-width="1.5" points=""##);
         for (x, v, _) in &measured {
@@ -85,7 +88,7 @@ pub fn trend_chart(
         }
         out.push_str(r#""/>"#);
     }
-    for (x, v, failed) in buckets.iter().flatten() {
+    for (x, v, failed) in &marks {
         match v {
             Some(v) => {
                 let _ = write!(
