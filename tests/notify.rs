@@ -32,7 +32,11 @@ fn smtp_port() -> u16 {
 
 /// Raw messages in the test Maildir addressed to `to`, waiting up to 5 s for `n`.
 fn messages_to(to: &str, n: usize) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(test_env("DRDRILL_TEST_MAILDIR")).join("new");
+    messages_in("DRDRILL_TEST_MAILDIR", to, n)
+}
+
+fn messages_in(maildir_var: &str, to: &str, n: usize) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(test_env(maildir_var)).join("new");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let found: Vec<Vec<u8>> = std::fs::read_dir(&dir)
@@ -99,6 +103,54 @@ fn notify_test_reports_delivery() {
     let out = w.drdrill(&["notify", "test"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(messages_to(&to, 1).len(), 1);
+}
+
+#[test]
+fn starttls_with_a_private_ca() {
+    let w = Work::new();
+    let to = recipient("tls");
+    let port: u16 = test_env("DRDRILL_TEST_SMTP_TLS_PORT").parse().unwrap();
+    let ca = test_env("DRDRILL_TEST_SMTP_CA");
+    std::fs::create_dir_all(w.path().join("config")).unwrap();
+    std::fs::write(
+        w.path().join("config/drdrill.toml"),
+        format!(
+            "[notify]\nsmtp_host = \"localhost\"\nsmtp_port = {port}\nsecurity = \"starttls\"\nca_file = {ca:?}\nfrom = \"dr@example.com\"\nto = [\"{to}\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = w.drdrill(&["notify", "test"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(messages_in("DRDRILL_TEST_MAILDIR_TLS", &to, 1).len(), 1);
+
+    // Without the private CA the server's certificate is not trusted: refused, named.
+    let text = std::fs::read_to_string(w.path().join("config/drdrill.toml")).unwrap();
+    std::fs::write(
+        w.path().join("config/drdrill.toml"),
+        text.lines().filter(|l| !l.starts_with("ca_file")).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let out = w.drdrill(&["notify", "test"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("localhost:{port}")), "{}", stderr(&out));
+}
+
+#[test]
+fn the_smtp_password_never_reaches_output_or_the_database() {
+    let w = Work::new();
+    let to = recipient("secret");
+    // The plain sink offers no AUTH, so the login fails: the error must not echo the password.
+    write_config(&w, smtp_port(), &to, "username = \"dr\"\npassword_file = \"pw\"\n");
+    std::fs::write(w.path().join("pw"), "s3cret-Pa55word\n").unwrap();
+    w.set_rto_target("1ms");
+    let out = w.drdrill(&["-v", "run", "quickstart"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stderr(&out).contains("s3cret") && !stdout(&out).contains("s3cret"));
+    for file in ["drdrill.db", "drdrill.db-wal"] {
+        let bytes = std::fs::read(w.path().join("var").join(file)).unwrap_or_default();
+        assert!(!bytes.windows(6).any(|x| x == b"s3cret"), "password found in {file}");
+    }
+    assert!(w.sqlite3("SELECT count(*) FROM outbox WHERE sent_at IS NULL") != "", "the alert is kept either way");
 }
 
 #[test]

@@ -484,6 +484,37 @@ mod tests {
     }
 
     #[test]
+    fn runs_aborted_after_a_crash_are_chained_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("d.db")).unwrap();
+        let new = crate::db::NewRun {
+            plan: "p",
+            plan_file: "p.toml",
+            plan_sha256: "ab",
+            description: "",
+            trigger: "manual",
+            host: "h",
+            started_at: chrono::Utc::now(),
+            notes: None,
+        };
+        let a = db.start_run(&new).unwrap();
+        let b = db.start_run(&new).unwrap();
+        let end = crate::db::RunEnd { status: "failed".into(), reason: Some("x".into()), ..Default::default() };
+        db.finish_run(b, &end, &[], &[]).unwrap();
+        // A run still `running` has no record yet, and that is not a break.
+        assert_eq!(db.verify_evidence().unwrap().unwrap().records, 1);
+        assert_eq!(db.abort_stale_runs("process died").unwrap(), vec![a]);
+        let v = db.verify_evidence().unwrap().unwrap();
+        assert_eq!(v.records, 2);
+        let entries = db.evidence_entries(None, None).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| (e.record.run_id, e.record.result.as_str())).collect::<Vec<_>>(),
+            [(b, "failed"), (a, "aborted")]
+        );
+        assert_eq!(db.evidence_head().unwrap(), Some((2, v.head)));
+    }
+
+    #[test]
     fn a_deleted_record_is_named() {
         let mut c = chain(5);
         c.remove(1);
