@@ -88,6 +88,20 @@ fn main() -> anyhow::Result<()> {
     })?;
     println!("seeded {n} runs in {:.2?}", t.elapsed());
 
+    let t = Instant::now();
+    let entries = db.evidence_entries(Some(&ts(now - Duration::days(90))), None)?;
+    println!("  read + parse {} records: {:.2?}", entries.len(), t.elapsed());
+    let t = Instant::now();
+    let links = db.verify_chain()?;
+    println!("  verify links and hashes: {:.2?} ({:?})", t.elapsed(), links.map(|v| v.records));
+    let t = Instant::now();
+    let full = db.verify_evidence()?;
+    println!(
+        "  `evidence verify` (records against their rows too): {:.2?} ({:?})",
+        t.elapsed(),
+        full.map(|v| v.records)
+    );
+
     let opts = ReportOptions { since: Some(now - Duration::days(90)), plan: None, now };
     let t = Instant::now();
     let report = Report::build(&db, &opts)?;

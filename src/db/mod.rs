@@ -250,6 +250,12 @@ impl Db {
         evidence::verify_db(&self.conn())
     }
 
+    /// Verifies links and hashes from genesis (not records against rows): fast,
+    /// for reports.
+    pub fn verify_chain(&self) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
+        evidence::verify_chain(&self.conn())
+    }
+
     /// The newest chain entry's sequence number and hash.
     pub fn evidence_head(&self) -> anyhow::Result<Option<(i64, String)>> {
         Ok(evidence::head(&self.conn())?)

@@ -18,10 +18,10 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}h3{font-si
 .tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(210px,1fr));gap:10px}
 .tile{border-radius:8px;padding:10px 12px;background:#fff;border-left:8px solid #999}
 .tile b{display:block;font-size:15px}.tile .st{font-weight:700;letter-spacing:.04em}
-.healthy{border-color:#2e7d32}.healthy .st{color:#2e7d32}
-.failing{border-color:#c62828}.failing .st{color:#c62828}
-.overdue{border-color:#ef6c00}.overdue .st{color:#ef6c00}
-.untested{border-color:#757575}.untested .st{color:#757575}
+.tile.healthy,.plan.healthy{border-left-color:#2e7d32}.healthy .st{color:#2e7d32}
+.tile.failing,.plan.failing{border-left-color:#c62828}.failing .st{color:#c62828}
+.tile.overdue,.plan.overdue{border-left-color:#ef6c00}.overdue .st{color:#ef6c00}
+.tile.untested,.plan.untested{border-left-color:#757575}.untested .st{color:#757575}
 section.plan{background:#fff;border-radius:8px;padding:14px 16px;margin:14px 0;border-left:8px solid #999}
 .kv{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:4px 18px;margin:10px 0}
 .kv div span{color:#5b6273}
@@ -179,17 +179,26 @@ fn plan_section(
             ),
         ));
     }
-    let gaps: Vec<String> =
-        p.schedule.gaps.iter().map(|g| format!("{} → {} ({} missed)", day(g.from), day(g.to), g.missed)).collect();
     if p.schedule.schedule.is_some() {
-        items.push(kv(
-            "schedule gaps",
-            if gaps.is_empty() {
-                "none".into()
-            } else {
-                format!("<span class=\"warn\">{}</span>", escape(&gaps.join("; ")))
-            },
-        ));
+        let gaps = &p.schedule.gaps;
+        let text = if gaps.is_empty() {
+            "none".to_string()
+        } else {
+            let missed: usize = gaps.iter().map(|g| g.missed).sum();
+            let recent: Vec<String> = gaps
+                .iter()
+                .rev()
+                .take(3)
+                .map(|g| format!("{} → {} ({} missed)", day(g.from), day(g.to), g.missed))
+                .collect();
+            let more = if gaps.len() > 3 { "; all gaps are in the Markdown and JSON reports" } else { "" };
+            format!(
+                "<span class=\"warn\">{} gap(s), {missed} scheduled run(s) missed</span>; latest: {}{more}",
+                gaps.len(),
+                escape(&recent.join("; "))
+            )
+        };
+        items.push(kv("schedule gaps", text));
     }
     out.push_str(&items.concat());
     out.push_str("</div><div class=\"charts\">");

@@ -148,7 +148,7 @@ pub struct Report {
     pub generated_at: DateTime<Utc>,
     pub since: Option<DateTime<Utc>>,
     pub plan_filter: Option<String>,
-    /// Result of verifying the whole chain in the database when the report was made.
+    /// Result of verifying the whole chain's links and hashes when the report was made.
     pub chain: Result<Verified, String>,
     pub head: Option<(i64, String)>,
     pub plans: Vec<PlanSummary>,
@@ -159,7 +159,7 @@ impl Report {
     pub fn build(db: &Db, opts: &ReportOptions) -> anyhow::Result<Report> {
         let since = opts.since.map(crate::db::ts);
         let entries = db.evidence_entries(since.as_deref(), opts.plan.as_deref())?;
-        let chain = match db.verify_evidence()? {
+        let chain = match db.verify_chain()? {
             Ok(v) => Ok(v),
             Err(b) => Err(b.to_string()),
         };
@@ -222,7 +222,10 @@ impl Report {
 
     pub fn chain_text(&self) -> String {
         match &self.chain {
-            Ok(v) => format!("verified: {} records from genesis, every record matches its run", v.records),
+            Ok(v) => format!(
+                "links and hashes verified: {} records from genesis; `drdrill evidence verify` also checks each record against its run's rows",
+                v.records
+            ),
             Err(e) => format!("BROKEN: {e}"),
         }
     }
