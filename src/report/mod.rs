@@ -323,9 +323,12 @@ fn summarize(name: &str, runs: &[&EvidenceRecord], file: Option<&Path>, opts: &R
         .map(|r| r.finished_at.clone().unwrap_or_else(|| r.started_at.clone()));
     let starts: Vec<DateTime<Utc>> = runs.iter().filter_map(|r| rfc(&r.started_at)).collect();
     let schedule = schedule_info(file, &starts, opts);
+    // One lucky pass does not hide a run of failures: two failures among the
+    // last five runs also count as failing.
+    let recent_failures = runs.iter().rev().take(5).filter(|r| r.result != "passed").count();
     let health = match last {
         None => Health::Untested,
-        Some(r) if r.result != "passed" => Health::Failing,
+        Some(r) if r.result != "passed" || recent_failures >= 2 => Health::Failing,
         Some(_) if schedule.overdue_since.is_some() => Health::Overdue,
         Some(_) => Health::Healthy,
     };
@@ -487,6 +490,33 @@ mod tests {
         assert_eq!(info.gaps[0].from, Utc.with_ymd_and_hms(2026, 1, 4, 3, 0, 0).unwrap());
         assert_eq!(info.gaps[0].missed, 3);
         assert_eq!(info.overdue_since, Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 0, 0).unwrap()));
+    }
+
+    fn record(result: &str) -> EvidenceRecord {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "run_id": 1, "plan": "p", "plan_sha256": "ab", "drdrill_version": "0.1.0",
+            "host": "h", "trigger": "manual", "started_at": "2026-01-01T00:00:00.000Z",
+            "finished_at": null, "t_fail": null, "result": result, "reason": null,
+            "measurements": [], "checks": [], "phases": [],
+            "backup": {"mode": null, "store": null, "id": null, "sha256": null, "created_at": null},
+            "notes": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn one_pass_after_failures_is_still_failing() {
+        let opts = ReportOptions { since: None, plan: None, now: Utc::now() };
+        let health = |results: &[&str]| {
+            let recs: Vec<EvidenceRecord> = results.iter().map(|r| record(r)).collect();
+            let refs: Vec<&EvidenceRecord> = recs.iter().collect();
+            summarize("p", &refs, None, &opts).health
+        };
+        assert_eq!(health(&["passed", "passed", "failed"]), Health::Failing);
+        assert_eq!(health(&["failed", "failed", "passed"]), Health::Failing);
+        assert_eq!(health(&["failed", "passed", "passed"]), Health::Healthy);
+        assert_eq!(health(&["failed", "failed", "passed", "passed", "passed", "passed"]), Health::Healthy);
+        assert_eq!(health(&[]), Health::Untested);
     }
 
     #[test]

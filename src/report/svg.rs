@@ -110,6 +110,15 @@ pub fn trend_chart(
             }
         }
     }
+    if points.len() > MAX_MARKS {
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" class="ax">{} runs: each point is the worst of its time slice</text>"#,
+            LEFT + 4.0,
+            TOP + 10.0,
+            points.len()
+        );
+    }
     if let Some(t) = target_ms {
         let y = y_of(t);
         let _ = write!(
