@@ -1,8 +1,8 @@
 //! Report rendering over a large history: fills a results database with N runs
 //! (default 100,000) across three plans and times building and rendering each
 //! format. Not a test: run with
-//! `cargo bench --bench report` (release), or `-- 300 /tmp/r.html` to keep a small
-//! report for a look.
+//! `cargo bench --bench report` (release), or `cargo bench --bench report -- 300
+//! /tmp/r.html` to keep a small report for a look.
 
 use std::time::Instant;
 
@@ -19,8 +19,11 @@ const PLANS: [(&str, &str, f64, f64); 3] = [
 ];
 
 fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, as
+    // a quick smoke run on a small history.
+    let benching = std::env::args().any(|a| a == "--bench");
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let n: usize = args.first().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    let n: usize = args.first().map(|a| a.parse()).transpose()?.unwrap_or(if benching { 100_000 } else { 500 });
     let keep_html = args.get(1).cloned();
     let dir = tempfile::tempdir()?;
     let db = Db::open(&dir.path().join("drdrill.db"))?;
