@@ -128,3 +128,24 @@ fn exported_json_verifies_offline_and_catches_edits() {
     let msg = verify_fails(&w, &["evidence", "verify", "--file", "cut.json"]);
     assert!(msg.contains("record #2 is missing"), "{msg}");
 }
+
+#[test]
+fn an_export_filtered_by_plan_still_verifies_offline() {
+    let w = Work::new();
+    let text = std::fs::read_to_string(w.path().join("drills/quickstart.toml")).unwrap();
+    std::fs::write(w.path().join("drills/second.toml"), text.replace("name = \"quickstart\"", "name = \"second\""))
+        .unwrap();
+    // Interleaved: quickstart, second, quickstart, second.
+    for plan in ["quickstart", "second", "quickstart", "second"] {
+        assert_eq!(w.drdrill(&["run", plan]).status.code(), Some(0), "{plan}");
+    }
+    let out = w.drdrill(&["report", "--plan", "quickstart", "--format", "json", "-o", "q.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path().join("q.json")).unwrap()).unwrap();
+    assert_eq!(doc["selected_runs"], serde_json::json!([1, 3]));
+    let seqs: Vec<i64> = doc["evidence"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "the slice is contiguous, other plans' records included");
+    let ok = w.drdrill(&["evidence", "verify", "--file", "q.json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+}

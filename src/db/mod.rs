@@ -269,12 +269,26 @@ impl Db {
         since: Option<&str>,
         plan: Option<&str>,
     ) -> anyhow::Result<Vec<evidence::ChainEntry>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        self.query_entries(
             "SELECT e.seq, e.prev_hash, e.hash, e.record FROM evidence e JOIN runs r ON r.id = e.run_id
              WHERE (?1 IS NULL OR r.started_at >= ?1) AND (?2 IS NULL OR r.plan = ?2) ORDER BY e.seq",
-        )?;
-        let rows = stmt.query_map(params![since, plan], |r| {
+            params![since, plan],
+        )
+    }
+
+    /// Every chain entry from `seq` on, whatever its plan: a slice that verifies
+    /// on its own (an export filtered by plan would otherwise have holes).
+    pub fn evidence_from_seq(&self, seq: i64) -> anyhow::Result<Vec<evidence::ChainEntry>> {
+        self.query_entries(
+            "SELECT seq, prev_hash, hash, record FROM evidence WHERE seq >= ?1 ORDER BY seq",
+            params![seq],
+        )
+    }
+
+    fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> anyhow::Result<Vec<evidence::ChainEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(args, |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
         })?;
         let mut out = Vec::new();

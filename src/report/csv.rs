@@ -3,7 +3,7 @@
 use super::{NOT_RECORDED, Report, target_of, value_of};
 use crate::db::evidence::EvidenceRecord;
 
-const HEADER: [&str; 22] = [
+const HEADER: [&str; 23] = [
     "seq",
     "run_id",
     "plan",
@@ -26,6 +26,7 @@ const HEADER: [&str; 22] = [
     "plan_sha256",
     "host",
     "hash",
+    "notes",
 ];
 
 pub fn render(r: &Report) -> String {
@@ -65,6 +66,7 @@ pub fn render(r: &Report) -> String {
                 rec.plan_sha256.clone(),
                 rec.host.clone(),
                 e.hash.clone(),
+                rec.notes.clone().unwrap_or_default(),
             ]
             .into_iter(),
         );

@@ -18,6 +18,10 @@ struct JsonReport<'a> {
     /// `verified` or the first break found in the database.
     chain_status: String,
     plans: &'a [PlanSummary],
+    /// Run ids selected by the period and plan filter.
+    selected_runs: Vec<i64>,
+    /// A contiguous slice of the chain holding every selected record (and any
+    /// records of other runs between them), so it verifies on its own.
     evidence: &'a [ChainEntry],
 }
 
@@ -45,7 +49,8 @@ pub fn render(r: &Report) -> anyhow::Result<String> {
             Err(e) => format!("broken: {e}"),
         },
         plans: &r.plans,
-        evidence: &r.entries,
+        selected_runs: r.entries.iter().map(|e| e.record.run_id).collect(),
+        evidence: r.chain_slice.as_deref().unwrap_or(&r.entries),
     };
     let mut s = serde_json::to_string_pretty(&doc)?;
     s.push('\n');

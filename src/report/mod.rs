@@ -152,7 +152,12 @@ pub struct Report {
     pub chain: Result<Verified, String>,
     pub head: Option<(i64, String)>,
     pub plans: Vec<PlanSummary>,
+    /// The selected runs' records, in chain order.
     pub entries: Vec<ChainEntry>,
+    /// When the selected records are not contiguous in the chain (a `--plan`
+    /// filter, or runs that finished out of order), the contiguous slice from
+    /// the first of them to the head, so an export still verifies offline.
+    pub chain_slice: Option<Vec<ChainEntry>>,
 }
 
 impl Report {
@@ -164,6 +169,12 @@ impl Report {
             Err(b) => Err(b.to_string()),
         };
         let head = db.evidence_head()?;
+        let contiguous = entries.windows(2).all(|w| w[1].seq == w[0].seq + 1)
+            && entries.last().map(|e| e.seq) == head.as_ref().map(|h| h.0);
+        let chain_slice = match entries.first() {
+            Some(first) if !contiguous => Some(db.evidence_from_seq(first.seq)?),
+            _ => None,
+        };
         let files = db.plan_files()?;
         let mut by_plan: BTreeMap<&str, Vec<&EvidenceRecord>> = BTreeMap::new();
         for e in &entries {
@@ -184,6 +195,7 @@ impl Report {
             head,
             plans,
             entries,
+            chain_slice,
         })
     }
 
