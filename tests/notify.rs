@@ -172,13 +172,19 @@ fn a_dead_mail_server_neither_fails_nor_slows_a_drill_and_mail_is_retried() {
     assert!(stderr(&out).contains("will retry"), "{}", stderr(&out));
     let ev = w.drdrill(&["evidence", "verify"]);
     assert_eq!(ev.status.code(), Some(0), "the run is recorded: {}", stdout(&ev));
+    // A second failed run while the server is still dead: two alerts queued,
+    // and the run still returns its own result promptly.
+    let t = Instant::now();
+    assert_eq!(w.drdrill(&["run", "quickstart"]).status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(pending_outbox(&w).starts_with("2|"), "{}", pending_outbox(&w));
 
     // The server is back: the queued alert goes out.
     write_config(&w, smtp_port(), &to, "");
     let out = w.drdrill(&["notify", "flush"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("1 sent, 0 failed, 0 still queued"), "{}", stdout(&out));
-    assert_eq!(messages_to(&to, 1).len(), 1);
+    assert!(stdout(&out).contains("2 sent, 0 failed, 0 still queued"), "{}", stdout(&out));
+    assert_eq!(messages_to(&to, 2).len(), 2);
 }
 
 #[test]

@@ -204,9 +204,10 @@ pub struct FlushSummary {
     pub waiting: usize,
 }
 
-/// Tries every queued message whose retry time has come. Each attempt is
-/// bounded by the configured timeout; failures are logged and rescheduled with
-/// backoff. Never returns an error.
+/// Tries every queued message whose retry time has come, oldest first, until
+/// one fails. Each attempt is bounded by the configured timeout, so one flush
+/// waits at most about one timeout on a dead server; failures are logged and
+/// rescheduled with backoff. Never returns an error.
 pub async fn flush_outbox(config: &NotifyConfig, db: &Db) -> FlushSummary {
     let mut summary = FlushSummary::default();
     let due = match outbox::due(db, Utc::now()) {
@@ -231,6 +232,9 @@ pub async fn flush_outbox(config: &NotifyConfig, db: &Db) -> FlushSummary {
                 if let Err(e) = outbox::mark_failed(db, entry.id, &err, Utc::now()) {
                     tracing::error!(id = entry.id, "cannot reschedule mail: {e:#}");
                 }
+                // The server is down or refusing: the rest would each wait out
+                // the timeout too. They stay due for the next flush.
+                break;
             }
         }
     }
