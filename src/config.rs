@@ -28,6 +28,8 @@ pub struct Config {
     pub stores: BTreeMap<String, Box<dyn StoreSpec>>,
     pub safety: SafetyConfig,
     pub daemon: DaemonConfig,
+    /// Email alerts and digests; `None` sends no mail.
+    pub notify: Option<crate::notify::NotifyConfig>,
 }
 
 /// How `drdrill daemon` schedules and stops drills.
@@ -107,6 +109,7 @@ struct ConfigFile {
     safety: SafetyConfig,
     #[serde(default)]
     daemon: DaemonConfig,
+    notify: Option<crate::notify::NotifyConfig>,
 }
 
 impl Config {
@@ -123,6 +126,7 @@ impl Config {
             stores,
             safety: SafetyConfig::default(),
             daemon: DaemonConfig::default(),
+            notify: None,
         }
     }
 
@@ -166,6 +170,13 @@ impl Config {
             ));
         }
         config.daemon = file.daemon;
+        if let Some(n) = &file.notify
+            && let Err(e) = n.validate()
+            && let Some(section) = doc.get("notify")
+        {
+            errors.push(doc.at(section.span(), format!("[notify]: {e}"), None));
+        }
+        config.notify = file.notify;
         if let Some(stores) = doc.get("stores") {
             for name in file.stores.keys() {
                 let Some(value) = stores.get_ref().get(name.as_str()) else { continue };

@@ -36,6 +36,9 @@ enum Command {
         /// Print the result as JSON
         #[arg(long)]
         json: bool,
+        /// Operator notes kept in the run's evidence record
+        #[arg(long)]
+        note: Option<String>,
     },
     /// Check plan files; print each problem as file:line:col with the fix
     Validate {
@@ -89,6 +92,30 @@ enum Command {
     },
     /// Make the daemon re-read its plans (like SIGHUP); exit 2 if a plan is broken
     Reload,
+    /// The hash-chained evidence of every finished run
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+    /// Report over a period: html, md, json, csv or junit
+    Report {
+        /// Only runs started in this period back from now ("90d") or since a date
+        #[arg(long, default_value = "90d")]
+        since: String,
+        /// Only this plan
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// Write to this file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Email: test the settings, send the digest, retry queued mail
+    Notify {
+        #[command(subcommand)]
+        command: cli::notify::NotifyCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +137,16 @@ enum BackupsAction {
         plan: Option<String>,
         #[arg(long)]
         store: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Recompute the chain and name the first record that does not match
+    Verify {
+        /// Verify an exported JSON report instead of the database
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
 }
 
@@ -150,7 +187,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let config = Arc::new(Config::load(cli.config.as_deref())?);
     match cli.command {
-        Command::Run { plan, dry_run, json } => cli::run::cmd_run(config, &plan, dry_run, json).await,
+        Command::Run { plan, dry_run, json, note } => cli::run::cmd_run(config, &plan, dry_run, json, note).await,
         Command::Validate { paths } => cli::validate::cmd_validate(&config, paths),
         Command::History { plan, limit, json } => cli::history::cmd_history(config, plan.as_deref(), limit, json),
         Command::Backups { action: BackupsAction::List { plan, store, json } } => {
@@ -165,5 +202,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Trigger { name, follow } => cli::trigger::cmd_trigger(&config, &name, follow).await,
         Command::Status { json } => cli::status::cmd_status(&config, json).await,
         Command::Reload => cli::reload::cmd_reload(&config).await,
+        Command::Evidence { command: EvidenceCommand::Verify { file } } => {
+            cli::evidence::cmd_verify(config, file.as_deref())
+        }
+        Command::Report { since, plan, format, output } => {
+            cli::report::cmd_report(config, Some(&since), plan, &format, output.as_deref())
+        }
+        Command::Notify { command } => cli::notify::cmd_notify(config, command).await,
     }
 }

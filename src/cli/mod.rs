@@ -3,9 +3,12 @@
 pub mod backups;
 pub mod client;
 pub mod daemon;
+pub mod evidence;
 pub mod history;
 pub mod note;
+pub mod notify;
 pub mod reload;
+pub mod report;
 pub mod run;
 pub mod status;
 pub mod trigger;

@@ -106,7 +106,13 @@ pub fn load_plan(arg: &str, config: &Config) -> Result<Plan, u8> {
     })
 }
 
-pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) -> anyhow::Result<u8> {
+pub async fn cmd_run(
+    config: Arc<Config>,
+    arg: &str,
+    dry_run: bool,
+    json: bool,
+    notes: Option<String>,
+) -> anyhow::Result<u8> {
     let plan = match load_plan(arg, &config) {
         Ok(p) => p,
         Err(code) => return Ok(code),
@@ -121,7 +127,7 @@ pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) 
         return Ok(report_refusal(&refused, arg));
     }
     let engine = Engine::open(config)?;
-    let opts = RunOptions::default();
+    let opts = RunOptions { notes, ..RunOptions::default() };
     let signals = tokio::spawn(abort_on_signals(opts.abort.clone()));
     let run_id = Arc::new(OnceLock::new());
     operator_console(
@@ -157,6 +163,8 @@ pub async fn cmd_run(config: Arc<Config>, arg: &str, dry_run: bool, json: bool) 
             return Err(e);
         }
     };
+    // The run is recorded; mail goes out only now, bounded and never changing the result.
+    drdrill::notify::after_run(engine.config.notify.as_ref(), &engine.db, &report).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -80,6 +80,35 @@ const MIGRATIONS: &[&str] = &[
         note TEXT,
         PRIMARY KEY (run_id, gate)
      );",
+    // 3 (evidence): the hash chain, one record per finished run, and
+    // the mail outbox (queued alerts and digests, retried until delivered).
+    // Triggers make accidental edits fail loudly; a deliberate edit (dropping the
+    // triggers) is still caught by `drdrill evidence verify`.
+    "CREATE TABLE evidence (
+        seq INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL UNIQUE REFERENCES runs (id),
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        record TEXT NOT NULL
+     );
+     CREATE TRIGGER evidence_append_only_update BEFORE UPDATE ON evidence
+        BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END;
+     CREATE TRIGGER evidence_append_only_delete BEFORE DELETE ON evidence
+        BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END;
+     CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attachment_name TEXT,
+        attachment BLOB,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at TEXT NOT NULL,
+        sent_at TEXT
+     );
+     CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE sent_at IS NULL;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -4,6 +4,7 @@
 //! numbered migrations recorded in `schema_migrations` so an old database is
 //! upgraded in place, never recreated.
 
+pub mod evidence;
 mod migrations;
 
 use std::path::Path;
@@ -279,17 +280,26 @@ impl Db {
             ],
         )?;
         anyhow::ensure!(changed == 1, "run {run_id} is not running any more; not overwriting its record");
+        evidence::append(&tx, run_id)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Marks runs left `running` by a process that died; returns their ids.
     pub fn abort_stale_runs(&self, reason: &str) -> anyhow::Result<Vec<i64>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "UPDATE runs SET status = 'aborted', reason = ?1, finished_at = ?2 WHERE status = 'running' RETURNING id",
-        )?;
-        let ids = stmt.query_map(params![reason, ts(Utc::now())], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let ids = tx
+            .prepare(
+                "UPDATE runs SET status = 'aborted', reason = ?1, finished_at = ?2 WHERE status = 'running' RETURNING id",
+            )?
+            .query_map(params![reason, ts(Utc::now())], |r| r.get(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        // An aborted run is finished too: it gets its evidence record.
+        for id in &ids {
+            evidence::append(&tx, *id)?;
+        }
+        tx.commit()?;
         Ok(ids)
     }
 
@@ -346,6 +356,76 @@ impl Db {
             s.last_success = at.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
         }
         Ok(stats.into_values().collect())
+    }
+
+    /// Verifies the whole evidence chain against the database's rows.
+    pub fn verify_evidence(&self) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
+        evidence::verify_db(&self.conn())
+    }
+
+    /// Verifies links and hashes from genesis (not records against rows): fast,
+    /// for reports.
+    pub fn verify_chain(&self) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
+        evidence::verify_chain(&self.conn())
+    }
+
+    /// The newest chain entry's sequence number and hash.
+    pub fn evidence_head(&self) -> anyhow::Result<Option<(i64, String)>> {
+        Ok(evidence::head(&self.conn())?)
+    }
+
+    /// Chain entries of runs started at or after `since` (RFC 3339), optionally of
+    /// one plan, in chain order. Records are parsed from what was hashed, so a
+    /// report shows exactly the evidence, never a later edit of the run rows.
+    pub fn evidence_entries(
+        &self,
+        since: Option<&str>,
+        plan: Option<&str>,
+    ) -> anyhow::Result<Vec<evidence::ChainEntry>> {
+        self.query_entries(
+            "SELECT e.seq, e.prev_hash, e.hash, e.record FROM evidence e JOIN runs r ON r.id = e.run_id
+             WHERE (?1 IS NULL OR r.started_at >= ?1) AND (?2 IS NULL OR r.plan = ?2) ORDER BY e.seq",
+            params![since, plan],
+        )
+    }
+
+    /// Every chain entry from `seq` on, whatever its plan: a slice that verifies
+    /// on its own (an export filtered by plan would otherwise have holes).
+    pub fn evidence_from_seq(&self, seq: i64) -> anyhow::Result<Vec<evidence::ChainEntry>> {
+        self.query_entries(
+            "SELECT seq, prev_hash, hash, record FROM evidence WHERE seq >= ?1 ORDER BY seq",
+            params![seq],
+        )
+    }
+
+    fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> anyhow::Result<Vec<evidence::ChainEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(args, |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, prev_hash, hash, text) = row?;
+            let record: evidence::EvidenceRecord = serde_json::from_str(&text).with_context(|| {
+                format!("evidence record #{seq} is not readable: run `drdrill evidence verify` to find what changed")
+            })?;
+            out.push(evidence::ChainEntry { seq, prev_hash, hash, record });
+        }
+        Ok(out)
+    }
+
+    /// The plan file each plan last ran from, by plan name.
+    pub fn plan_files(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name, file FROM plans")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs the closure on the connection; for tests and benchmarks that seed data.
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        f(&mut self.conn())
     }
 
     pub fn runs(&self, plan: Option<&str>, limit: usize) -> anyhow::Result<Vec<RunSummary>> {

@@ -61,11 +61,14 @@ pub struct RunOptions {
     pub abort: Cancel,
     /// Where the run waits at `pause_before` gates; whoever holds a clone approves.
     pub gates: Gates,
+    /// A note to record on the run as it starts (`drdrill run --note`); it is
+    /// part of the run's evidence record like every note written before the end.
+    pub notes: Option<String>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { trigger: "manual".into(), abort: Cancel::new(), gates: Gates::new() }
+        RunOptions { trigger: "manual".into(), abort: Cancel::new(), gates: Gates::new(), notes: None }
     }
 }
 
@@ -119,6 +122,9 @@ impl Engine {
             host: &hostname(),
             started_at: Utc::now(),
         })?;
+        if let Some(text) = opts.notes.as_deref().filter(|t| !t.trim().is_empty()) {
+            self.add_note(run_id, "operator (--note)", text)?;
+        }
         observer.run_started(run_id, plan);
 
         // One flag stops every blocking loop, whether the deadline passed or a

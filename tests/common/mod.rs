@@ -2,7 +2,10 @@
 //! plans, store, scratch and results database, and the real `drdrill` binary.
 #![allow(dead_code)]
 
+mod work;
 mod workspace;
+#[allow(unused_imports)]
+pub use work::*;
 #[allow(unused_imports)]
 pub use workspace::*;
 

@@ -1,0 +1,274 @@
+//! Email: an alert when a run fails or misses a target, and a periodic digest
+//! with the HTML report attached.
+//!
+//! Mail never fails or delays a drill. Messages are first written to the
+//! `outbox` table (after the run is recorded), then sent with a timeout; a
+//! message that cannot be sent stays queued, its error logged, and is retried by
+//! the next [`flush_outbox`] (after any run, each digest, or `drdrill notify flush`).
+
+mod outbox;
+mod smtp;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::db::Db;
+use crate::duration::HumanDuration;
+use crate::engine::RunReport;
+use crate::report::{Format, Report, ReportOptions};
+use crate::schedule::Schedule;
+
+pub use outbox::{OutboxEntry, Outgoing, make_all_due};
+
+/// The `[notify]` section of the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    pub smtp_host: String,
+    /// Default: 587 for starttls, 465 for tls, 25 for plain.
+    pub smtp_port: Option<u16>,
+    #[serde(default)]
+    pub security: Security,
+    pub from: String,
+    pub to: Vec<String>,
+    /// SMTP user name; the password comes from `password_env` or `password_file`.
+    pub username: Option<String>,
+    /// Environment variable holding the SMTP password (default `DRDRILL_SMTP_PASSWORD`).
+    pub password_env: Option<String>,
+    /// File holding the SMTP password (first line), e.g. a systemd credential.
+    pub password_file: Option<PathBuf>,
+    /// Extra PEM root certificate for a server with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Alert on failed runs and missed targets (default true).
+    #[serde(default = "yes")]
+    pub on_failure: bool,
+    /// When the daemon sends the digest, in crontab syntax.
+    pub digest: Option<Schedule>,
+    /// How far back the digest's report reaches (default 7d).
+    pub digest_period: Option<HumanDuration>,
+    /// Longest time one delivery attempt may take (default 10s).
+    pub timeout: Option<HumanDuration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain connection upgraded with STARTTLS; the upgrade is required.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+    /// No encryption: only for a relay on the loopback interface.
+    Plain,
+}
+
+pub const DEFAULT_PASSWORD_ENV: &str = "DRDRILL_SMTP_PASSWORD";
+
+impl NotifyConfig {
+    /// Problems that a config file must not get past, with the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.security == Security::Plain && !is_loopback(&self.smtp_host) {
+            return Err(format!(
+                "security = \"plain\" sends mail unencrypted, so it is only allowed to a loopback relay, not {:?}: use \"starttls\" or \"tls\", or relay through a local MTA on 127.0.0.1",
+                self.smtp_host
+            ));
+        }
+        if self.to.is_empty() {
+            return Err("`to` is empty: list at least one recipient".into());
+        }
+        for a in std::iter::once(&self.from).chain(&self.to) {
+            a.parse::<lettre::message::Mailbox>().map_err(|e| {
+                format!("{a:?} is not an email address ({e}): write it like \"DR drills <dr@example.com>\"")
+            })?;
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            return Err("set only one of `password_env` and `password_file`".into());
+        }
+        Ok(())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.security {
+            Security::Starttls => 587,
+            Security::Tls => 465,
+            Security::Plain => 25,
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout.map(|t| t.0).unwrap_or(Duration::from_secs(10))
+    }
+
+    /// The next time the digest is due after `t`, if a digest is configured.
+    pub fn next_digest_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.digest.as_ref().and_then(|s| s.next_after(t, 1).into_iter().next())
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a finished run deserves an alert: it failed, or a target was missed.
+pub fn needs_alert(report: &RunReport) -> bool {
+    !report.passed() || report.measurements.iter().any(|m| m.met == Some(false))
+}
+
+/// The engine's caller hands every finished run here. Queues an alert if the run
+/// failed or missed a target, then tries to deliver the outbox. Never returns an
+/// error: mail trouble is logged and retried later, the drill's result stands.
+pub async fn after_run(config: Option<&NotifyConfig>, db: &Db, report: &RunReport) {
+    let Some(config) = config else { return };
+    if !config.on_failure || !needs_alert(report) {
+        return;
+    }
+    let verdict = if report.passed() { "target missed" } else { report.status.as_str() };
+    let msg = Outgoing {
+        subject: format!("[drdrill] {} {}: run {}", report.plan, verdict.to_uppercase(), report.run_id),
+        body: format!(
+            "The drill `{}` did not pass (run {}).\n\n{}\nSee `drdrill show {}` for the full timeline.\n",
+            report.plan,
+            report.run_id,
+            report.render(),
+            report.run_id
+        ),
+        attachment: None,
+    };
+    if let Err(e) = outbox::enqueue(db, "alert", &msg) {
+        tracing::error!(run = report.run_id, "cannot queue the failure alert: {e:#}");
+        return;
+    }
+    flush_outbox(config, db).await;
+}
+
+/// Builds the HTML report over the digest period and sends it. This is the entry
+/// point the daemon calls when [`NotifyConfig::next_digest_after`] comes due.
+/// Returns an error only if the report could not be built or queued; delivery
+/// failures stay queued for retry and are returned in the summary.
+pub async fn send_digest(config: &NotifyConfig, db: &Db) -> anyhow::Result<FlushSummary> {
+    let now = Utc::now();
+    let period = config.digest_period.map(|d| d.0).unwrap_or(Duration::from_secs(7 * 86400));
+    let since = now - chrono::Duration::from_std(period)?;
+    let report = Report::build(db, &ReportOptions { since: Some(since), plan: None, now })?;
+    let html = report.render(Format::Html)?;
+    let healthy = report.plans.len() - report.unhealthy();
+    let mut body = format!(
+        "drdrill digest for {}: {healthy} of {} plan(s) healthy.\nEvidence chain head: {}\n{}\n\n",
+        report.period_text(),
+        report.plans.len(),
+        report.head_text(),
+        report.chain_text()
+    );
+    for p in &report.plans {
+        body += &format!(
+            "- {}: {} — {} run(s), pass rate {}, last success {}\n",
+            p.plan,
+            p.health.as_str().to_uppercase(),
+            p.runs,
+            crate::report::percent(p.pass_rate),
+            p.last_success.as_deref().unwrap_or("never in period")
+        );
+    }
+    body += "\nThe full report is attached (one self-contained HTML file).\n";
+    let msg = Outgoing {
+        subject: format!("[drdrill] digest {}: {healthy}/{} plans healthy", report.period_text(), report.plans.len()),
+        body,
+        attachment: Some((format!("drdrill-report-{}.html", now.format("%Y-%m-%d")), html.into_bytes())),
+    };
+    outbox::enqueue(db, "digest", &msg)?;
+    Ok(flush_outbox(config, db).await)
+}
+
+/// Sends one test message now, without the outbox, and returns the error if any:
+/// for `drdrill notify test`, to check the settings.
+pub async fn send_test(config: &NotifyConfig) -> anyhow::Result<()> {
+    let msg = Outgoing {
+        subject: "[drdrill] test message".into(),
+        body: format!("This is a test message from drdrill {}; mail settings work.\n", crate::VERSION),
+        attachment: None,
+    };
+    smtp::send(config, &msg).await
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlushSummary {
+    pub sent: usize,
+    pub failed: usize,
+    pub waiting: usize,
+}
+
+/// Tries every queued message whose retry time has come, oldest first, until
+/// one fails. Each attempt is bounded by the configured timeout, so one flush
+/// waits at most about one timeout on a dead server; failures are logged and
+/// rescheduled with backoff. Never returns an error.
+pub async fn flush_outbox(config: &NotifyConfig, db: &Db) -> FlushSummary {
+    let mut summary = FlushSummary::default();
+    let due = match outbox::due(db, Utc::now()) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("cannot read the mail outbox: {e:#}");
+            return summary;
+        }
+    };
+    for entry in due {
+        match smtp::send(config, &entry.message).await {
+            Ok(()) => {
+                summary.sent += 1;
+                if let Err(e) = outbox::mark_sent(db, entry.id) {
+                    tracing::error!(id = entry.id, "mail sent but not marked sent: {e:#}");
+                }
+            }
+            Err(e) => {
+                summary.failed += 1;
+                let err = format!("{e:#}");
+                tracing::warn!(id = entry.id, attempts = entry.attempts + 1, "mail not delivered, will retry: {err}");
+                if let Err(e) = outbox::mark_failed(db, entry.id, &err, Utc::now()) {
+                    tracing::error!(id = entry.id, "cannot reschedule mail: {e:#}");
+                }
+                // The server is down or refusing: the rest would each wait out
+                // the timeout too. They stay due for the next flush.
+                break;
+            }
+        }
+    }
+    summary.waiting = outbox::pending(db).unwrap_or(0);
+    summary
+}
+
+pub use outbox::pending as pending_count;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(host: &str, security: &str) -> NotifyConfig {
+        toml::from_str(&format!(
+            "smtp_host = {host:?}\nsecurity = {security:?}\nfrom = \"dr@example.com\"\nto = [\"ops@example.com\"]\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn plain_is_only_for_loopback() {
+        assert!(cfg("127.0.0.1", "plain").validate().is_ok());
+        assert!(cfg("localhost", "plain").validate().is_ok());
+        let e = cfg("mail.example.com", "plain").validate().unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
+        assert!(cfg("mail.example.com", "starttls").validate().is_ok());
+        assert_eq!(cfg("mail.example.com", "tls").port(), 465);
+    }
+
+    #[test]
+    fn bad_addresses_are_named() {
+        let mut c = cfg("127.0.0.1", "plain");
+        c.to = vec!["not an address".into()];
+        assert!(c.validate().unwrap_err().contains("not an address"));
+    }
+}

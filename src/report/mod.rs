@@ -1,0 +1,541 @@
+//! Periodic reports over the evidence chain: one model, one renderer per format.
+//!
+//! Everything shown comes from the hashed evidence records (never from rows that
+//! could have been edited later), plus the plan's current schedule to find gaps.
+//! Fields a record does not carry are shown as "not recorded", never guessed.
+
+pub mod csv;
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+mod svg;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde::Serialize;
+
+use crate::db::Db;
+use crate::db::evidence::{ChainEntry, EvidenceRecord, Verified, parse_ms};
+use crate::engine::report::fmt_ms;
+use crate::schedule::Schedule;
+
+/// What a text cell says when a record does not carry the value.
+pub const NOT_RECORDED: &str = "not recorded";
+
+/// Evidence an auditor may ask for (COMPLIANCE.md §2/§3) that drdrill does not
+/// record; reports say so instead of leaving the reader to assume.
+pub const NOT_RECORDED_FIELDS: &str = "scope and criticality, scenario type, participants and their independence, reviewer sign-off, follow-up actions and their re-tests, policy/BIA references, retention dates";
+
+/// A scheduled firing counts as missed only once this long has passed without
+/// a run, so a drill that is starting right now does not show as overdue.
+const GRACE: ChronoDuration = ChronoDuration::minutes(30);
+
+/// Firings are enumerated up to this many per plan; beyond it gaps are not listed.
+const MAX_FIRINGS: usize = 50_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Html,
+    Md,
+    Json,
+    Csv,
+    Junit,
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "html" => Format::Html,
+            "md" | "markdown" => Format::Md,
+            "json" => Format::Json,
+            "csv" => Format::Csv,
+            "junit" | "xml" => Format::Junit,
+            other => return Err(format!("unknown report format {other:?}: use html, md, json, csv or junit")),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Only runs started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub plan: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Failing,
+    Overdue,
+    Untested,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Failing => "failing",
+            Health::Overdue => "overdue",
+            Health::Untested => "untested",
+        }
+    }
+}
+
+/// Median, worst and target of one measurement over a plan's runs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stat {
+    pub measured: usize,
+    pub not_measured: usize,
+    pub missed: usize,
+    pub median_ms: Option<f64>,
+    pub worst_ms: Option<f64>,
+    /// The target of the newest run that recorded one.
+    pub target_ms: Option<f64>,
+}
+
+/// A stretch of scheduled firings with no run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gap {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub missed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleInfo {
+    pub schedule: Option<String>,
+    /// Why gaps could not be computed, if they could not.
+    pub note: Option<String>,
+    pub gaps: Vec<Gap>,
+    pub overdue_since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    pub plan: String,
+    pub health: Health,
+    pub runs: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub aborted: usize,
+    pub pass_rate: Option<f64>,
+    pub last_run: Option<String>,
+    pub last_result: Option<String>,
+    pub last_success: Option<String>,
+    pub rto: Stat,
+    pub rpo: Stat,
+    pub schedule: ScheduleInfo,
+}
+
+/// One point of a trend chart.
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    pub at: DateTime<Utc>,
+    pub value_ms: Option<f64>,
+    pub passed: bool,
+}
+
+/// The whole report, shared by every renderer.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub generated_at: DateTime<Utc>,
+    pub since: Option<DateTime<Utc>>,
+    pub plan_filter: Option<String>,
+    /// Result of verifying the whole chain's links and hashes when the report was made.
+    pub chain: Result<Verified, String>,
+    pub head: Option<(i64, String)>,
+    pub plans: Vec<PlanSummary>,
+    /// The selected runs' records, in chain order.
+    pub entries: Vec<ChainEntry>,
+    /// When the selected records are not contiguous in the chain (a `--plan`
+    /// filter, or runs that finished out of order), the contiguous slice from
+    /// the first of them to the head, so an export still verifies offline.
+    pub chain_slice: Option<Vec<ChainEntry>>,
+}
+
+impl Report {
+    pub fn build(db: &Db, opts: &ReportOptions) -> anyhow::Result<Report> {
+        let since = opts.since.map(crate::db::ts);
+        let entries = db.evidence_entries(since.as_deref(), opts.plan.as_deref())?;
+        let chain = match db.verify_chain()? {
+            Ok(v) => Ok(v),
+            Err(b) => Err(b.to_string()),
+        };
+        let head = db.evidence_head()?;
+        let contiguous = entries.windows(2).all(|w| w[1].seq == w[0].seq + 1)
+            && entries.last().map(|e| e.seq) == head.as_ref().map(|h| h.0);
+        let chain_slice = match entries.first() {
+            Some(first) if !contiguous => Some(db.evidence_from_seq(first.seq)?),
+            _ => None,
+        };
+        let files = db.plan_files()?;
+        let mut by_plan: BTreeMap<&str, Vec<&EvidenceRecord>> = BTreeMap::new();
+        for e in &entries {
+            by_plan.entry(e.record.plan.as_str()).or_default().push(&e.record);
+        }
+        if let Some(p) = &opts.plan {
+            by_plan.entry(p.as_str()).or_default();
+        }
+        let plans = by_plan
+            .into_iter()
+            .map(|(name, runs)| summarize(name, &runs, files.get(name).map(Path::new), opts))
+            .collect();
+        Ok(Report {
+            generated_at: opts.now,
+            since: opts.since,
+            plan_filter: opts.plan.clone(),
+            chain,
+            head,
+            plans,
+            entries,
+            chain_slice,
+        })
+    }
+
+    pub fn render(&self, format: Format) -> anyhow::Result<String> {
+        Ok(match format {
+            Format::Html => html::render(self),
+            Format::Md => markdown::render(self),
+            Format::Json => json::render(self)?,
+            Format::Csv => csv::render(self),
+            Format::Junit => junit::render(self),
+        })
+    }
+
+    /// Records of one plan, oldest first.
+    pub fn records_of<'a>(&'a self, plan: &'a str) -> impl Iterator<Item = &'a ChainEntry> + 'a {
+        self.entries.iter().filter(move |e| e.record.plan == plan)
+    }
+
+    pub fn unhealthy(&self) -> usize {
+        self.plans.iter().filter(|p| p.health != Health::Healthy).count()
+    }
+
+    pub fn period_text(&self) -> String {
+        match self.since {
+            Some(s) => format!("{} to {}", day(s), day(self.generated_at)),
+            None => format!("all runs up to {}", day(self.generated_at)),
+        }
+    }
+
+    pub fn head_text(&self) -> String {
+        match &self.head {
+            Some((seq, h)) => format!("#{seq} {h}"),
+            None => "empty chain (no finished runs)".into(),
+        }
+    }
+
+    pub fn chain_text(&self) -> String {
+        match &self.chain {
+            Ok(v) => format!(
+                "links and hashes verified: {} records from genesis; `drdrill evidence verify` also checks each record against its run's rows",
+                v.records
+            ),
+            Err(e) => format!("BROKEN: {e}"),
+        }
+    }
+}
+
+pub fn day(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+pub fn rfc(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// A measurement's value in ms, if the record carries it.
+pub fn value_of(r: &EvidenceRecord, name: &str) -> Option<f64> {
+    r.measurement(name).and_then(|m| m.value_ms.as_deref()).and_then(parse_ms)
+}
+
+pub fn target_of(r: &EvidenceRecord, name: &str) -> Option<f64> {
+    r.measurement(name).and_then(|m| m.target_ms.as_deref()).and_then(parse_ms)
+}
+
+/// "1.20s / 5m met" style text for one measurement of one run.
+pub fn measurement_text(r: &EvidenceRecord, name: &str) -> String {
+    match r.measurement(name) {
+        None => NOT_RECORDED.into(),
+        Some(m) => {
+            let value = m.value_ms.as_deref().and_then(parse_ms);
+            let verdict = match m.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "not measured",
+            };
+            format!(
+                "{} / {} {verdict}",
+                value.map(|v| fmt_ms(Some(v))).unwrap_or_else(|| "-".into()),
+                fmt_ms(m.target_ms.as_deref().and_then(parse_ms))
+            )
+        }
+    }
+}
+
+pub fn points(report: &Report, plan: &str, name: &str) -> Vec<Point> {
+    report
+        .records_of(plan)
+        .filter_map(|e| {
+            Some(Point {
+                at: rfc(&e.record.started_at)?,
+                value_ms: value_of(&e.record, name),
+                passed: e.record.result == "passed",
+            })
+        })
+        .collect()
+}
+
+fn stat(runs: &[&EvidenceRecord], name: &str) -> Stat {
+    let mut values = Vec::new();
+    let mut s = Stat::default();
+    for r in runs {
+        match r.measurement(name) {
+            Some(m) => {
+                if let Some(v) = m.value_ms.as_deref().and_then(parse_ms) {
+                    values.push(v);
+                } else {
+                    s.not_measured += 1;
+                }
+                if m.met == Some(false) {
+                    s.missed += 1;
+                }
+                if let Some(t) = m.target_ms.as_deref().and_then(parse_ms) {
+                    s.target_ms = Some(t);
+                }
+            }
+            None => s.not_measured += 1,
+        }
+    }
+    values.sort_by(f64::total_cmp);
+    s.measured = values.len();
+    if !values.is_empty() {
+        let n = values.len();
+        s.median_ms = Some(if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 });
+        s.worst_ms = values.last().copied();
+    }
+    s
+}
+
+fn summarize(name: &str, runs: &[&EvidenceRecord], file: Option<&Path>, opts: &ReportOptions) -> PlanSummary {
+    let count = |r: &str| runs.iter().filter(|x| x.result == r).count();
+    let (passed, failed, aborted) = (count("passed"), count("failed"), count("aborted"));
+    let last = runs.last();
+    let last_success = runs
+        .iter()
+        .rev()
+        .find(|r| r.result == "passed")
+        .map(|r| r.finished_at.clone().unwrap_or_else(|| r.started_at.clone()));
+    let starts: Vec<DateTime<Utc>> = runs.iter().filter_map(|r| rfc(&r.started_at)).collect();
+    let schedule = schedule_info(file, &starts, opts);
+    // One lucky pass does not hide a run of failures: two failures among the
+    // last five runs also count as failing.
+    let recent_failures = runs.iter().rev().take(5).filter(|r| r.result != "passed").count();
+    let health = match last {
+        None => Health::Untested,
+        Some(r) if r.result != "passed" || recent_failures >= 2 => Health::Failing,
+        Some(_) if schedule.overdue_since.is_some() => Health::Overdue,
+        Some(_) => Health::Healthy,
+    };
+    PlanSummary {
+        plan: name.to_string(),
+        health,
+        runs: runs.len(),
+        passed,
+        failed,
+        aborted,
+        pass_rate: (!runs.is_empty()).then(|| passed as f64 / runs.len() as f64),
+        last_run: last.map(|r| r.started_at.clone()),
+        last_result: last.map(|r| r.result.clone()),
+        last_success,
+        rto: stat(runs, "rto"),
+        rpo: stat(runs, "rpo"),
+        schedule,
+    }
+}
+
+/// Reads only the `schedule` key: a plan whose source is gone can still be reported on.
+fn read_schedule(file: &Path) -> Result<Option<Schedule>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("plan file {} unreadable ({e})", file.display()))?;
+    let value: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("plan file {} is not valid TOML ({e})", file.display()))?;
+    match value.get("schedule") {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Schedule::parse(s).map(Some),
+        Some(_) => Err(format!("plan file {}: `schedule` is not a string", file.display())),
+    }
+}
+
+fn schedule_info(file: Option<&Path>, starts: &[DateTime<Utc>], opts: &ReportOptions) -> ScheduleInfo {
+    let mut info = ScheduleInfo { schedule: None, note: None, gaps: Vec::new(), overdue_since: None };
+    let Some(file) = file else {
+        info.note = Some("schedule not recorded (plan never ran from a file)".into());
+        return info;
+    };
+    let schedule = match read_schedule(file) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            info.note = Some("not scheduled (runs on demand only)".into());
+            return info;
+        }
+        Err(e) => {
+            info.note = Some(format!("schedule unknown: {e}"));
+            return info;
+        }
+    };
+    info.schedule = Some(schedule.text.clone());
+    // Without a period the schedule is checked from the first run on.
+    let Some(from) = opts.since.or_else(|| starts.first().copied()) else {
+        info.note = Some("no runs to compare with the schedule".into());
+        return info;
+    };
+    let cutoff = opts.now - GRACE;
+    let mut firings: Vec<DateTime<Utc>> = Vec::new();
+    let mut cursor = from - ChronoDuration::seconds(1);
+    'outer: loop {
+        let batch = schedule.next_after(cursor, 1024);
+        if batch.is_empty() {
+            break;
+        }
+        for f in batch {
+            if f > cutoff {
+                break 'outer;
+            }
+            if firings.len() >= MAX_FIRINGS {
+                info.note =
+                    Some(format!("schedule fires more than {MAX_FIRINGS} times in the period; gaps not listed"));
+                return info;
+            }
+            firings.push(f);
+            cursor = f;
+        }
+    }
+    // A firing is covered when any run started between it and the next firing.
+    let mut sorted = starts.to_vec();
+    sorted.sort();
+    let mut open: Option<(DateTime<Utc>, usize)> = None;
+    for (i, f) in firings.iter().enumerate() {
+        let end = firings.get(i + 1).copied().unwrap_or(opts.now);
+        let idx = sorted.partition_point(|s| s < f);
+        let covered = sorted.get(idx).is_some_and(|s| *s < end);
+        match (covered, &mut open) {
+            (false, Some((_, n))) => *n += 1,
+            (false, None) => open = Some((*f, 1)),
+            (true, Some((start, n))) => {
+                info.gaps.push(Gap { from: *start, to: *f, missed: *n });
+                open = None;
+            }
+            (true, None) => {}
+        }
+    }
+    if let Some((start, n)) = open {
+        info.gaps.push(Gap { from: start, to: opts.now, missed: n });
+        info.overdue_since = Some(start);
+    }
+    info
+}
+
+/// Parses `--since` as a duration back from now ("90d") or a date ("2026-01-01").
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or(now));
+    }
+    if let Some(t) = rfc(text) {
+        return Ok(t);
+    }
+    let d = crate::duration::HumanDuration::parse(text)
+        .map_err(|e| format!("--since {text:?}: {e}; or give a date such as 2026-01-01"))?;
+    let d = ChronoDuration::from_std(d.0).map_err(|_| format!("--since {text:?} is too long"))?;
+    Ok(now - d)
+}
+
+/// Escapes text for HTML and XML bodies and attributes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters are not allowed in XML 1.0.
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn percent(p: Option<f64>) -> String {
+    p.map(|p| format!("{:.0}%", p * 100.0)).unwrap_or_else(|| "-".into())
+}
+
+pub fn stat_text(s: &Stat) -> (String, String, String) {
+    let f = |v: Option<f64>| v.map(|v| fmt_ms(Some(v))).unwrap_or_else(|| NOT_RECORDED.into());
+    (f(s.median_ms), f(s.worst_ms), f(s.target_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn missed_firings_become_gaps_and_overdue() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "schedule = \"0 3 * * *\"\n").unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 1, 10, 12, 0, 0).unwrap();
+        let opts = ReportOptions { since: Some(now - ChronoDuration::days(9)), plan: None, now };
+        // Runs on Jan 2, 3, then 7; nothing after: Jan 4-6 is a gap, Jan 8- is overdue.
+        let starts: Vec<_> = [2, 3, 7].iter().map(|d| Utc.with_ymd_and_hms(2026, 1, *d, 3, 0, 5).unwrap()).collect();
+        let info = schedule_info(Some(&file), &starts, &opts);
+        assert_eq!(info.gaps.len(), 2, "{info:?}");
+        assert_eq!(info.gaps[0].from, Utc.with_ymd_and_hms(2026, 1, 4, 3, 0, 0).unwrap());
+        assert_eq!(info.gaps[0].missed, 3);
+        assert_eq!(info.overdue_since, Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 0, 0).unwrap()));
+    }
+
+    fn record(result: &str) -> EvidenceRecord {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "run_id": 1, "plan": "p", "plan_sha256": "ab", "drdrill_version": "0.1.0",
+            "host": "h", "trigger": "manual", "started_at": "2026-01-01T00:00:00.000Z",
+            "finished_at": null, "t_fail": null, "result": result, "reason": null,
+            "measurements": [], "checks": [], "phases": [],
+            "backup": {"mode": null, "store": null, "id": null, "sha256": null, "created_at": null},
+            "notes": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn one_pass_after_failures_is_still_failing() {
+        let opts = ReportOptions { since: None, plan: None, now: Utc::now() };
+        let health = |results: &[&str]| {
+            let recs: Vec<EvidenceRecord> = results.iter().map(|r| record(r)).collect();
+            let refs: Vec<&EvidenceRecord> = recs.iter().collect();
+            summarize("p", &refs, None, &opts).health
+        };
+        assert_eq!(health(&["passed", "passed", "failed"]), Health::Failing);
+        assert_eq!(health(&["failed", "failed", "passed"]), Health::Failing);
+        assert_eq!(health(&["failed", "passed", "passed"]), Health::Healthy);
+        assert_eq!(health(&["failed", "failed", "passed", "passed", "passed", "passed"]), Health::Healthy);
+        assert_eq!(health(&[]), Health::Untested);
+    }
+
+    #[test]
+    fn since_accepts_durations_and_dates() {
+        let now = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap();
+        assert_eq!(parse_since("90d", now).unwrap(), now - ChronoDuration::days(90));
+        assert_eq!(parse_since("2026-01-01", now).unwrap(), Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        assert!(parse_since("yesterday-ish", now).unwrap_err().contains("--since"));
+    }
+}
