@@ -26,7 +26,9 @@ fn main() {
         let root = tempfile::tempdir().unwrap();
         let (overhead, rto) = bench_overhead(root.path(), 1);
         assert!(overhead >= 0.0 && rto >= overhead, "overhead {overhead} ms, RTO {rto} ms");
-        println!("throughput bench smoke run: 1-file drill RTO {rto:.2} ms (run `cargo bench --bench throughput` for figures)");
+        println!(
+            "throughput bench smoke run: 1-file drill RTO {rto:.2} ms (run `cargo bench --bench throughput` for figures)"
+        );
         return;
     }
     let root = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "var/bench".into()));

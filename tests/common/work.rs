@@ -1,7 +1,6 @@
 //! Shared helpers for the integration tests: a throwaway working folder with the
 //! quickstart plan, the real `drdrill` binary, and the real `sqlite3` tool.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
