@@ -4,7 +4,7 @@
 //! The payload is a plain tar stream so that `zstd -dc payload.tar.zst | tar x`
 //! restores it in a disaster without drdrill.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -131,6 +131,9 @@ pub struct UnpackStats {
 pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) -> anyhow::Result<UnpackStats> {
     let mut wanted: HashMap<&str, &FileEntry> = expected.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut dirs: Vec<(PathBuf, &FileEntry)> = Vec::new();
+    // Folders (relative to dest) already proven to be real folders below dest:
+    // most entries share a parent, so the symlink walk runs once per folder.
+    let mut safe_dirs: HashSet<PathBuf> = HashSet::new();
     let mut stats = UnpackStats::default();
     let mut archive = tar::Archive::new(input);
     let mut buf = vec![0u8; COPY_BUF];
@@ -145,17 +148,19 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
             );
         };
         let full = dest.join(&rel);
-        refuse_symlinked_parents(dest, &rel)?;
+        prepare_parent(dest, &rel, &mut safe_dirs)?;
         let kind = item.header().entry_type();
         match (kind, &want.kind) {
             (tar::EntryType::Directory, EntryKind::Dir) => {
                 fs::create_dir_all(&full).with_context(|| format!("cannot create {}", full.display()))?;
+                // create_dir_all accepts a symlink to a folder; a folder entry must be a real one.
+                if fs::symlink_metadata(&full).map(|m| !m.file_type().is_dir()).unwrap_or(true) {
+                    bail!("archive entry `{name}` would turn a symlink into a folder; refusing this backup");
+                }
+                safe_dirs.insert(rel.clone());
                 dirs.push((full, want));
             }
             (tar::EntryType::Regular | tar::EntryType::Continuous, EntryKind::File) => {
-                if let Some(parent) = full.parent() {
-                    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-                }
                 // create_new never follows a link planted at the final name.
                 let mut file = fs::OpenOptions::new()
                     .write(true)
@@ -182,8 +187,9 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
                     );
                 }
                 file.set_permissions(fs::Permissions::from_mode(want.mode))?;
+                let t = filetime::FileTime::from_unix_time(want.mtime, 0);
+                filetime::set_file_handle_times(&file, Some(t), Some(t))?;
                 drop(file);
-                set_mtime(&full, want.mtime, false)?;
                 stats.files += 1;
                 stats.bytes += count;
             }
@@ -194,9 +200,6 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
                         "symlink `{name}` points to {target:?} but the manifest says {:?}: the backup is corrupt",
                         want.target
                     );
-                }
-                if let Some(parent) = full.parent() {
-                    fs::create_dir_all(parent)?;
                 }
                 std::os::unix::fs::symlink(&target, &full)
                     .with_context(|| format!("cannot create symlink {}", full.display()))?;
@@ -240,6 +243,22 @@ fn safe_relative(raw: &Path) -> anyhow::Result<PathBuf> {
         bail!("archive entry {raw:?} has an empty name");
     }
     Ok(out)
+}
+
+/// Makes sure the folder `rel` will be written into exists and is reached
+/// without passing through a symlink, creating it if needed.
+fn prepare_parent(dest: &Path, rel: &Path, safe_dirs: &mut HashSet<PathBuf>) -> anyhow::Result<()> {
+    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else { return Ok(()) };
+    if safe_dirs.contains(parent) {
+        return Ok(());
+    }
+    refuse_symlinked_parents(dest, rel)?;
+    let full = dest.join(parent);
+    fs::create_dir_all(&full).with_context(|| format!("cannot create {}", full.display()))?;
+    for ancestor in parent.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        safe_dirs.insert(ancestor.to_path_buf());
+    }
+    Ok(())
 }
 
 /// An archive may plant `a -> /etc` and then `a/passwd`; refuse to write through

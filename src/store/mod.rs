@@ -190,7 +190,9 @@ impl Store {
 
     /// Writes the manifest; this is what makes a backup exist.
     pub async fn put_manifest(&self, m: &Manifest) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(m)?;
+        // Compact: with one entry per file a pretty manifest of a large tree is
+        // mostly indentation, held in memory while it is written.
+        let json = serde_json::to_vec(m)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         self.inner.put_opts(&Self::manifest_path(&m.plan, &m.backup_id), PutPayload::from(json), opts).await.map_err(
             |e| self.explain(e, format!("cannot write manifest of backup {} to store `{}`", m.backup_id, self.name)),
