@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::diag::{Diagnostic, TomlDoc};
+use crate::diag::{Diagnostic, KindParser, TomlDoc};
 
 /// One store kind's configuration: its own file holds the struct, its
 /// validation and its builder (see `local.rs`).
@@ -48,16 +48,11 @@ pub trait StoreSpec: Debug + Send + Sync {
 /// Turns a store error's text into its fix, if known.
 pub type Hinter = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-type ParseFn = fn(&TomlDoc, Spanned<DeValue>) -> Result<Box<dyn StoreSpec>, Diagnostic>;
-
 /// The store kinds. A new kind is one file and one line here.
-const KINDS: &[(&str, ParseFn)] = &[(local::KIND, local::parse), (s3::KIND, s3::parse)];
+const KINDS: &[KindParser<Box<dyn StoreSpec>>] = &[(local::KIND, local::parse), (s3::KIND, s3::parse)];
 
 pub fn parse_spec(doc: &TomlDoc, name: &str, value: &Spanned<DeValue>) -> Result<Box<dyn StoreSpec>, Diagnostic> {
-    let names: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
-    let (kind, rest) = doc.split_kind(value, &format!("store `{name}`"), &names)?;
-    let parse = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("kind was checked");
-    parse(doc, rest)
+    doc.parse_kind(value, &format!("store `{name}`"), KINDS)
 }
 
 /// Metadata of one backup; the JSON is the contract with restore tools.
