@@ -141,7 +141,7 @@ pub struct RestoreOutcome {
 pub async fn restore_backup(
     source: Arc<dyn Source>,
     store: &Store,
-    manifest: &Manifest,
+    manifest: &Arc<Manifest>,
     dest: PathBuf,
     cancel: Cancel,
 ) -> anyhow::Result<RestoreOutcome> {

@@ -36,7 +36,7 @@ async fn directory_round_trip_is_identical_including_modes_and_mtimes() {
 
     let dest = tmp.path().join("restore");
     fs::create_dir(&dest).unwrap();
-    let outcome = restore_backup(source, &store, &manifest, dest.clone(), Cancel::new()).await.unwrap();
+    let outcome = restore_backup(source, &store, &Arc::new(manifest), dest.clone(), Cancel::new()).await.unwrap();
     assert_eq!(tree_fingerprint(&data), tree_fingerprint(&outcome.restored.path));
 }
 
@@ -118,7 +118,7 @@ async fn sqlite_copy_is_consistent_while_the_database_is_written() {
 
     let dest = tmp.path().join("restore");
     fs::create_dir(&dest).unwrap();
-    let restored = restore_backup(source, &store, &m, dest, Cancel::new()).await.unwrap().restored;
+    let restored = restore_backup(source, &store, &Arc::new(m), dest, Cancel::new()).await.unwrap().restored;
     let c = rusqlite::Connection::open(&restored.path).unwrap();
     let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");

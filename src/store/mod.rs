@@ -215,6 +215,27 @@ impl Store {
 
     /// Every backup folder under `plan` (or all plans), oldest first.
     pub async fn list(&self, plan: Option<&str>) -> anyhow::Result<Vec<Listing>> {
+        let mut out = Vec::new();
+        for ((plan, backup_id), (has_manifest, stored_bytes)) in self.scan(plan).await? {
+            let (manifest, manifest_error) = if has_manifest {
+                match self.read_manifest(&plan, &backup_id).await {
+                    Ok(m) => (Some(m), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                }
+            } else {
+                (None, None)
+            };
+            out.push(Listing { plan, backup_id, manifest, manifest_error, stored_bytes });
+        }
+        Ok(out)
+    }
+
+    /// Backup folders by (plan, id), oldest first, with whether each has a
+    /// manifest and how many bytes it stores; no manifest is read.
+    async fn scan(
+        &self,
+        plan: Option<&str>,
+    ) -> anyhow::Result<std::collections::BTreeMap<(String, String), (bool, u64)>> {
         let prefix = plan.map(ObjPath::from);
         let objects: Vec<_> = self
             .inner
@@ -235,26 +256,21 @@ impl Store {
                 entry.0 = true;
             }
         }
-        let mut out = Vec::new();
-        for ((plan, backup_id), (has_manifest, stored_bytes)) in found {
-            let (manifest, manifest_error) = if has_manifest {
-                match self.read_manifest(&plan, &backup_id).await {
-                    Ok(m) => (Some(m), None),
-                    Err(e) => (None, Some(format!("{e:#}"))),
-                }
-            } else {
-                (None, None)
-            };
-            out.push(Listing { plan, backup_id, manifest, manifest_error, stored_bytes });
-        }
-        out.sort_by(|a, b| a.backup_id.cmp(&b.backup_id));
-        Ok(out)
+        Ok(found)
     }
 
-    /// The newest backup of `plan` that has a readable manifest.
+    /// The newest backup of `plan` that has a readable manifest. Ids start with
+    /// their UTC creation time, so manifests are read newest first and only
+    /// until one is usable: a large tree's manifest is big.
     pub async fn newest_complete(&self, plan: &str) -> anyhow::Result<Option<Manifest>> {
-        let listing = self.list(Some(plan)).await?;
-        Ok(listing.into_iter().filter_map(|l| l.manifest).max_by(|a, b| a.created_at.cmp(&b.created_at)))
+        let found = self.scan(Some(plan)).await?;
+        for ((plan, backup_id), _) in found.into_iter().rev().filter(|(_, (has_manifest, _))| *has_manifest) {
+            match self.read_manifest(&plan, &backup_id).await {
+                Ok(m) => return Ok(Some(m)),
+                Err(e) => tracing::warn!(%backup_id, "skipping a backup with an unreadable manifest: {e:#}"),
+            }
+        }
+        Ok(None)
     }
 
     /// Deletes one backup: the manifest first, so the backup stops existing before
