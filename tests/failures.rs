@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Workspace, describe as text, sha256 as sha};
+use common::{Workspace, describe, sha256};
 
 /// A workspace with live data to back up and break under `allowed/data`.
 fn workspace() -> Workspace {
@@ -16,15 +16,6 @@ fn workspace() -> Workspace {
     fs::write(ws.join("allowed/data/a.txt"), "alpha\n".repeat(100)).unwrap();
     fs::write(ws.join("allowed/data/b.bin"), (0..=255u8).cycle().take(10_000).collect::<Vec<u8>>()).unwrap();
     ws
-}
-
-/// Writes the config with `safety` as the body of its [safety] table.
-fn write_config(ws: &Workspace, safety: &str) {
-    let r = ws.path().display();
-    ws.write_config(&format!(
-        "database = \"{r}/var/drdrill.db\"\nplans = \"{r}/drills\"\nscratch = \"{r}/var/scratch\"\n\
-         [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n[safety]\n{safety}\n"
-    ));
 }
 
 /// A plan backing up `allowed/data` with the given top-level keys, failures and checks.
@@ -76,7 +67,7 @@ fn kill_by_name_signals_the_real_process_and_rollback_restarts_it() {
     let (bin, name) = victim_binary(&ws);
     let mut victim = Command::new(&bin).arg("300").spawn().unwrap();
     let victim_pid = victim.id() as i32;
-    write_config(&ws, &format!("allowed_processes = [\"{name}\"]"));
+    ws.write_safety_config(&format!("allowed_processes = [\"{name}\"]"));
     let restarted = ws.join("restarted.pid");
     let plan = data_plan(
         &ws,
@@ -91,7 +82,7 @@ fn kill_by_name_signals_the_real_process_and_rollback_restarts_it() {
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
 
     let status = victim.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
@@ -112,7 +103,7 @@ fn kill_by_pidfile_refuses_a_process_whose_name_is_not_allowed() {
     let (bin, name) = victim_binary(&ws);
     let mut victim = Command::new(&bin).arg("300").spawn().unwrap();
     fs::write(ws.join("app.pid"), format!("{}\n", victim.id())).unwrap();
-    write_config(&ws, "allowed_processes = [\"something-else\"]");
+    ws.write_safety_config("allowed_processes = [\"something-else\"]");
     let plan = data_plan(
         &ws,
         "kill-pidfile",
@@ -123,7 +114,7 @@ fn kill_by_pidfile_refuses_a_process_whose_name_is_not_allowed() {
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("process `{name}` is not in [safety] allowed_processes")), "{err}");
     assert!(alive(victim.id() as i32), "a refused run touches nothing");
@@ -138,8 +129,8 @@ fn delete_moves_a_live_tree_aside_and_rollback_puts_it_back() {
     fs::create_dir_all(ws.join("allowed/victim/sub")).unwrap();
     fs::write(ws.join("allowed/victim/sub/x"), "x").unwrap();
     fs::write(ws.join("allowed/victim/y"), "y".repeat(5000)).unwrap();
-    let before = sha(&ws.join("allowed/victim/y"));
-    write_config(&ws, &format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
+    let before = sha256(&ws.join("allowed/victim/y"));
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
     let victim = ws.join("allowed/victim");
     let plan = data_plan(
         &ws,
@@ -153,8 +144,8 @@ fn delete_moves_a_live_tree_aside_and_rollback_puts_it_back() {
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert!(out.status.success(), "the live tree was really gone during verify: {}", text(&out));
-    assert_eq!(sha(&ws.join("allowed/victim/y")), before);
+    assert!(out.status.success(), "the live tree was really gone during verify: {}", describe(&out));
+    assert_eq!(sha256(&ws.join("allowed/victim/y")), before);
     assert_eq!(fs::read_to_string(ws.join("allowed/victim/sub/x")).unwrap(), "x");
     assert!(!ws.join("var/scratch/quarantine").exists(), "the empty quarantine is removed");
     let run = ws.last_run();
@@ -174,8 +165,8 @@ fn corrupt_breaks_a_real_sqlite_database_restore_proves_the_copy_and_rollback_re
         )
         .unwrap();
     }
-    let before = sha(&db);
-    write_config(&ws, &format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
+    let before = sha256(&db);
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
     let plan = ws.join("corrupt.toml");
     fs::write(
         &plan,
@@ -191,8 +182,12 @@ fn corrupt_breaks_a_real_sqlite_database_restore_proves_the_copy_and_rollback_re
     )
     .unwrap();
     let out = run_plan(&ws, &plan);
-    assert!(out.status.success(), "the live header was broken during verify and the restore was whole: {}", text(&out));
-    assert_eq!(sha(&db), before, "rollback wrote the original bytes back");
+    assert!(
+        out.status.success(),
+        "the live header was broken during verify and the restore was whole: {}",
+        describe(&out)
+    );
+    assert_eq!(sha256(&db), before, "rollback wrote the original bytes back");
     let c = rusqlite::Connection::open(&db).unwrap();
     let n: i64 = c.query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 2000);
@@ -204,7 +199,7 @@ fn random_corruption_and_truncation_are_undone_in_reverse_order() {
     let file = ws.join("allowed/data/b.bin");
     let orig = ws.join("b.orig");
     fs::copy(&file, &orig).unwrap();
-    write_config(&ws, &format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
     // Corrupt first, then cut the file short: rollback must append the tail
     // before writing the original bytes back, or offsets past 100 would fail.
     let plan = data_plan(
@@ -220,8 +215,8 @@ fn random_corruption_and_truncation_are_undone_in_reverse_order() {
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(sha(&file), sha(&orig), "byte-identical after rollback");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(sha256(&file), sha256(&orig), "byte-identical after rollback");
     let run = ws.last_run();
     let rollback = phase_detail(&run, "rollback");
     let (t, c) = (rollback.find("truncate:").unwrap(), rollback.find("corrupt:").unwrap());
@@ -232,7 +227,7 @@ fn random_corruption_and_truncation_are_undone_in_reverse_order() {
 #[test]
 fn a_rollback_that_cannot_put_data_back_keeps_it_in_quarantine_and_fails_the_run() {
     let ws = workspace();
-    write_config(&ws, &format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
     let victim = ws.join("allowed/data/a.txt");
     let original = fs::read(&victim).unwrap();
     // The check recreates the deleted path, as an application restarting
@@ -247,7 +242,7 @@ fn a_rollback_that_cannot_put_data_back_keeps_it_in_quarantine_and_fails_the_run
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert_eq!(fs::read_to_string(&victim).unwrap(), "new\n", "what was created meanwhile is not overwritten");
     let q = ws.join("var/scratch/quarantine/run-1");
     let index = fs::read_to_string(q.join("WHAT-IS-HERE.txt")).unwrap();
@@ -261,13 +256,13 @@ fn a_rollback_that_cannot_put_data_back_keeps_it_in_quarantine_and_fails_the_run
 #[test]
 fn command_failures_roll_back_in_reverse_order_and_after_an_error() {
     let ws = workspace();
-    write_config(
-        &ws,
-        &format!("allowed_paths = [\"{}\"]\nallow_command_failures = true", ws.join("allowed").display()),
-    );
+    ws.write_safety_config(&format!(
+        "allowed_paths = [\"{}\"]\nallow_command_failures = true",
+        ws.join("allowed").display()
+    ));
     let log = ws.join("order.log");
     let victim = ws.join("allowed/data/a.txt");
-    let before = sha(&victim);
+    let before = sha256(&victim);
     let plan = data_plan(
         &ws,
         "commands",
@@ -283,9 +278,9 @@ fn command_failures_roll_back_in_reverse_order_and_after_an_error() {
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert_eq!(out.status.code(), Some(1), "a failing failure fails the run: {}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "a failing failure fails the run: {}", describe(&out));
     assert_eq!(fs::read_to_string(&log).unwrap(), "A\nB\nundo-B\nundo-A\n");
-    assert_eq!(sha(&victim), before, "the delete before the error was rolled back");
+    assert_eq!(sha256(&victim), before, "the delete before the error was rolled back");
     let run = ws.last_run();
     assert_eq!(run["summary"]["status"], "failed");
     assert!(run["summary"]["reason"].as_str().unwrap().contains("exited with"), "{run}");
@@ -314,7 +309,7 @@ fn stop_service_stops_and_starts_the_unit_through_systemctl() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-    write_config(&ws, "allowed_units = [\"web.service\"]");
+    ws.write_safety_config("allowed_units = [\"web.service\"]");
     let plan = data_plan(
         &ws,
         "stop-web",
@@ -327,13 +322,13 @@ fn stop_service_stops_and_starts_the_unit_through_systemctl() {
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(fs::read_to_string(&calls).unwrap(), "is-active web\nstop web\nstart web\n");
     assert_eq!(fs::read_to_string(&state).unwrap().trim(), "active");
 
-    write_config(&ws, "allowed_units = [\"db.service\"]");
+    ws.write_safety_config("allowed_units = [\"db.service\"]");
     let out = run_plan(&ws, &plan);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unit `web` is not in [safety] allowed_units"));
 }
 
@@ -347,7 +342,7 @@ fn the_guard_refuses_escapes_before_anything_happens() {
     fs::write(ws.join("allowed2/file"), "keep me too").unwrap();
     std::os::unix::fs::symlink(ws.join("outside/secret"), ws.join("allowed/link")).unwrap();
     std::os::unix::fs::symlink(ws.join("outside"), ws.join("allowed/dirlink")).unwrap();
-    write_config(&ws, &format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
     let cases = [
         ("outside", ws.join("outside/secret"), "resolves to"),
         ("symlink", ws.join("allowed/link"), "outside/secret"),
@@ -367,7 +362,7 @@ fn the_guard_refuses_escapes_before_anything_happens() {
                 ),
             );
             let out = run_plan(&ws, &plan);
-            assert_eq!(out.status.code(), Some(2), "{name}/{kind}: {}", text(&out));
+            assert_eq!(out.status.code(), Some(2), "{name}/{kind}: {}", describe(&out));
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains("refused by the blast-radius guard"), "{name}/{kind}: {err}");
             assert!(err.contains("not inside any [safety] allowed_paths entry"), "{name}/{kind}: {err}");
@@ -387,7 +382,7 @@ fn the_guard_refuses_escapes_before_anything_happens() {
         "[[failure]]\nkind = \"command\"\nrun = \"true\"\n[[check]]\nkind = \"tree-matches-source\"\n",
     );
     let out = run_plan(&ws, &plan);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("allow_command_failures"));
 
     // Inside the allowlist but without `destructive = true`: refused at load.
@@ -401,7 +396,7 @@ fn the_guard_refuses_escapes_before_anything_happens() {
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is destructive but the plan does not say so") && err.contains("destructive = true"), "{err}");
     assert!(ws.join("allowed/data/a.txt").exists());
@@ -422,7 +417,7 @@ fn delete_across_filesystems_moves_the_path_to_a_hidden_sibling_and_back() {
     let victim = shm_root.join("state.db");
     fs::write(&victim, "precious").unwrap();
     let ws = workspace();
-    write_config(&ws, &format!("allowed_paths = [\"{}\"]", shm_root.display()));
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", shm_root.display()));
     let sibling = shm_root.join(".state.db.drdrill-run-1");
     let plan = data_plan(
         &ws,
@@ -436,7 +431,7 @@ fn delete_across_filesystems_moves_the_path_to_a_hidden_sibling_and_back() {
         ),
     );
     let out = run_plan(&ws, &plan);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     assert!(!sibling.exists());
 }

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, describe as text, sha256};
+use common::{Workspace, describe, sha256};
 
 /// A workspace with live data under `allowed/` and a config that allows it, plus `safety`.
 fn workspace(safety: &str) -> Workspace {
@@ -20,12 +20,7 @@ fn workspace(safety: &str) -> Workspace {
     fs::create_dir_all(ws.join("allowed/data")).unwrap();
     fs::write(ws.join("allowed/data/a.txt"), "alpha\n".repeat(100)).unwrap();
     fs::write(ws.join("allowed/victim.txt"), "live data\n".repeat(50)).unwrap();
-    let r = ws.path().display();
-    ws.write_config(&format!(
-        "database = \"{r}/var/drdrill.db\"\nplans = \"{r}/drills\"\nscratch = \"{r}/var/scratch\"\n\
-         [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n\
-         [safety]\nallowed_paths = [\"{r}/allowed\"]\n{safety}\n"
-    ));
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]\n{safety}", ws.join("allowed").display()));
     ws
 }
 
@@ -154,7 +149,7 @@ fn dry_run_lists_every_target_with_its_rule_and_touches_nothing() {
     let out = drdrill(&ws).args(["run", "--dry-run"]).arg(&plan).output().unwrap();
     let after = tree_state(ws.path());
     assert_eq!(before, after, "a dry run changes no file, creates no database, store or scratch");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let victim = ws.join("allowed/victim.txt").display().to_string();
     let allowed_rule = format!("allowed: inside [safety] allowed_paths entry `{}`", ws.join("allowed").display());
@@ -183,7 +178,7 @@ fn dry_run_lists_every_target_with_its_rule_and_touches_nothing() {
         .arg(&plan)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("REFUSED").count(), 5, "{stdout}");
     assert!(stdout.contains("refused: `drdrill run` would refuse this plan"), "{stdout}");
@@ -239,7 +234,7 @@ fn a_gate_holds_the_run_until_enter_is_pressed_and_records_who_approved() {
     // `drdrill show` prints the gate and a note added after the run.
     let id = run["summary"]["id"].as_i64().unwrap().to_string();
     let out = drdrill(&ws).args(["note", &id, "post-mortem:", "restore", "was", "quick"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     let out = drdrill(&ws).args(["show", &id]).output().unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("gate before failure  approved by terminal (user tester)"), "{shown}");
@@ -408,7 +403,7 @@ fn the_example_worker_game_day_kills_and_restarts_the_worker() {
     let ws = example_checkout();
     let root = ws.path();
     let out = Command::new(root.join("scripts/gameday-worker")).arg("start").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     let pidfile = root.join("var/gameday/worker.pid");
     let old: i32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     wait_for("the first heartbeat", || root.join("var/gameday/worker-data/heartbeat").exists());

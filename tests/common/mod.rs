@@ -23,6 +23,7 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A throwaway drdrill working folder, removed with everything in it when dropped.
 pub struct Workspace {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -114,6 +115,17 @@ impl Workspace {
     /// Writes (or replaces) `config/drdrill.toml`, the config the binary finds by default.
     pub fn write_config(&self, text: &str) -> PathBuf {
         self.write("config/drdrill.toml", text)
+    }
+
+    /// Writes (or replaces) a config that names every path absolutely, all under
+    /// this folder (results DB and scratch in `var/`, plans in `drills/`, the
+    /// `local` store in `var/store`), with `safety` as the body of its [safety] table.
+    pub fn write_safety_config(&self, safety: &str) -> PathBuf {
+        let r = self.root.display();
+        self.write_config(&format!(
+            "database = \"{r}/var/drdrill.db\"\nplans = \"{r}/drills\"\nscratch = \"{r}/var/scratch\"\n\
+             [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n[safety]\n{safety}\n"
+        ))
     }
 
     /// Sets the quickstart plan's RTO target, e.g. "1ms" to make the next run fail.
@@ -319,7 +331,7 @@ pub fn sha256(path: &Path) -> String {
     drdrill::hashing::sha256_file(path).unwrap().0
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
+fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {
         let e = e.unwrap();
