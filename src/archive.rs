@@ -4,7 +4,7 @@
 //! The payload is a plain tar stream so that `zstd -dc payload.tar.zst | tar x`
 //! restores it in a disaster without drdrill.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -129,7 +129,10 @@ pub struct UnpackStats {
 /// Unpacks a tar stream into `dest` (which must exist and be empty), refusing any
 /// entry that would land outside it, and verifies every entry against `expected`.
 pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) -> anyhow::Result<UnpackStats> {
-    let mut wanted: HashMap<&str, &FileEntry> = expected.iter().map(|e| (e.path.as_str(), e)).collect();
+    // The archive and the manifest list entries in the same order (both are
+    // written by one walk), so each entry is matched with the next expected one:
+    // no index of a possibly huge manifest is built.
+    let mut wanted = expected.iter();
     let mut dirs: Vec<(PathBuf, &FileEntry)> = Vec::new();
     // Folders (relative to dest) already proven to be real folders below dest:
     // most entries share a parent, so the symlink walk runs once per folder.
@@ -142,10 +145,15 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
         let raw = item.path().context("archive entry has an unreadable name")?.into_owned();
         let rel = safe_relative(&raw)?;
         let name = rel.to_str().with_context(|| format!("archive entry {raw:?} is not valid UTF-8"))?.to_string();
-        let Some(want) = wanted.remove(name.as_str()) else {
-            bail!(
-                "archive entry `{name}` is not in the manifest (or appears twice): the payload does not belong to this manifest"
-            );
+        let want = match wanted.next() {
+            Some(w) if w.path == name => w,
+            Some(w) => bail!(
+                "archive entry `{name}` is not the manifest's next entry (`{}`): the payload does not belong to this manifest",
+                w.path
+            ),
+            None => {
+                bail!("archive entry `{name}` is not in the manifest: the payload does not belong to this manifest")
+            }
         };
         let full = dest.join(&rel);
         prepare_parent(dest, &rel, &mut safe_dirs)?;
@@ -218,10 +226,12 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
         fs::set_permissions(&path, fs::Permissions::from_mode(want.mode))?;
         set_mtime(&path, want.mtime, false)?;
     }
-    if let Some(missing) = wanted.keys().next() {
+    let missing: Vec<&FileEntry> = wanted.collect();
+    if let Some(first) = missing.first() {
         bail!(
-            "{} entries of the manifest are missing from the payload (e.g. `{missing}`): the payload is truncated or corrupt",
-            wanted.len()
+            "{} entries of the manifest are missing from the payload (from `{}` on): the payload is truncated or corrupt",
+            missing.len(),
+            first.path
         );
     }
     Ok(stats)
