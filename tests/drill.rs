@@ -286,3 +286,20 @@ fn a_full_scratch_disk_fails_the_run_with_the_reason_and_cleans_scratch() {
     let left: Vec<_> = fs::read_dir(&small).unwrap().collect();
     assert!(left.is_empty(), "scratch not cleaned: {left:?}");
 }
+
+#[test]
+fn the_example_plans_and_configs_validate_without_any_server() {
+    // What a fresh clone ships must stay valid: every plan in drills/, against
+    // the committed default config and the game-day config.
+    let ws = Workspace::with_example_drills();
+    ws.copy_from_repo(&["config/drdrill.toml", "config/gameday.toml"]);
+    let out = ws.cmd().arg("validate").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let plans = std::fs::read_dir(ws.join("drills"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml"));
+    assert_eq!(text.lines().filter(|l| l.starts_with("ok ")).count(), plans.count(), "{text}");
+    let out = ws.cmd().args(["--config", "config/gameday.toml", "validate"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
