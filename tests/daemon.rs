@@ -703,6 +703,9 @@ fn a_gate_waits_for_approval_through_the_api_and_records_who_approved() {
     std::thread::sleep(Duration::from_millis(1500));
     assert!(victim.exists(), "the failure ran before approval");
     assert_eq!(env.run(id).status, "running");
+    let out = env.cli().arg("status").output().unwrap();
+    let status_text = String::from_utf8_lossy(&out.stdout);
+    assert!(status_text.contains(&format!("run {id} (gd) waits for approval before failure")), "{status_text}");
 
     let approve = format!("/api/runs/{id}/approve");
     assert_eq!(env.post(&approve, None, None).0, 401);
@@ -794,6 +797,11 @@ fn guard_refusals_are_a_4xx_for_the_api_and_a_skipped_scheduled_run() {
     assert!(skipped.reason.contains("blast-radius guard") && skipped.reason.contains("REFUSED"), "{skipped:?}");
     assert!(d.log().contains("run skipped") && !d.log().contains("could not be recorded"), "{}", d.log());
     assert_eq!(fs::read(&outside).unwrap(), before, "nothing was touched");
+    // `drdrill validate` warns ahead of time (the plan itself is valid).
+    let out = env.cli().arg("validate").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("warning: with this config, drill outside refused") && text.contains("REFUSED"), "{text}");
 }
 
 fn smtp_env(var: &str) -> String {
@@ -913,6 +921,8 @@ fn a_quarantine_left_by_a_crashed_run_is_reported_at_start_up() {
     assert_eq!(health["quarantine"][0]["run_id"], id, "{health}");
     assert!(health["detail"].as_str().unwrap().contains("ATTENTION"), "{health}");
     assert_eq!(env.get("/api/plans")["quarantine"][0]["folder"], folder.display().to_string());
+    let out = env.cli().arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("ATTENTION: run {id} left live data")));
     // The data is there, untouched, for a person to put back.
     let index = fs::read_to_string(folder.join("WHAT-IS-HERE.txt")).unwrap();
     assert!(index.contains(&victim.display().to_string()), "{index}");
