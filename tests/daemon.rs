@@ -758,7 +758,7 @@ fn abort_through_the_api_runs_the_rollbacks_and_records_aborted() {
     let run = env.wait_finished(id);
     assert_eq!(run.status, "aborted", "{run:?}");
     assert!(
-        run.reason.contains("aborted through the API by terminal (user")
+        run.reason.contains("requested through the API by terminal (user")
             && run.reason.contains("the database team needs the box"),
         "{run:?}"
     );

@@ -324,7 +324,7 @@ async fn abort(
     let by = clean("by", b.by)?.map(|s| s.replace('\n', " "));
     let reason = clean("reason", b.reason)?;
     let why = format!(
-        "aborted through the API by {}{}",
+        "requested through the API by {}{}",
         by.as_deref().unwrap_or("the token holder"),
         reason.map(|r| format!(": {r}")).unwrap_or_default()
     );
