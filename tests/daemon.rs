@@ -855,8 +855,10 @@ fn the_daemon_mails_failed_runs_and_the_digest() {
     let runs = env.runs("late");
     assert!(runs.iter().all(|r| r.trigger == "schedule"), "{runs:?}");
 
-    let all = mail_to(&to, "the digest", |m| m.iter().any(|r| parse(r).contains("digest")));
-    let digest = all.iter().find(|r| parse(r).contains("digest")).unwrap();
+    // A digest sent before the first run ended covers no plan; wait for one that covers `late`.
+    let covers = |r: &Vec<u8>| parse(r).contains("digest") && parse(r).contains("/1 plans healthy");
+    let all = mail_to(&to, "a digest covering the plan", |m| m.iter().any(covers));
+    let digest = all.iter().find(|r| covers(r)).unwrap();
     let m = mail_parser::MessageParser::default().parse(digest).unwrap();
     use mail_parser::MimeHeaders;
     let att = m.attachments().next().expect("the HTML report is attached");
