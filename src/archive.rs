@@ -4,7 +4,7 @@
 //! The payload is a plain tar stream so that `zstd -dc payload.tar.zst | tar x`
 //! restores it in a disaster without drdrill.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -129,8 +129,14 @@ pub struct UnpackStats {
 /// Unpacks a tar stream into `dest` (which must exist and be empty), refusing any
 /// entry that would land outside it, and verifies every entry against `expected`.
 pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) -> anyhow::Result<UnpackStats> {
-    let mut wanted: HashMap<&str, &FileEntry> = expected.iter().map(|e| (e.path.as_str(), e)).collect();
+    // The archive and the manifest list entries in the same order (both are
+    // written by one walk), so each entry is matched with the next expected one:
+    // no index of a possibly huge manifest is built.
+    let mut wanted = expected.iter();
     let mut dirs: Vec<(PathBuf, &FileEntry)> = Vec::new();
+    // Folders (relative to dest) already proven to be real folders below dest:
+    // most entries share a parent, so the symlink walk runs once per folder.
+    let mut safe_dirs: HashSet<PathBuf> = HashSet::new();
     let mut stats = UnpackStats::default();
     let mut archive = tar::Archive::new(input);
     let mut buf = vec![0u8; COPY_BUF];
@@ -139,23 +145,30 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
         let raw = item.path().context("archive entry has an unreadable name")?.into_owned();
         let rel = safe_relative(&raw)?;
         let name = rel.to_str().with_context(|| format!("archive entry {raw:?} is not valid UTF-8"))?.to_string();
-        let Some(want) = wanted.remove(name.as_str()) else {
-            bail!(
-                "archive entry `{name}` is not in the manifest (or appears twice): the payload does not belong to this manifest"
-            );
+        let want = match wanted.next() {
+            Some(w) if w.path == name => w,
+            Some(w) => bail!(
+                "archive entry `{name}` is not the manifest's next entry (`{}`): the payload does not belong to this manifest",
+                w.path
+            ),
+            None => {
+                bail!("archive entry `{name}` is not in the manifest: the payload does not belong to this manifest")
+            }
         };
         let full = dest.join(&rel);
-        refuse_symlinked_parents(dest, &rel)?;
+        prepare_parent(dest, &rel, &mut safe_dirs)?;
         let kind = item.header().entry_type();
         match (kind, &want.kind) {
             (tar::EntryType::Directory, EntryKind::Dir) => {
                 fs::create_dir_all(&full).with_context(|| format!("cannot create {}", full.display()))?;
+                // create_dir_all accepts a symlink to a folder; a folder entry must be a real one.
+                if fs::symlink_metadata(&full).map(|m| !m.file_type().is_dir()).unwrap_or(true) {
+                    bail!("archive entry `{name}` would turn a symlink into a folder; refusing this backup");
+                }
+                safe_dirs.insert(rel.clone());
                 dirs.push((full, want));
             }
             (tar::EntryType::Regular | tar::EntryType::Continuous, EntryKind::File) => {
-                if let Some(parent) = full.parent() {
-                    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-                }
                 // create_new never follows a link planted at the final name.
                 let mut file = fs::OpenOptions::new()
                     .write(true)
@@ -182,8 +195,9 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
                     );
                 }
                 file.set_permissions(fs::Permissions::from_mode(want.mode))?;
+                let t = filetime::FileTime::from_unix_time(want.mtime, 0);
+                filetime::set_file_handle_times(&file, Some(t), Some(t))?;
                 drop(file);
-                set_mtime(&full, want.mtime, false)?;
                 stats.files += 1;
                 stats.bytes += count;
             }
@@ -194,9 +208,6 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
                         "symlink `{name}` points to {target:?} but the manifest says {:?}: the backup is corrupt",
                         want.target
                     );
-                }
-                if let Some(parent) = full.parent() {
-                    fs::create_dir_all(parent)?;
                 }
                 std::os::unix::fs::symlink(&target, &full)
                     .with_context(|| format!("cannot create symlink {}", full.display()))?;
@@ -215,10 +226,12 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
         fs::set_permissions(&path, fs::Permissions::from_mode(want.mode))?;
         set_mtime(&path, want.mtime, false)?;
     }
-    if let Some(missing) = wanted.keys().next() {
+    let missing: Vec<&FileEntry> = wanted.collect();
+    if let Some(first) = missing.first() {
         bail!(
-            "{} entries of the manifest are missing from the payload (e.g. `{missing}`): the payload is truncated or corrupt",
-            wanted.len()
+            "{} entries of the manifest are missing from the payload (from `{}` on): the payload is truncated or corrupt",
+            missing.len(),
+            first.path
         );
     }
     Ok(stats)
@@ -240,6 +253,22 @@ fn safe_relative(raw: &Path) -> anyhow::Result<PathBuf> {
         bail!("archive entry {raw:?} has an empty name");
     }
     Ok(out)
+}
+
+/// Makes sure the folder `rel` will be written into exists and is reached
+/// without passing through a symlink, creating it if needed.
+fn prepare_parent(dest: &Path, rel: &Path, safe_dirs: &mut HashSet<PathBuf>) -> anyhow::Result<()> {
+    let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else { return Ok(()) };
+    if safe_dirs.contains(parent) {
+        return Ok(());
+    }
+    refuse_symlinked_parents(dest, rel)?;
+    let full = dest.join(parent);
+    fs::create_dir_all(&full).with_context(|| format!("cannot create {}", full.display()))?;
+    for ancestor in parent.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        safe_dirs.insert(ancestor.to_path_buf());
+    }
+    Ok(())
 }
 
 /// An archive may plant `a -> /etc` and then `a/passwd`; refuse to write through

@@ -27,8 +27,8 @@ use crate::store::{MANIFEST_FORMAT, Manifest, PayloadInfo, Store, new_backup_id}
 
 const CHUNK: usize = 1024 * 1024;
 const CHANNEL_CHUNKS: usize = 4;
-/// Multipart part size; S3 needs at least 5 MiB per part.
-const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Multipart part size: S3's minimum, since every part in flight is memory.
+const PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// What a backup is made with.
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +141,7 @@ pub struct RestoreOutcome {
 pub async fn restore_backup(
     source: Arc<dyn Source>,
     store: &Store,
-    manifest: &Manifest,
+    manifest: &Arc<Manifest>,
     dest: PathBuf,
     cancel: Cancel,
 ) -> anyhow::Result<RestoreOutcome> {

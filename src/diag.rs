@@ -64,6 +64,10 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// A registry line: a kind's name and the parser of its table (the table
+/// without its `kind` key).
+pub type KindParser<T> = (&'static str, fn(&TomlDoc, Spanned<DeValue>) -> Result<T, Diagnostic>);
+
 /// A parsed TOML file that remembers where everything came from.
 pub struct TomlDoc<'a> {
     pub file: PathBuf,
@@ -131,6 +135,20 @@ impl<'a> TomlDoc<'a> {
             return Err(self.at(kind_span, format!("unknown {what} kind `{name}`"), Some(fix)));
         }
         Ok((name.to_string(), Spanned::new(span, DeValue::Table(table))))
+    }
+
+    /// Parses a kind table (`[source]`, `[[check]]`, ...) with the parser its
+    /// `kind` names in `kinds`: the one dispatch every registry shares.
+    pub fn parse_kind<T>(
+        &self,
+        value: &Spanned<DeValue<'a>>,
+        what: &str,
+        kinds: &[KindParser<T>],
+    ) -> Result<T, Diagnostic> {
+        let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+        let (kind, rest) = self.split_kind(value, what, &names)?;
+        let parse = kinds.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("split_kind checked the kind");
+        parse(self, rest)
     }
 
     pub fn at(&self, span: Range<usize>, message: String, fix: Option<String>) -> Diagnostic {

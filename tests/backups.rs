@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Workspace, example_plan, measurement, reason};
+use common::{Workspace, example_plan, measurement, phase, reason};
 
 fn sqlite_plan(name: &str, backup_extra: &str) -> String {
     example_plan(
@@ -30,7 +30,7 @@ fn complete_ids(ws: &Workspace, plan: &str) -> Vec<String> {
 
 #[test]
 fn retention_keeps_the_last_n_and_always_the_newest() {
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan("keep", &sqlite_plan("keep", "keep_last = 2"));
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -43,14 +43,14 @@ fn retention_keeps_the_last_n_and_always_the_newest() {
     // max_age shorter than any backup's age: everything but the newest goes.
     ws.write_plan("keep", &sqlite_plan("keep", "max_age = \"1ms\""));
     let r = ws.drill("keep", &[]);
-    let retention = r["phases"].as_array().unwrap().iter().find(|p| p["name"] == "retention").unwrap().clone();
+    let retention = phase(&r, "retention");
     assert!(retention["detail"].as_str().unwrap().contains(&ids[1]), "{retention}");
     assert_eq!(complete_ids(&ws, "keep"), vec![r["backup_id"].as_str().unwrap().to_string()]);
 }
 
 #[test]
 fn a_failed_run_deletes_nothing() {
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan("fail", &sqlite_plan("fail", "keep_last = 1"));
     let first = ws.drill("fail", &[]);
     assert_eq!(first["status"], "passed");
@@ -65,7 +65,7 @@ fn a_failed_run_deletes_nothing() {
 
 #[test]
 fn verify_names_a_flipped_byte_and_a_missing_payload_and_runs_fail() {
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan("scrub", &sqlite_plan("scrub", ""));
     let a = ws.drill("scrub", &[]);
     let b = ws.drill("scrub", &[]);
@@ -98,7 +98,7 @@ fn verify_names_a_flipped_byte_and_a_missing_payload_and_runs_fail() {
 
 #[test]
 fn latest_mode_rpo_is_the_backup_age() {
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan("age", &sqlite_plan("age", ""));
     let fresh = ws.drill("age", &[]);
     std::thread::sleep(std::time::Duration::from_millis(1200));

@@ -25,7 +25,7 @@ run = '''{check}'''
 
 #[test]
 fn round_trip_streams_through_the_store_with_scratch_run_id_and_port() {
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     let data = ws.path().join("data");
     std::fs::create_dir(&data).unwrap();
     // 3 MiB of incompressible data plus a known file.
@@ -51,7 +51,7 @@ fn round_trip_streams_through_the_store_with_scratch_run_id_and_port() {
 
 #[test]
 fn failing_or_silent_commands_fail_the_run_with_their_stderr() {
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan("bk-fails", &plan("bk-fails", "echo 'dump: access denied' >&2; exit 3", "cat >/dev/null", "true"));
     let r = ws.drill("bk-fails", &[]);
     assert_eq!(r["status"], "failed");
@@ -74,7 +74,7 @@ fn failing_or_silent_commands_fail_the_run_with_their_stderr() {
 
 #[test]
 fn cleanup_command_stops_what_restore_started() {
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     let marker = ws.path().join("stopped-port");
     let text =
         plan("svc", "echo payload", "cat > data; sleep 300 & echo $! > pid", "test -s \"$DRDRILL_RESTORE/data\"")

@@ -3,117 +3,109 @@
 
 mod common;
 
-use common::{Work, stdout};
+use common::{Workspace, stdout};
 
 /// Three finished runs: passed, passed, failed (RTO target 1ms).
-fn three_runs() -> Work {
-    let w = Work::new();
-    assert_eq!(w.run_quickstart(), 0);
-    assert_eq!(w.run_quickstart(), 0);
-    w.set_rto_target("1ms");
-    assert_eq!(w.run_quickstart(), 1);
-    let out = w.drdrill(&["evidence", "verify"]);
+fn three_runs() -> Workspace {
+    let ws = Workspace::quickstart_history();
+    let out = ws.output(&["evidence", "verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("OK, 3 record(s)"), "{}", stdout(&out));
-    w
+    ws
 }
 
-fn verify_fails(w: &Work, args: &[&str]) -> String {
-    let out = w.drdrill(args);
+fn verify_fails(ws: &Workspace, args: &[&str]) -> String {
+    let out = ws.output(args);
     assert_eq!(out.status.code(), Some(1), "verify should fail: {}", stdout(&out));
     stdout(&out)
 }
 
 #[test]
 fn editing_a_run_field_with_sqlite3_is_named() {
-    let w = three_runs();
+    let ws = three_runs();
     // Turn the failed run into a pass, as someone hiding a failure would.
-    w.sqlite3("UPDATE runs SET status = 'passed', reason = NULL WHERE id = 3");
-    let msg = verify_fails(&w, &["evidence", "verify"]);
+    ws.sqlite3("UPDATE runs SET status = 'passed', reason = NULL WHERE id = 3");
+    let msg = verify_fails(&ws, &["evidence", "verify"]);
     assert!(msg.contains("evidence record #3 (run 3)") && msg.contains("`result`"), "{msg}");
 }
 
 #[test]
 fn editing_a_measurement_with_sqlite3_is_named() {
-    let w = three_runs();
-    w.sqlite3("UPDATE measurements SET value_ms = 1.0 WHERE run_id = 2 AND name = 'rpo'");
-    let msg = verify_fails(&w, &["evidence", "verify"]);
+    let ws = three_runs();
+    ws.sqlite3("UPDATE measurements SET value_ms = 1.0 WHERE run_id = 2 AND name = 'rpo'");
+    let msg = verify_fails(&ws, &["evidence", "verify"]);
     assert!(msg.contains("run 2") && msg.contains("rpo value_ms"), "{msg}");
 }
 
 #[test]
 fn editing_the_evidence_record_itself_breaks_its_hash() {
-    let w = three_runs();
+    let ws = three_runs();
     // The triggers stop accidental edits; a determined editor drops them first.
-    let err = std::process::Command::new("sqlite3")
-        .arg(w.db())
-        .arg("UPDATE evidence SET record = replace(record, 'manual', 'schedule') WHERE seq = 2")
-        .output()
-        .unwrap();
+    let err = ws.sqlite3_output("UPDATE evidence SET record = replace(record, 'manual', 'schedule') WHERE seq = 2");
     assert!(!err.status.success(), "the append-only trigger should refuse the update");
-    w.sqlite3(
+    ws.sqlite3(
         "DROP TRIGGER evidence_append_only_update;
          UPDATE evidence SET record = replace(record, '\"trigger\":\"manual\"', '\"trigger\":\"schedule\"') WHERE seq = 2",
     );
-    let msg = verify_fails(&w, &["evidence", "verify"]);
+    let msg = verify_fails(&ws, &["evidence", "verify"]);
     assert!(msg.contains("evidence record #2 (run 2)") && msg.contains("altered"), "{msg}");
 }
 
 #[test]
 fn deleting_an_evidence_row_is_named() {
-    let w = three_runs();
-    w.sqlite3("DROP TRIGGER evidence_append_only_delete; DELETE FROM evidence WHERE seq = 2");
-    let msg = verify_fails(&w, &["evidence", "verify"]);
+    let ws = three_runs();
+    ws.sqlite3("DROP TRIGGER evidence_append_only_delete; DELETE FROM evidence WHERE seq = 2");
+    let msg = verify_fails(&ws, &["evidence", "verify"]);
     assert!(msg.contains("record #2 is missing"), "{msg}");
 }
 
 #[test]
 fn deleting_the_newest_evidence_row_leaves_its_run_unchained() {
-    let w = three_runs();
-    w.sqlite3("DROP TRIGGER evidence_append_only_delete; DELETE FROM evidence WHERE seq = 3");
-    let msg = verify_fails(&w, &["evidence", "verify"]);
+    let ws = three_runs();
+    ws.sqlite3("DROP TRIGGER evidence_append_only_delete; DELETE FROM evidence WHERE seq = 3");
+    let msg = verify_fails(&ws, &["evidence", "verify"]);
     assert!(msg.contains("run 3") && msg.contains("no evidence record"), "{msg}");
 }
 
 #[test]
 fn deleting_a_run_is_named() {
-    let w = three_runs();
-    w.sqlite3(
+    let ws = three_runs();
+    ws.sqlite3(
         "DELETE FROM checks WHERE run_id = 1; DELETE FROM measurements WHERE run_id = 1;
          DELETE FROM phases WHERE run_id = 1; DELETE FROM runs WHERE id = 1",
     );
-    let msg = verify_fails(&w, &["evidence", "verify"]);
+    let msg = verify_fails(&ws, &["evidence", "verify"]);
     assert!(msg.contains("evidence record #1 (run 1)") && msg.contains("deleted"), "{msg}");
 }
 
 #[test]
 fn operator_notes_are_part_of_the_record() {
-    let w = Work::new();
-    let out = w.drdrill(&["run", "quickstart", "--note", "game day, observer: J. Doe"]);
+    let ws = Workspace::quickstart();
+    let out = ws.output(&["run", "quickstart", "--note", "game day, observer: J. Doe"]);
     assert_eq!(out.status.code(), Some(0));
-    let record = w.sqlite3("SELECT record FROM evidence WHERE seq = 1");
+    let record = ws.sqlite3("SELECT record FROM evidence WHERE seq = 1");
     assert!(record.contains(r#"] operator (--note): game day, observer: J. Doe""#), "{record}");
-    w.sqlite3("UPDATE run_notes SET text = 'game day' WHERE run_id = 1");
-    let msg = verify_fails(&w, &["evidence", "verify"]);
+    ws.sqlite3("UPDATE run_notes SET text = 'game day' WHERE run_id = 1");
+    let msg = verify_fails(&ws, &["evidence", "verify"]);
     assert!(msg.contains("field `notes`"), "{msg}");
     // A remark added after the run finished is kept, but outside the chained record.
-    w.sqlite3("UPDATE run_notes SET text = 'game day, observer: J. Doe' WHERE run_id = 1");
-    assert_eq!(w.drdrill(&["note", "1", "post-mortem: all good"]).status.code(), Some(0));
-    assert_eq!(w.drdrill(&["evidence", "verify"]).status.code(), Some(0));
+    ws.sqlite3("UPDATE run_notes SET text = 'game day, observer: J. Doe' WHERE run_id = 1");
+    assert_eq!(ws.output(&["note", "1", "post-mortem: all good"]).status.code(), Some(0));
+    assert_eq!(ws.output(&["evidence", "verify"]).status.code(), Some(0));
 }
 
 #[test]
 fn exported_json_verifies_offline_and_catches_edits() {
-    let w = three_runs();
-    let out = w.drdrill(&["report", "--format", "json", "-o", "report.json"]);
+    let ws = three_runs();
+    let out = ws.output(&["report", "--format", "json", "-o", "report.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     // Offline: the database is gone.
-    std::fs::remove_dir_all(w.path().join("var")).unwrap();
-    let ok = w.drdrill(&["evidence", "verify", "--file", "report.json"]);
+    std::fs::remove_dir_all(ws.path().join("var")).unwrap();
+    let ok = ws.output(&["evidence", "verify", "--file", "report.json"]);
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
     assert!(stdout(&ok).contains("OK, 3 record(s)"), "{}", stdout(&ok));
 
-    let path = w.path().join("report.json");
+    let path = ws.path().join("report.json");
     let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let m = doc["evidence"][1]["record"]["measurements"]
         .as_array_mut()
@@ -122,34 +114,33 @@ fn exported_json_verifies_offline_and_catches_edits() {
         .find(|m| m["name"] == "rto")
         .unwrap();
     m["value_ms"] = serde_json::json!("0.001");
-    std::fs::write(w.path().join("edited.json"), serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    let msg = verify_fails(&w, &["evidence", "verify", "--file", "edited.json"]);
+    std::fs::write(ws.path().join("edited.json"), serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let msg = verify_fails(&ws, &["evidence", "verify", "--file", "edited.json"]);
     assert!(msg.contains("evidence record #2 (run 2)") && msg.contains("altered"), "{msg}");
 
     let evidence = doc["evidence"].as_array_mut().unwrap();
     evidence.remove(1);
-    std::fs::write(w.path().join("cut.json"), serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    let msg = verify_fails(&w, &["evidence", "verify", "--file", "cut.json"]);
+    std::fs::write(ws.path().join("cut.json"), serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let msg = verify_fails(&ws, &["evidence", "verify", "--file", "cut.json"]);
     assert!(msg.contains("record #2 is missing"), "{msg}");
 }
 
 #[test]
 fn an_export_filtered_by_plan_still_verifies_offline() {
-    let w = Work::new();
-    let text = std::fs::read_to_string(w.path().join("drills/quickstart.toml")).unwrap();
-    std::fs::write(w.path().join("drills/second.toml"), text.replace("name = \"quickstart\"", "name = \"second\""))
-        .unwrap();
+    let ws = Workspace::quickstart();
+    let text = std::fs::read_to_string(ws.path().join("drills/quickstart.toml")).unwrap();
+    ws.write_plan("second", &text.replace("name = \"quickstart\"", "name = \"second\""));
     // Interleaved: quickstart, second, quickstart, second.
     for plan in ["quickstart", "second", "quickstart", "second"] {
-        assert_eq!(w.drdrill(&["run", plan]).status.code(), Some(0), "{plan}");
+        assert_eq!(ws.output(&["run", plan]).status.code(), Some(0), "{plan}");
     }
-    let out = w.drdrill(&["report", "--plan", "quickstart", "--format", "json", "-o", "q.json"]);
+    let out = ws.output(&["report", "--plan", "quickstart", "--format", "json", "-o", "q.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(w.path().join("q.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(ws.path().join("q.json")).unwrap()).unwrap();
     assert_eq!(doc["selected_runs"], serde_json::json!([1, 3]));
     let seqs: Vec<i64> = doc["evidence"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3, 4], "the slice is contiguous, other plans' records included");
-    let ok = w.drdrill(&["evidence", "verify", "--file", "q.json"]);
+    let ok = ws.output(&["evidence", "verify", "--file", "q.json"]);
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
 }

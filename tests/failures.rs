@@ -1,95 +1,35 @@
 //! Failure kinds and the blast-radius guard, against real files and real
 //! processes, through the real `drdrill` binary.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 
-use sha2::{Digest, Sha256};
+use common::{Workspace, describe, sha256};
 
-/// A throwaway working folder with its own config, results DB, store and scratch.
-struct Fx {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+/// A workspace with live data to back up and break under `allowed/data`.
+fn workspace() -> Workspace {
+    let ws = Workspace::empty();
+    fs::create_dir_all(ws.join("allowed/data")).unwrap();
+    fs::write(ws.join("allowed/data/a.txt"), "alpha\n".repeat(100)).unwrap();
+    fs::write(ws.join("allowed/data/b.bin"), (0..=255u8).cycle().take(10_000).collect::<Vec<u8>>()).unwrap();
+    ws
 }
 
-impl Fx {
-    fn new() -> Fx {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        fs::create_dir_all(root.join("allowed/data")).unwrap();
-        fs::write(root.join("allowed/data/a.txt"), "alpha\n".repeat(100)).unwrap();
-        fs::write(root.join("allowed/data/b.bin"), (0..=255u8).cycle().take(10_000).collect::<Vec<u8>>()).unwrap();
-        Fx { _dir: dir, root }
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    /// Writes the config with `safety` as the body of its [safety] table.
-    fn config(&self, safety: &str) {
-        let r = self.root.display();
-        fs::write(
-            self.p("config.toml"),
-            format!(
-                "database = \"{r}/var/drdrill.db\"\nplans = \"{r}\"\nscratch = \"{r}/var/scratch\"\n\
-                 [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n[safety]\n{safety}\n"
-            ),
-        )
-        .unwrap();
-    }
-
-    /// A plan backing up `allowed/data` with the given top-level keys, failures and checks.
-    fn plan(&self, name: &str, top: &str, rest: &str) -> PathBuf {
-        let path = self.p(&format!("{name}.toml"));
-        let text = format!(
-            "name = \"{name}\"\ntimeout = \"1m\"\n{top}\n[targets]\nrto = \"1m\"\nrpo = \"1h\"\n\
-             [source]\nkind = \"directory\"\npath = \"{}\"\n{rest}\n",
-            self.p("allowed/data").display()
-        );
-        fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn drdrill(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_drdrill"));
-        c.current_dir(&self.root).env("DRDRILL_CONFIG", self.p("config.toml")).env_remove("RUST_LOG");
-        c
-    }
-
-    fn run(&self, plan: &Path) -> Output {
-        self.drdrill().arg("run").arg(plan).output().unwrap()
-    }
-
-    fn last_run_json(&self) -> serde_json::Value {
-        let out = self.drdrill().args(["history", "--json"]).output().unwrap();
-        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let id = runs[0]["id"].as_i64().expect("a run was recorded");
-        let out = self.drdrill().args(["show", "--json", &id.to_string()]).output().unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn recorded_runs(&self) -> usize {
-        if !self.p("var/drdrill.db").exists() {
-            return 0;
-        }
-        let out = self.drdrill().args(["history", "--json"]).output().unwrap();
-        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap().len()
-    }
+/// A plan backing up `allowed/data` with the given top-level keys, failures and checks.
+fn data_plan(ws: &Workspace, name: &str, top: &str, rest: &str) -> PathBuf {
+    let text = format!(
+        "name = \"{name}\"\ntimeout = \"1m\"\n{top}\n[targets]\nrto = \"1m\"\nrpo = \"1h\"\n\
+         [source]\nkind = \"directory\"\npath = \"{}\"\n{rest}\n",
+        ws.join("allowed/data").display()
+    );
+    ws.write_plan(name, &text)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn sha(path: &Path) -> String {
-    hex::encode(Sha256::digest(fs::read(path).unwrap()))
+fn run_plan(ws: &Workspace, plan: &std::path::Path) -> std::process::Output {
+    ws.cmd().arg("run").arg(plan).output().unwrap()
 }
 
 fn phase_detail(run: &serde_json::Value, name: &str) -> String {
@@ -113,9 +53,9 @@ fn comm(pid: i32) -> Option<String> {
 }
 
 /// A copy of `sleep` under a unique name, so killing by name hits only our process.
-fn victim_binary(fx: &Fx) -> (PathBuf, String) {
+fn victim_binary(ws: &Workspace) -> (PathBuf, String) {
     let name = format!("ddv{}", std::process::id() % 1_000_000);
-    let bin = fx.p(&format!("bin/{name}"));
+    let bin = ws.join(&format!("bin/{name}"));
     fs::create_dir_all(bin.parent().unwrap()).unwrap();
     fs::copy("/bin/sleep", &bin).unwrap();
     (bin, name)
@@ -123,13 +63,14 @@ fn victim_binary(fx: &Fx) -> (PathBuf, String) {
 
 #[test]
 fn kill_by_name_signals_the_real_process_and_rollback_restarts_it() {
-    let fx = Fx::new();
-    let (bin, name) = victim_binary(&fx);
+    let ws = workspace();
+    let (bin, name) = victim_binary(&ws);
     let mut victim = Command::new(&bin).arg("300").spawn().unwrap();
     let victim_pid = victim.id() as i32;
-    fx.config(&format!("allowed_processes = [\"{name}\"]"));
-    let restarted = fx.p("restarted.pid");
-    let plan = fx.plan(
+    ws.write_safety_config(&format!("allowed_processes = [\"{name}\"]"));
+    let restarted = ws.join("restarted.pid");
+    let plan = data_plan(
+        &ws,
         "kill-name",
         "destructive = true",
         &format!(
@@ -140,8 +81,8 @@ fn kill_by_name_signals_the_real_process_and_rollback_restarts_it() {
             restarted.display()
         ),
     );
-    let out = fx.run(&plan);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = run_plan(&ws, &plan);
+    assert!(out.status.success(), "{}", describe(&out));
 
     let status = victim.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
@@ -150,7 +91,7 @@ fn kill_by_name_signals_the_real_process_and_rollback_restarts_it() {
     assert_ne!(new_pid, victim_pid);
     assert!(alive(new_pid), "the restart command started the process again");
     assert_eq!(comm(new_pid).as_deref(), Some(name.as_str()));
-    let run = fx.last_run_json();
+    let run = ws.last_run();
     assert!(phase_detail(&run, "failure").contains(&format!("[{victim_pid}]")), "{run}");
     assert!(phase_detail(&run, "rollback").contains("restarted with"), "{run}");
     unsafe { libc::kill(new_pid, libc::SIGKILL) };
@@ -158,39 +99,41 @@ fn kill_by_name_signals_the_real_process_and_rollback_restarts_it() {
 
 #[test]
 fn kill_by_pidfile_refuses_a_process_whose_name_is_not_allowed() {
-    let fx = Fx::new();
-    let (bin, name) = victim_binary(&fx);
+    let ws = workspace();
+    let (bin, name) = victim_binary(&ws);
     let mut victim = Command::new(&bin).arg("300").spawn().unwrap();
-    fs::write(fx.p("app.pid"), format!("{}\n", victim.id())).unwrap();
-    fx.config("allowed_processes = [\"something-else\"]");
-    let plan = fx.plan(
+    fs::write(ws.join("app.pid"), format!("{}\n", victim.id())).unwrap();
+    ws.write_safety_config("allowed_processes = [\"something-else\"]");
+    let plan = data_plan(
+        &ws,
         "kill-pidfile",
         "destructive = true",
         &format!(
             "[[failure]]\nkind = \"kill\"\npidfile = \"{}\"\n[[check]]\nkind = \"tree-matches-source\"\n",
-            fx.p("app.pid").display()
+            ws.join("app.pid").display()
         ),
     );
-    let out = fx.run(&plan);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run_plan(&ws, &plan);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("process `{name}` is not in [safety] allowed_processes")), "{err}");
     assert!(alive(victim.id() as i32), "a refused run touches nothing");
-    assert_eq!(fx.recorded_runs(), 0);
+    assert_eq!(ws.recorded_runs(), 0);
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
 
 #[test]
 fn delete_moves_a_live_tree_aside_and_rollback_puts_it_back() {
-    let fx = Fx::new();
-    fs::create_dir_all(fx.p("allowed/victim/sub")).unwrap();
-    fs::write(fx.p("allowed/victim/sub/x"), "x").unwrap();
-    fs::write(fx.p("allowed/victim/y"), "y".repeat(5000)).unwrap();
-    let before = sha(&fx.p("allowed/victim/y"));
-    fx.config(&format!("allowed_paths = [\"{}\"]", fx.p("allowed").display()));
-    let victim = fx.p("allowed/victim");
-    let plan = fx.plan(
+    let ws = workspace();
+    fs::create_dir_all(ws.join("allowed/victim/sub")).unwrap();
+    fs::write(ws.join("allowed/victim/sub/x"), "x").unwrap();
+    fs::write(ws.join("allowed/victim/y"), "y".repeat(5000)).unwrap();
+    let before = sha256(&ws.join("allowed/victim/y"));
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
+    let victim = ws.join("allowed/victim");
+    let plan = data_plan(
+        &ws,
         "delete-live",
         "destructive = true",
         &format!(
@@ -200,19 +143,19 @@ fn delete_moves_a_live_tree_aside_and_rollback_puts_it_back() {
             v = victim.display()
         ),
     );
-    let out = fx.run(&plan);
-    assert!(out.status.success(), "the live tree was really gone during verify: {}", text(&out));
-    assert_eq!(sha(&fx.p("allowed/victim/y")), before);
-    assert_eq!(fs::read_to_string(fx.p("allowed/victim/sub/x")).unwrap(), "x");
-    assert!(!fx.p("var/scratch/quarantine").exists(), "the empty quarantine is removed");
-    let run = fx.last_run_json();
+    let out = run_plan(&ws, &plan);
+    assert!(out.status.success(), "the live tree was really gone during verify: {}", describe(&out));
+    assert_eq!(sha256(&ws.join("allowed/victim/y")), before);
+    assert_eq!(fs::read_to_string(ws.join("allowed/victim/sub/x")).unwrap(), "x");
+    assert!(!ws.join("var/scratch/quarantine").exists(), "the empty quarantine is removed");
+    let run = ws.last_run();
     assert!(phase_detail(&run, "rollback").contains("put"), "{run}");
 }
 
 #[test]
 fn corrupt_breaks_a_real_sqlite_database_restore_proves_the_copy_and_rollback_repairs_it() {
-    let fx = Fx::new();
-    let db = fx.p("allowed/orders.db");
+    let ws = workspace();
+    let db = ws.join("allowed/orders.db");
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         c.execute_batch(
@@ -222,9 +165,9 @@ fn corrupt_breaks_a_real_sqlite_database_restore_proves_the_copy_and_rollback_re
         )
         .unwrap();
     }
-    let before = sha(&db);
-    fx.config(&format!("allowed_paths = [\"{}\"]", fx.p("allowed").display()));
-    let plan = fx.p("corrupt.toml");
+    let before = sha256(&db);
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
+    let plan = ws.join("corrupt.toml");
     fs::write(
         &plan,
         format!(
@@ -238,9 +181,13 @@ fn corrupt_breaks_a_real_sqlite_database_restore_proves_the_copy_and_rollback_re
         ),
     )
     .unwrap();
-    let out = fx.run(&plan);
-    assert!(out.status.success(), "the live header was broken during verify and the restore was whole: {}", text(&out));
-    assert_eq!(sha(&db), before, "rollback wrote the original bytes back");
+    let out = run_plan(&ws, &plan);
+    assert!(
+        out.status.success(),
+        "the live header was broken during verify and the restore was whole: {}",
+        describe(&out)
+    );
+    assert_eq!(sha256(&db), before, "rollback wrote the original bytes back");
     let c = rusqlite::Connection::open(&db).unwrap();
     let n: i64 = c.query_row("SELECT count(*) FROM orders", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 2000);
@@ -248,14 +195,15 @@ fn corrupt_breaks_a_real_sqlite_database_restore_proves_the_copy_and_rollback_re
 
 #[test]
 fn random_corruption_and_truncation_are_undone_in_reverse_order() {
-    let fx = Fx::new();
-    let file = fx.p("allowed/data/b.bin");
-    let orig = fx.p("b.orig");
+    let ws = workspace();
+    let file = ws.join("allowed/data/b.bin");
+    let orig = ws.join("b.orig");
     fs::copy(&file, &orig).unwrap();
-    fx.config(&format!("allowed_paths = [\"{}\"]", fx.p("allowed").display()));
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
     // Corrupt first, then cut the file short: rollback must append the tail
     // before writing the original bytes back, or offsets past 100 would fail.
-    let plan = fx.plan(
+    let plan = data_plan(
+        &ws,
         "corrupt-truncate",
         "destructive = true",
         &format!(
@@ -266,25 +214,26 @@ fn random_corruption_and_truncation_are_undone_in_reverse_order() {
             f = file.display()
         ),
     );
-    let out = fx.run(&plan);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(sha(&file), sha(&orig), "byte-identical after rollback");
-    let run = fx.last_run_json();
+    let out = run_plan(&ws, &plan);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(sha256(&file), sha256(&orig), "byte-identical after rollback");
+    let run = ws.last_run();
     let rollback = phase_detail(&run, "rollback");
     let (t, c) = (rollback.find("truncate:").unwrap(), rollback.find("corrupt:").unwrap());
     assert!(t < c, "truncate is rolled back before corrupt: {rollback}");
-    assert!(!fx.p("var/scratch/quarantine").exists(), "nothing is left in quarantine");
+    assert!(!ws.join("var/scratch/quarantine").exists(), "nothing is left in quarantine");
 }
 
 #[test]
 fn a_rollback_that_cannot_put_data_back_keeps_it_in_quarantine_and_fails_the_run() {
-    let fx = Fx::new();
-    fx.config(&format!("allowed_paths = [\"{}\"]", fx.p("allowed").display()));
-    let victim = fx.p("allowed/data/a.txt");
+    let ws = workspace();
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
+    let victim = ws.join("allowed/data/a.txt");
     let original = fs::read(&victim).unwrap();
     // The check recreates the deleted path, as an application restarting
     // during the drill might: putting the original back would overwrite it.
-    let plan = fx.plan(
+    let plan = data_plan(
+        &ws,
         "clash",
         "destructive = true",
         &format!(
@@ -292,26 +241,30 @@ fn a_rollback_that_cannot_put_data_back_keeps_it_in_quarantine_and_fails_the_run
             v = victim.display()
         ),
     );
-    let out = fx.run(&plan);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run_plan(&ws, &plan);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert_eq!(fs::read_to_string(&victim).unwrap(), "new\n", "what was created meanwhile is not overwritten");
-    let q = fx.p("var/scratch/quarantine/run-1");
+    let q = ws.join("var/scratch/quarantine/run-1");
     let index = fs::read_to_string(q.join("WHAT-IS-HERE.txt")).unwrap();
     let kept = index.split(':').next().unwrap();
     assert_eq!(fs::read(kept).unwrap(), original, "the original is kept: {index}");
     assert!(index.contains(&format!("deleted of {}", victim.display())), "{index}");
-    let run = fx.last_run_json();
+    let run = ws.last_run();
     assert!(run["summary"]["reason"].as_str().unwrap().contains("rollback failed"), "{run}");
 }
 
 #[test]
 fn command_failures_roll_back_in_reverse_order_and_after_an_error() {
-    let fx = Fx::new();
-    fx.config(&format!("allowed_paths = [\"{}\"]\nallow_command_failures = true", fx.p("allowed").display()));
-    let log = fx.p("order.log");
-    let victim = fx.p("allowed/data/a.txt");
-    let before = sha(&victim);
-    let plan = fx.plan(
+    let ws = workspace();
+    ws.write_safety_config(&format!(
+        "allowed_paths = [\"{}\"]\nallow_command_failures = true",
+        ws.join("allowed").display()
+    ));
+    let log = ws.join("order.log");
+    let victim = ws.join("allowed/data/a.txt");
+    let before = sha256(&victim);
+    let plan = data_plan(
+        &ws,
         "commands",
         "destructive = true",
         &format!(
@@ -324,11 +277,11 @@ fn command_failures_roll_back_in_reverse_order_and_after_an_error() {
             l = log.display()
         ),
     );
-    let out = fx.run(&plan);
-    assert_eq!(out.status.code(), Some(1), "a failing failure fails the run: {}", text(&out));
+    let out = run_plan(&ws, &plan);
+    assert_eq!(out.status.code(), Some(1), "a failing failure fails the run: {}", describe(&out));
     assert_eq!(fs::read_to_string(&log).unwrap(), "A\nB\nundo-B\nundo-A\n");
-    assert_eq!(sha(&victim), before, "the delete before the error was rolled back");
-    let run = fx.last_run_json();
+    assert_eq!(sha256(&victim), before, "the delete before the error was rolled back");
+    let run = ws.last_run();
     assert_eq!(run["summary"]["status"], "failed");
     assert!(run["summary"]["reason"].as_str().unwrap().contains("exited with"), "{run}");
 }
@@ -338,11 +291,11 @@ fn stop_service_stops_and_starts_the_unit_through_systemctl() {
     // systemd is not running here: `systemctl` is a stand-in script that keeps
     // the unit's state in a file and logs its calls, which checks the
     // arguments and order drdrill uses, not systemd itself.
-    let fx = Fx::new();
-    let state = fx.p("unit.state");
-    let calls = fx.p("systemctl.calls");
+    let ws = workspace();
+    let state = ws.join("unit.state");
+    let calls = ws.join("systemctl.calls");
     fs::write(&state, "active").unwrap();
-    let fake = fx.p("bin/systemctl");
+    let fake = ws.join("bin/systemctl");
     fs::create_dir_all(fake.parent().unwrap()).unwrap();
     fs::write(
         &fake,
@@ -356,8 +309,9 @@ fn stop_service_stops_and_starts_the_unit_through_systemctl() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-    fx.config("allowed_units = [\"web.service\"]");
-    let plan = fx.plan(
+    ws.write_safety_config("allowed_units = [\"web.service\"]");
+    let plan = data_plan(
+        &ws,
         "stop-web",
         "destructive = true",
         &format!(
@@ -367,38 +321,39 @@ fn stop_service_stops_and_starts_the_unit_through_systemctl() {
             state.display()
         ),
     );
-    let out = fx.run(&plan);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = run_plan(&ws, &plan);
+    assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(fs::read_to_string(&calls).unwrap(), "is-active web\nstop web\nstart web\n");
     assert_eq!(fs::read_to_string(&state).unwrap().trim(), "active");
 
-    fx.config("allowed_units = [\"db.service\"]");
-    let out = fx.run(&plan);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    ws.write_safety_config("allowed_units = [\"db.service\"]");
+    let out = run_plan(&ws, &plan);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unit `web` is not in [safety] allowed_units"));
 }
 
 /// Every refused case: exit 2, a message naming the rule, and nothing touched.
 #[test]
 fn the_guard_refuses_escapes_before_anything_happens() {
-    let fx = Fx::new();
-    fs::create_dir_all(fx.p("outside")).unwrap();
-    fs::write(fx.p("outside/secret"), "keep me").unwrap();
-    fs::create_dir_all(fx.p("allowed2")).unwrap();
-    fs::write(fx.p("allowed2/file"), "keep me too").unwrap();
-    std::os::unix::fs::symlink(fx.p("outside/secret"), fx.p("allowed/link")).unwrap();
-    std::os::unix::fs::symlink(fx.p("outside"), fx.p("allowed/dirlink")).unwrap();
-    fx.config(&format!("allowed_paths = [\"{}\"]", fx.p("allowed").display()));
+    let ws = workspace();
+    fs::create_dir_all(ws.join("outside")).unwrap();
+    fs::write(ws.join("outside/secret"), "keep me").unwrap();
+    fs::create_dir_all(ws.join("allowed2")).unwrap();
+    fs::write(ws.join("allowed2/file"), "keep me too").unwrap();
+    std::os::unix::fs::symlink(ws.join("outside/secret"), ws.join("allowed/link")).unwrap();
+    std::os::unix::fs::symlink(ws.join("outside"), ws.join("allowed/dirlink")).unwrap();
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", ws.join("allowed").display()));
     let cases = [
-        ("outside", fx.p("outside/secret"), "resolves to"),
-        ("symlink", fx.p("allowed/link"), "outside/secret"),
-        ("symlinked-folder", fx.p("allowed/dirlink/secret"), "outside/secret"),
-        ("dotdot", fx.p("allowed/../outside/secret"), "outside/secret"),
-        ("prefix", fx.p("allowed2/file"), "allowed2/file"),
+        ("outside", ws.join("outside/secret"), "resolves to"),
+        ("symlink", ws.join("allowed/link"), "outside/secret"),
+        ("symlinked-folder", ws.join("allowed/dirlink/secret"), "outside/secret"),
+        ("dotdot", ws.join("allowed/../outside/secret"), "outside/secret"),
+        ("prefix", ws.join("allowed2/file"), "allowed2/file"),
     ];
     for (name, target, resolved) in cases {
         for kind in ["delete", "corrupt", "truncate"] {
-            let plan = fx.plan(
+            let plan = data_plan(
+                &ws,
                 &format!("{name}-{kind}"),
                 "destructive = true",
                 &format!(
@@ -406,44 +361,46 @@ fn the_guard_refuses_escapes_before_anything_happens() {
                     target.display()
                 ),
             );
-            let out = fx.run(&plan);
-            assert_eq!(out.status.code(), Some(2), "{name}/{kind}: {}", text(&out));
+            let out = run_plan(&ws, &plan);
+            assert_eq!(out.status.code(), Some(2), "{name}/{kind}: {}", describe(&out));
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(err.contains("refused by the blast-radius guard"), "{name}/{kind}: {err}");
             assert!(err.contains("not inside any [safety] allowed_paths entry"), "{name}/{kind}: {err}");
             assert!(err.contains(resolved), "{name}/{kind} names the resolved path: {err}");
         }
     }
-    assert_eq!(fs::read_to_string(fx.p("outside/secret")).unwrap(), "keep me");
-    assert_eq!(fs::read_to_string(fx.p("allowed2/file")).unwrap(), "keep me too");
-    assert!(fs::symlink_metadata(fx.p("allowed/link")).is_ok());
-    assert_eq!(fx.recorded_runs(), 0, "a refused run is not started");
+    assert_eq!(fs::read_to_string(ws.join("outside/secret")).unwrap(), "keep me");
+    assert_eq!(fs::read_to_string(ws.join("allowed2/file")).unwrap(), "keep me too");
+    assert!(fs::symlink_metadata(ws.join("allowed/link")).is_ok());
+    assert_eq!(ws.recorded_runs(), 0, "a refused run is not started");
 
     // A command failure is refused unless the config allows command failures.
-    let plan = fx.plan(
+    let plan = data_plan(
+        &ws,
         "cmd",
         "destructive = true",
         "[[failure]]\nkind = \"command\"\nrun = \"true\"\n[[check]]\nkind = \"tree-matches-source\"\n",
     );
-    let out = fx.run(&plan);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run_plan(&ws, &plan);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("allow_command_failures"));
 
     // Inside the allowlist but without `destructive = true`: refused at load.
-    let plan = fx.plan(
+    let plan = data_plan(
+        &ws,
         "undeclared",
         "",
         &format!(
             "[[failure]]\nkind = \"delete\"\npath = \"{}\"\n[[check]]\nkind = \"tree-matches-source\"\n",
-            fx.p("allowed/data/a.txt").display()
+            ws.join("allowed/data/a.txt").display()
         ),
     );
-    let out = fx.run(&plan);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = run_plan(&ws, &plan);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is destructive but the plan does not say so") && err.contains("destructive = true"), "{err}");
-    assert!(fx.p("allowed/data/a.txt").exists());
-    assert_eq!(fx.recorded_runs(), 0);
+    assert!(ws.join("allowed/data/a.txt").exists());
+    assert_eq!(ws.recorded_runs(), 0);
 }
 
 #[test]
@@ -459,10 +416,11 @@ fn delete_across_filesystems_moves_the_path_to_a_hidden_sibling_and_back() {
     );
     let victim = shm_root.join("state.db");
     fs::write(&victim, "precious").unwrap();
-    let fx = Fx::new();
-    fx.config(&format!("allowed_paths = [\"{}\"]", shm_root.display()));
+    let ws = workspace();
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]", shm_root.display()));
     let sibling = shm_root.join(".state.db.drdrill-run-1");
-    let plan = fx.plan(
+    let plan = data_plan(
+        &ws,
         "cross-fs",
         "destructive = true",
         &format!(
@@ -472,8 +430,8 @@ fn delete_across_filesystems_moves_the_path_to_a_hidden_sibling_and_back() {
             s = sibling.display()
         ),
     );
-    let out = fx.run(&plan);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = run_plan(&ws, &plan);
+    assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     assert!(!sibling.exists());
 }

@@ -2,105 +2,64 @@
 //! gates driven through stdin, operator notes, and aborts (Ctrl-C, SIGTERM)
 //! that still roll every failure back.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+use common::{Workspace, describe, sha256};
 
-struct Fx {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+/// A workspace with live data under `allowed/` and a config that allows it, plus `safety`.
+fn workspace(safety: &str) -> Workspace {
+    let ws = Workspace::empty();
+    fs::create_dir_all(ws.join("allowed/data")).unwrap();
+    fs::write(ws.join("allowed/data/a.txt"), "alpha\n".repeat(100)).unwrap();
+    fs::write(ws.join("allowed/victim.txt"), "live data\n".repeat(50)).unwrap();
+    ws.write_safety_config(&format!("allowed_paths = [\"{}\"]\n{safety}", ws.join("allowed").display()));
+    ws
 }
 
-impl Fx {
-    fn new(safety: &str) -> Fx {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        fs::create_dir_all(root.join("allowed/data")).unwrap();
-        fs::write(root.join("allowed/data/a.txt"), "alpha\n".repeat(100)).unwrap();
-        fs::write(root.join("allowed/victim.txt"), "live data\n".repeat(50)).unwrap();
-        let r = root.display();
-        fs::write(
-            root.join("config.toml"),
-            format!(
-                "database = \"{r}/var/drdrill.db\"\nplans = \"{r}\"\nscratch = \"{r}/var/scratch\"\n\
-                 [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n\
-                 [safety]\nallowed_paths = [\"{r}/allowed\"]\n{safety}\n"
-            ),
-        )
-        .unwrap();
-        Fx { _dir: dir, root }
-    }
+fn data_plan(ws: &Workspace, name: &str, top: &str, rest: &str) -> PathBuf {
+    let text = format!(
+        "name = \"{name}\"\ntimeout = \"1m\"\ndestructive = true\n{top}\n[targets]\nrto = \"1m\"\nrpo = \"1h\"\n\
+         [source]\nkind = \"directory\"\npath = \"{}\"\n{rest}\n[[check]]\nkind = \"tree-matches-source\"\n",
+        ws.join("allowed/data").display()
+    );
+    ws.write_plan(name, &text)
+}
 
-    fn p(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
+/// The binary as an operator named `tester` runs it at a terminal.
+fn drdrill(ws: &Workspace) -> Command {
+    let mut c = ws.cmd();
+    c.env("USER", "tester");
+    c
+}
 
-    fn plan(&self, name: &str, top: &str, rest: &str) -> PathBuf {
-        let path = self.p(&format!("{name}.toml"));
-        let text = format!(
-            "name = \"{name}\"\ntimeout = \"1m\"\ndestructive = true\n{top}\n[targets]\nrto = \"1m\"\nrpo = \"1h\"\n\
-             [source]\nkind = \"directory\"\npath = \"{}\"\n{rest}\n[[check]]\nkind = \"tree-matches-source\"\n",
-            self.p("allowed/data").display()
-        );
-        fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn drdrill(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_drdrill"));
-        c.current_dir(&self.root).env("DRDRILL_CONFIG", self.p("config.toml")).env("USER", "tester");
-        c
-    }
-
-    /// Starts `drdrill run PLAN` with stdin and stderr piped; stderr lines arrive on the receiver.
-    fn spawn_run(&self, plan: &Path) -> (Child, Receiver<String>) {
-        let mut child = self
-            .drdrill()
-            .arg("run")
-            .arg(plan)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+/// Starts `c` with stdin and stderr piped; stderr lines arrive on the receiver.
+fn spawn(mut c: Command) -> (Child, Receiver<String>) {
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
             }
-        });
-        (child, rx)
-    }
-
-    fn show(&self, id: i64) -> serde_json::Value {
-        let out = self.drdrill().args(["show", "--json", &id.to_string()]).output().unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn last_run(&self) -> serde_json::Value {
-        let out = self.drdrill().args(["history", "--json"]).output().unwrap();
-        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        self.show(runs[0]["id"].as_i64().expect("a run was recorded"))
-    }
+        }
+    });
+    (child, rx)
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// Starts `drdrill run PLAN` as a game day is run: at a terminal, stdin open.
+fn spawn_run(ws: &Workspace, plan: &Path) -> (Child, Receiver<String>) {
+    let mut c = drdrill(ws);
+    c.arg("run").arg(plan);
+    spawn(c)
 }
 
 /// Waits for a stderr line containing `needle`; returns every line seen.
@@ -153,7 +112,7 @@ fn tree_state(root: &Path) -> BTreeMap<PathBuf, String> {
             let v = if t.is_symlink() {
                 format!("link {}", fs::read_link(e.path()).unwrap().display())
             } else if t.is_file() {
-                format!("file {}", hex::encode(Sha256::digest(fs::read(e.path()).unwrap())))
+                format!("file {}", sha256(e.path()))
             } else {
                 "dir".into()
             };
@@ -164,11 +123,12 @@ fn tree_state(root: &Path) -> BTreeMap<PathBuf, String> {
 
 #[test]
 fn dry_run_lists_every_target_with_its_rule_and_touches_nothing() {
-    let fx = Fx::new("allowed_processes = [\"sleep\"]\nallow_command_failures = true");
+    let ws = workspace("allowed_processes = [\"sleep\"]\nallow_command_failures = true");
     let mut sleeper = Command::new("sleep").arg("300").spawn().unwrap();
-    fs::write(fx.p("allowed/app.pid"), sleeper.id().to_string()).unwrap();
-    std::os::unix::fs::symlink(fx.p("allowed/victim.txt"), fx.p("allowed/link")).unwrap();
-    let plan = fx.plan(
+    fs::write(ws.join("allowed/app.pid"), sleeper.id().to_string()).unwrap();
+    std::os::unix::fs::symlink(ws.join("allowed/victim.txt"), ws.join("allowed/link")).unwrap();
+    let plan = data_plan(
+        &ws,
         "everything",
         "pause_before = [\"failure\", \"restore\"]",
         &format!(
@@ -177,26 +137,30 @@ fn dry_run_lists_every_target_with_its_rule_and_touches_nothing() {
              [[failure]]\nkind = \"truncate\"\npath = \"{a}/victim.txt\"\n\
              [[failure]]\nkind = \"delete\"\npath = \"{a}/data/../victim.txt\"\n\
              [[failure]]\nkind = \"command\"\nrun = \"touch {a}/should-not-exist\"\n",
-            a = fx.p("allowed").display()
+            a = ws.join("allowed").display()
         ),
     );
     fs::write(
-        fx.p("strict.toml"),
-        format!("database = \"{r}/var/drdrill.db\"\nscratch = \"{r}/var/scratch\"\n", r = fx.root.display()),
+        ws.join("strict.toml"),
+        format!("database = \"{r}/var/drdrill.db\"\nscratch = \"{r}/var/scratch\"\n", r = ws.path().display()),
     )
     .unwrap();
-    let before = tree_state(&fx.root);
-    let out = fx.drdrill().args(["run", "--dry-run"]).arg(&plan).output().unwrap();
-    let after = tree_state(&fx.root);
+    let before = tree_state(ws.path());
+    let out = drdrill(&ws).args(["run", "--dry-run"]).arg(&plan).output().unwrap();
+    let after = tree_state(ws.path());
     assert_eq!(before, after, "a dry run changes no file, creates no database, store or scratch");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let victim = fx.p("allowed/victim.txt").display().to_string();
-    let allowed_rule = format!("allowed: inside [safety] allowed_paths entry `{}`", fx.p("allowed").display());
+    let victim = ws.join("allowed/victim.txt").display().to_string();
+    let allowed_rule = format!("allowed: inside [safety] allowed_paths entry `{}`", ws.join("allowed").display());
     for needle in [
         "gate     wait for approval before failure".to_string(),
         "gate     wait for approval before restore".to_string(),
-        format!("process in pidfile {}/app.pid (= pid {}, `sleep`): allowed", fx.p("allowed").display(), sleeper.id()),
+        format!(
+            "process in pidfile {}/app.pid (= pid {}, `sleep`): allowed",
+            ws.join("allowed").display(),
+            sleeper.id()
+        ),
         format!("link (= {victim}): {allowed_rule}"),
         format!("data/../victim.txt (= {victim}): {allowed_rule}"),
         "command `touch".to_string(),
@@ -208,23 +172,28 @@ fn dry_run_lists_every_target_with_its_rule_and_touches_nothing() {
     assert!(sleeper.try_wait().unwrap().is_none(), "the process was not signalled");
 
     // The same plan under a config that allows less: every refusal is named, exit 2.
-    let out =
-        fx.drdrill().env("DRDRILL_CONFIG", fx.p("strict.toml")).args(["run", "--dry-run"]).arg(&plan).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = drdrill(&ws)
+        .env("DRDRILL_CONFIG", ws.join("strict.toml"))
+        .args(["run", "--dry-run"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("REFUSED").count(), 5, "{stdout}");
     assert!(stdout.contains("refused: `drdrill run` would refuse this plan"), "{stdout}");
-    assert_eq!(before, tree_state(&fx.root));
+    assert_eq!(before, tree_state(ws.path()));
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
 }
 
 #[test]
 fn a_gate_holds_the_run_until_enter_is_pressed_and_records_who_approved() {
-    let fx = Fx::new("");
-    let victim = fx.p("allowed/victim.txt");
+    let ws = workspace("");
+    let victim = ws.join("allowed/victim.txt");
     let original = fs::read(&victim).unwrap();
-    let plan = fx.plan(
+    let plan = data_plan(
+        &ws,
         "gated",
         "pause_before = [\"failure\"]",
         &format!(
@@ -233,7 +202,7 @@ fn a_gate_holds_the_run_until_enter_is_pressed_and_records_who_approved() {
             victim.display()
         ),
     );
-    let (mut child, rx) = fx.spawn_run(&plan);
+    let (mut child, rx) = spawn_run(&ws, &plan);
     let mut seen = Vec::new();
     expect_line(&rx, "waiting for approval before failure", &mut seen);
     // Held: nothing is deleted and the run does not go on while nobody approves.
@@ -250,7 +219,7 @@ fn a_gate_holds_the_run_until_enter_is_pressed_and_records_who_approved() {
     assert!(status.success(), "{}", seen.join("\n"));
     assert_eq!(fs::read(&victim).unwrap(), original, "rolled back after the drill");
 
-    let run = fx.last_run();
+    let run = ws.last_run();
     let gate = &run["gates"][0];
     assert_eq!(gate["gate"], "failure");
     assert_eq!(gate["outcome"], "approved");
@@ -264,9 +233,9 @@ fn a_gate_holds_the_run_until_enter_is_pressed_and_records_who_approved() {
 
     // `drdrill show` prints the gate and a note added after the run.
     let id = run["summary"]["id"].as_i64().unwrap().to_string();
-    let out = fx.drdrill().args(["note", &id, "post-mortem:", "restore", "was", "quick"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let out = fx.drdrill().args(["show", &id]).output().unwrap();
+    let out = drdrill(&ws).args(["note", &id, "post-mortem:", "restore", "was", "quick"]).output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = drdrill(&ws).args(["show", &id]).output().unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("gate before failure  approved by terminal (user tester)"), "{shown}");
     assert!(shown.contains("terminal (user tester): post-mortem: restore was quick"), "{shown}");
@@ -274,10 +243,11 @@ fn a_gate_holds_the_run_until_enter_is_pressed_and_records_who_approved() {
 
 #[test]
 fn lines_typed_during_the_run_become_timestamped_notes() {
-    let fx = Fx::new("allow_command_failures = true");
-    let started = fx.p("started");
-    let go = fx.p("go");
-    let plan = fx.plan(
+    let ws = workspace("allow_command_failures = true");
+    let started = ws.join("started");
+    let go = ws.join("go");
+    let plan = data_plan(
+        &ws,
         "noted",
         "",
         &format!(
@@ -286,7 +256,7 @@ fn lines_typed_during_the_run_become_timestamped_notes() {
             g = go.display()
         ),
     );
-    let (mut child, rx) = fx.spawn_run(&plan);
+    let (mut child, rx) = spawn_run(&ws, &plan);
     wait_for("the failure command to start", || started.exists());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"db latency alarm fired\n\nwriters are failing over\n").unwrap();
@@ -297,7 +267,7 @@ fn lines_typed_during_the_run_become_timestamped_notes() {
     fs::write(&go, "").unwrap();
     drop(stdin);
     assert!(wait_exit(&mut child, Duration::from_secs(60)).success(), "{}", seen.join("\n"));
-    let run = fx.last_run();
+    let run = ws.last_run();
     let notes = run["notes"].as_array().unwrap();
     let texts: Vec<&str> = notes.iter().map(|n| n["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["db latency alarm fired", "writers are failing over"], "empty lines are not notes");
@@ -306,11 +276,12 @@ fn lines_typed_during_the_run_become_timestamped_notes() {
 
 #[test]
 fn ctrl_c_in_the_middle_of_a_failure_rolls_everything_back_and_records_aborted() {
-    let fx = Fx::new("allow_command_failures = true");
-    let victim = fx.p("allowed/victim.txt");
+    let ws = workspace("allow_command_failures = true");
+    let victim = ws.join("allowed/victim.txt");
     let original = fs::read(&victim).unwrap();
-    let marker = fx.p("rolled-back");
-    let plan = fx.plan(
+    let marker = ws.join("rolled-back");
+    let plan = data_plan(
+        &ws,
         "abort-mid",
         "",
         &format!(
@@ -321,7 +292,7 @@ fn ctrl_c_in_the_middle_of_a_failure_rolls_everything_back_and_records_aborted()
         ),
     );
     let started = Instant::now();
-    let (mut child, rx) = fx.spawn_run(&plan);
+    let (mut child, rx) = spawn_run(&ws, &plan);
     wait_for("the delete to happen", || !victim.exists());
     std::thread::sleep(Duration::from_millis(300));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -332,22 +303,23 @@ fn ctrl_c_in_the_middle_of_a_failure_rolls_everything_back_and_records_aborted()
     assert_eq!(fs::read(&victim).unwrap(), original, "the delete was rolled back");
     assert_eq!(fs::read_to_string(&marker).unwrap(), "undone\n", "the command's rollback ran");
     assert!(seen.iter().any(|l| l.contains("Ctrl-C: aborting the drill")), "{}", seen.join("\n"));
-    let run = fx.last_run();
+    let run = ws.last_run();
     assert_eq!(run["summary"]["status"], "aborted", "{run}");
-    assert!(!fx.p("var/scratch/run-1").exists(), "scratch is cleaned after an abort");
+    assert!(!ws.join("var/scratch/run-1").exists(), "scratch is cleaned after an abort");
 }
 
 #[test]
 fn sigterm_at_a_gate_aborts_and_rolls_back_and_closing_stdin_does_too() {
-    let fx = Fx::new("");
-    let victim = fx.p("allowed/victim.txt");
+    let ws = workspace("");
+    let victim = ws.join("allowed/victim.txt");
     let original = fs::read(&victim).unwrap();
-    let plan = fx.plan(
+    let plan = data_plan(
+        &ws,
         "abort-gate",
         "pause_before = [\"restore\"]",
         &format!("[[failure]]\nkind = \"delete\"\npath = \"{}\"\n", victim.display()),
     );
-    let (mut child, rx) = fx.spawn_run(&plan);
+    let (mut child, rx) = spawn_run(&ws, &plan);
     let mut seen = Vec::new();
     expect_line(&rx, "waiting for approval before restore", &mut seen);
     assert!(!victim.exists(), "the failure ran before the gate");
@@ -355,65 +327,49 @@ fn sigterm_at_a_gate_aborts_and_rolls_back_and_closing_stdin_does_too() {
     let status = wait_exit(&mut child, Duration::from_secs(25));
     assert_eq!(status.code(), Some(1));
     assert_eq!(fs::read(&victim).unwrap(), original);
-    let run = fx.last_run();
+    let run = ws.last_run();
     assert_eq!(run["summary"]["status"], "aborted");
     assert_eq!(run["gates"][0]["outcome"], "aborted");
     assert_eq!(run["gates"][0]["decided_by"], "abort");
 
     // Nobody left to press Enter: the run aborts instead of waiting for its timeout.
-    let (mut child, rx) = fx.spawn_run(&plan);
+    let (mut child, rx) = spawn_run(&ws, &plan);
     expect_line(&rx, "waiting for approval before restore", &mut seen);
     drop(child.stdin.take());
     let status = wait_exit(&mut child, Duration::from_secs(25));
     assert_eq!(status.code(), Some(1));
     assert_eq!(fs::read(&victim).unwrap(), original);
-    assert_eq!(fx.last_run()["summary"]["status"], "aborted");
+    assert_eq!(ws.last_run()["summary"]["status"], "aborted");
 }
 
 /// A copy of the repository's game-day examples in a fresh folder, as a new
 /// user would run them: `drills/`, `config/gameday.toml`, `scripts/gameday-worker`.
-fn example_checkout() -> (tempfile::TempDir, PathBuf) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    for rel in [
+fn example_checkout() -> Workspace {
+    let ws = Workspace::empty();
+    ws.copy_from_repo(&[
         "drills/gameday-orders.toml",
         "drills/gameday-worker.toml",
         "drills/quickstart/orders.sql",
         "config/gameday.toml",
         "scripts/gameday-worker",
-    ] {
-        let to = root.join(rel);
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(repo.join(rel), &to).unwrap();
-    }
-    (dir, root)
+    ]);
+    ws
 }
 
-fn example_run(root: &Path, config: Option<&str>, plan: &str) -> (Child, Receiver<String>) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_drdrill"));
-    c.current_dir(root).env_remove("DRDRILL_CONFIG").env("USER", "tester");
+fn example_run(ws: &Workspace, config: Option<&str>, plan: &str) -> (Child, Receiver<String>) {
+    let mut c = drdrill(ws);
     if let Some(config) = config {
         c.args(["--config", config]);
     }
-    let mut child =
-        c.args(["run", plan]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+    c.args(["run", plan]);
+    spawn(c)
 }
 
 #[test]
 fn the_example_orders_game_day_is_refused_by_default_and_runs_under_the_gameday_config() {
-    let (_dir, root) = example_checkout();
-    let (mut child, rx) = example_run(&root, None, "gameday-orders");
+    let ws = example_checkout();
+    let root = ws.path();
+    let (mut child, rx) = example_run(&ws, None, "gameday-orders");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)).code(), Some(2));
     let err: Vec<String> = rx.try_iter().collect();
     assert!(
@@ -423,7 +379,7 @@ fn the_example_orders_game_day_is_refused_by_default_and_runs_under_the_gameday_
     );
     assert!(!root.join("var/gameday").exists(), "refused before the database was even seeded");
 
-    let (mut child, rx) = example_run(&root, Some("config/gameday.toml"), "gameday-orders");
+    let (mut child, rx) = example_run(&ws, Some("config/gameday.toml"), "gameday-orders");
     let mut stdin = child.stdin.take().unwrap();
     let mut seen = Vec::new();
     for gate in ["failure", "restore"] {
@@ -444,14 +400,15 @@ fn the_example_orders_game_day_is_refused_by_default_and_runs_under_the_gameday_
 
 #[test]
 fn the_example_worker_game_day_kills_and_restarts_the_worker() {
-    let (_dir, root) = example_checkout();
+    let ws = example_checkout();
+    let root = ws.path();
     let out = Command::new(root.join("scripts/gameday-worker")).arg("start").output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     let pidfile = root.join("var/gameday/worker.pid");
     let old: i32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     wait_for("the first heartbeat", || root.join("var/gameday/worker-data/heartbeat").exists());
 
-    let (mut child, rx) = example_run(&root, Some("config/gameday.toml"), "gameday-worker");
+    let (mut child, rx) = example_run(&ws, Some("config/gameday.toml"), "gameday-worker");
     let mut seen = Vec::new();
     expect_line(&rx, "waiting for approval before failure", &mut seen);
     child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();

@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use common::Sandbox;
+use common::{Workspace, unique};
 use drdrill::store::{EntryKind, FileEntry, MANIFEST_FORMAT, Manifest, PayloadInfo};
 
 /// A tar header with the name written raw: the tar crate's own setters refuse
@@ -44,8 +44,8 @@ fn file_entry(path: &str, data: &[u8]) -> FileEntry {
     }
 }
 
-/// Stores a backup of plan `evil` made of `tar` and `files` in the sandbox's local store.
-fn plant_backup(sb: &Sandbox, mut tar: Vec<u8>, files: Vec<FileEntry>) {
+/// Stores a backup of plan `evil` made of `tar` and `files` in the workspace's local store.
+fn plant_backup(ws: &Workspace, mut tar: Vec<u8>, files: Vec<FileEntry>) {
     tar.extend_from_slice(&[0u8; 1024]);
     let mut enc = zstd::Encoder::new(Vec::new(), 1).unwrap();
     enc.write_all(&tar).unwrap();
@@ -70,63 +70,59 @@ fn plant_backup(sb: &Sandbox, mut tar: Vec<u8>, files: Vec<FileEntry>) {
         },
         files,
     };
-    let dir = sb.join(&format!("var/store/evil/{id}"));
+    let dir = ws.join(&format!("var/store/evil/{id}"));
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("payload.tar.zst"), payload).unwrap();
     fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
 }
 
-fn evil_sandbox() -> Sandbox {
-    let sb = Sandbox::new();
-    fs::create_dir_all(sb.join("data")).unwrap();
-    sb.write(
+fn evil_workspace() -> Workspace {
+    let ws = Workspace::empty();
+    fs::create_dir_all(ws.join("data")).unwrap();
+    ws.write(
         "drills/evil.toml",
         "[targets]\nrto = \"1m\"\nrpo = \"1d\"\n[source]\nkind = \"directory\"\npath = \"data\"\n[backup]\nmode = \"latest\"\n[[check]]\nkind = \"tree-matches-source\"\n",
     );
-    sb
+    ws
 }
 
-fn assert_refused(sb: &Sandbox, needle: &str) {
-    let (code, report, _) = sb.run_json("evil");
+fn assert_refused(ws: &Workspace, needle: &str) {
+    let (code, report, _) = ws.drill_report("evil", &[]);
     assert_eq!(code, 1, "{report:#}");
     let reason = report["reason"].as_str().unwrap();
     assert!(reason.contains(needle), "{reason}");
-    assert!(sb.scratch_leftovers().is_empty());
-}
-
-fn unique(tag: &str) -> String {
-    format!("drdrill-{tag}-{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap())
+    assert!(ws.scratch_leftovers().is_empty());
 }
 
 #[test]
 fn dot_dot_entries_are_refused() {
-    let sb = evil_sandbox();
-    let name = format!("{}.txt", unique("escaped"));
-    // Deep enough to climb out of var/scratch/run-N/restore/tree and the sandbox.
+    let ws = evil_workspace();
+    let name = format!("{}.txt", unique("drdrill-escaped"));
+    // Deep enough to climb out of var/scratch/run-N/restore/tree and the workspace.
     let escape = format!("../../../../../../../{name}");
     let mut tar = Vec::new();
     raw_entry(&mut tar, &escape, tar::EntryType::Regular, b"pwned", None);
-    plant_backup(&sb, tar, vec![file_entry(&escape, b"pwned")]);
-    assert_refused(&sb, "would land outside the scratch folder");
+    plant_backup(&ws, tar, vec![file_entry(&escape, b"pwned")]);
+    assert_refused(&ws, "would land outside the scratch folder");
     let tmp = std::env::temp_dir();
-    assert!(!tmp.join(&name).exists() && !sb.path().join(&name).exists() && !Path::new("/").join(&name).exists());
+    assert!(!tmp.join(&name).exists() && !ws.path().join(&name).exists() && !Path::new("/").join(&name).exists());
 }
 
 #[test]
 fn absolute_entries_are_refused() {
-    let sb = evil_sandbox();
-    let target = std::env::temp_dir().join(format!("{}.txt", unique("absolute")));
+    let ws = evil_workspace();
+    let target = std::env::temp_dir().join(format!("{}.txt", unique("drdrill-absolute")));
     let name = target.to_str().unwrap().to_string();
     let mut tar = Vec::new();
     raw_entry(&mut tar, &name, tar::EntryType::Regular, b"pwned", None);
-    plant_backup(&sb, tar, vec![file_entry(&name, b"pwned")]);
-    assert_refused(&sb, "would land outside the scratch folder");
+    plant_backup(&ws, tar, vec![file_entry(&name, b"pwned")]);
+    assert_refused(&ws, "would land outside the scratch folder");
     assert!(!target.exists());
 }
 
 #[test]
 fn writing_through_a_planted_symlink_is_refused() {
-    let sb = evil_sandbox();
+    let ws = evil_workspace();
     let outside = tempfile::tempdir().unwrap();
     let target = outside.path().to_str().unwrap().to_string();
     let mut tar = Vec::new();
@@ -144,7 +140,7 @@ fn writing_through_a_planted_symlink_is_refused() {
         },
         file_entry("link/pwned.txt", b"pwned"),
     ];
-    plant_backup(&sb, tar, files);
-    assert_refused(&sb, "written through the symlink");
+    plant_backup(&ws, tar, files);
+    assert_refused(&ws, "written through the symlink");
     assert!(!outside.path().join("pwned.txt").exists(), "a file was written outside scratch");
 }

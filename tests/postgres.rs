@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Workspace, env, example_plan, measurement, reason, unique};
+use common::{Workspace, env, example_plan, measurement, phase, reason, unique};
 
 struct Pg {
     host: String,
@@ -97,7 +97,7 @@ fn no_cluster_left(ws: &Workspace) {
 fn postgres_drill_passes_with_sql_checks_and_canary_then_the_cluster_is_gone() {
     let pg = pg();
     let db = pg.orders_db(3000);
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan(
         "postgres-orders",
         &format!(
@@ -115,7 +115,7 @@ fn postgres_drill_passes_with_sql_checks_and_canary_then_the_cluster_is_gone() {
     let rpo = measurement(&report, "rpo");
     assert_eq!(rpo["method"], "canary marker in the restored copy");
     assert!(rpo["value_ms"].as_f64().unwrap() < 60_000.0, "{rpo}");
-    let cleanup = report["phases"].as_array().unwrap().iter().find(|p| p["name"] == "cleanup").unwrap();
+    let cleanup = phase(&report, "cleanup");
     assert!(cleanup["detail"].as_str().unwrap().contains("throwaway PostgreSQL cluster"), "{cleanup}");
     no_cluster_left(&ws);
     // The password never reaches the results database.
@@ -127,7 +127,7 @@ fn postgres_drill_passes_with_sql_checks_and_canary_then_the_cluster_is_gone() {
 fn a_failing_check_still_stops_the_cluster() {
     let pg = pg();
     let db = pg.orders_db(10);
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     let plan =
         pg.plan(&db, &[("timeout = \"5m\"", "timeout = \"8s\""), ("expect = \">= 1\"", "expect = \">= 999999\"")]);
     ws.write_plan("pg-bad-check", &plan.replace("name = \"postgres-orders\"", "name = \"pg-bad-check\""));
@@ -141,7 +141,7 @@ fn a_failing_check_still_stops_the_cluster() {
 fn wrong_password_fails_clearly_and_is_not_shown() {
     let pg = pg();
     let db = pg.orders_db(10);
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan("postgres-orders", &pg.plan(&db, &[]));
     let report = ws.drill("postgres-orders", &[("DRDRILL_PG_PASSWORD", "not-the-password")]);
     assert_eq!(report["status"], "failed");
@@ -154,7 +154,7 @@ fn wrong_password_fails_clearly_and_is_not_shown() {
 #[test]
 fn missing_password_variable_and_missing_database_fail_clearly() {
     let pg = pg();
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan("postgres-orders", &pg.plan("no_such_db", &[]));
     let report = ws.drill("postgres-orders", &[("DRDRILL_PG_PASSWORD", &pg.password)]);
     assert!(reason(&report).contains("database \"no_such_db\" does not exist"), "{report:#}");
@@ -166,7 +166,7 @@ fn missing_password_variable_and_missing_database_fail_clearly() {
 fn latest_mode_restores_the_newest_backup_and_rpo_is_its_age() {
     let pg = pg();
     let db = pg.orders_db(100);
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     ws.write_plan("postgres-orders", &pg.plan(&db, &[]));
     let fresh = ws.drill("postgres-orders", &[("DRDRILL_PG_PASSWORD", &pg.password)]);
     assert_eq!(fresh["status"], "passed", "{fresh:#}");
@@ -189,7 +189,7 @@ fn latest_mode_restores_the_newest_backup_and_rpo_is_its_age() {
 fn a_run_that_hits_its_timeout_still_stops_the_cluster() {
     let pg = pg();
     let db = pg.orders_db(10);
-    let ws = Workspace::new("");
+    let ws = Workspace::empty();
     let plan = pg
         .plan(&db, &[("timeout = \"5m\"", "timeout = \"6s\"")])
         .replace("name = \"postgres-orders\"", "name = \"pg-timeout\"");

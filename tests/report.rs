@@ -2,36 +2,26 @@
 
 mod common;
 
-use common::{Work, stderr, stdout};
+use common::{Workspace, stderr, stdout};
 
-/// Two passed runs and one failed (RTO target 1ms) of the quickstart plan.
-fn history() -> Work {
-    let w = Work::new();
-    assert_eq!(w.run_quickstart(), 0);
-    assert_eq!(w.run_quickstart(), 0);
-    w.set_rto_target("1ms");
-    assert_eq!(w.run_quickstart(), 1);
-    w
-}
-
-fn report(w: &Work, format: &str) -> String {
+fn report(ws: &Workspace, format: &str) -> String {
     let file = format!("report.{format}");
-    let out = w.drdrill(&["report", "--since", "30d", "--format", format, "-o", &file]);
+    let out = ws.output(&["report", "--since", "30d", "--format", format, "-o", &file]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    std::fs::read_to_string(w.path().join(file)).unwrap()
+    std::fs::read_to_string(ws.path().join(file)).unwrap()
 }
 
-fn chain_head(w: &Work) -> String {
-    w.sqlite3("SELECT hash FROM evidence ORDER BY seq DESC LIMIT 1")
+fn chain_head(ws: &Workspace) -> String {
+    ws.sqlite3("SELECT hash FROM evidence ORDER BY seq DESC LIMIT 1")
 }
 
 #[test]
 fn every_format_parses_with_a_real_parser() {
-    let w = history();
-    let head = chain_head(&w);
+    let ws = Workspace::quickstart_history();
+    let head = chain_head(&ws);
 
     // JSON: all records with their hashes, and the summary.
-    let json: serde_json::Value = serde_json::from_str(&report(&w, "json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report(&ws, "json")).unwrap();
     assert_eq!(json["evidence"].as_array().unwrap().len(), 3);
     assert_eq!(json["chain_head"]["hash"], head.as_str());
     assert_eq!(json["chain_status"], "verified");
@@ -44,7 +34,7 @@ fn every_format_parses_with_a_real_parser() {
     assert_eq!(plan["rto"]["target_ms"].as_f64(), Some(1.0));
 
     // CSV: a header and one row per run.
-    let csv_text = report(&w, "csv");
+    let csv_text = report(&ws, "csv");
     let mut rdr = csv::Reader::from_reader(csv_text.as_bytes());
     let headers = rdr.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
@@ -57,7 +47,7 @@ fn every_format_parses_with_a_real_parser() {
     assert!(rows.iter().all(|r| r[col("rto_ms")].parse::<f64>().is_ok()));
 
     // JUnit XML: a testcase per run, a failure element on the failed one.
-    let xml = report(&w, "junit");
+    let xml = report(&ws, "junit");
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
     assert_eq!(cases.len(), 3);
@@ -70,7 +60,7 @@ fn every_format_parses_with_a_real_parser() {
     assert_eq!((root.attribute("tests"), root.attribute("failures")), (Some("3"), Some("1")));
 
     // Markdown: the summary row and a row per run.
-    let md = report(&w, "md");
+    let md = report(&ws, "md");
     assert!(md.contains("| quickstart | FAILING | 3 | 67% |"), "{md}");
     assert_eq!(md.lines().filter(|l| l.starts_with("| ") && l.contains("| quickstart | 20")).count(), 3, "{md}");
     assert!(md.contains(&head));
@@ -78,9 +68,9 @@ fn every_format_parses_with_a_real_parser() {
 
 #[test]
 fn html_is_self_contained_with_charts_and_the_chain_head() {
-    let w = history();
-    let head = chain_head(&w);
-    let html = report(&w, "html");
+    let ws = Workspace::quickstart_history();
+    let head = chain_head(&ws);
+    let html = report(&ws, "html");
     // Nothing is fetched or linked: no URL scheme (not even protocol-relative
     // `//host`), no external resource syntax.
     for needle in ["http:", "https:", "//", "<script", "<link", "<img", "<iframe", "url(", "@import", " src="] {
@@ -101,14 +91,14 @@ fn html_is_self_contained_with_charts_and_the_chain_head() {
 
 #[test]
 fn bad_arguments_name_the_fix() {
-    let w = history();
-    let out = w.drdrill(&["report", "--format", "pdf"]);
+    let ws = Workspace::quickstart_history();
+    let out = ws.output(&["report", "--format", "pdf"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("use html, md, json, csv or junit"), "{}", stderr(&out));
-    let out = w.drdrill(&["report", "--since", "soon"]);
+    let out = ws.output(&["report", "--since", "soon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--since"), "{}", stderr(&out));
-    let out = w.drdrill(&["report", "--plan", "nope", "--format", "md"]);
+    let out = ws.output(&["report", "--plan", "nope", "--format", "md"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("| nope | UNTESTED | 0 |"), "{}", stdout(&out));
 }

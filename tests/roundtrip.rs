@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,42 +15,42 @@ use drdrill::cancel::Cancel;
 use drdrill::source::Source;
 use drdrill::source::directory::DirectorySource;
 use drdrill::source::sqlite::SqliteSource;
-use drdrill::store::Store;
 use drdrill::store::local::LocalSpec;
+use drdrill::store::{Manifest, Store};
 
-fn local_store(root: &std::path::Path) -> Store {
+fn local_store(root: &Path) -> Store {
     Store::open("local", &LocalSpec { root: root.to_path_buf() }).unwrap()
+}
+
+/// The tricky tree at `dir/data`, backed up as plan `tree` to a local store at `dir/store`.
+async fn tricky_tree_backup(dir: &Path) -> (PathBuf, Store, Arc<dyn Source>, Manifest) {
+    let data = dir.join("data");
+    make_tricky_tree(&data);
+    let store = local_store(&dir.join("store"));
+    let source: Arc<dyn Source> = Arc::new(DirectorySource { path: data.clone() });
+    let staging = dir.join("staging");
+    fs::create_dir(&staging).unwrap();
+    let manifest =
+        take_backup(source.clone(), &store, "tree", staging, BackupOptions::default(), Cancel::new()).await.unwrap();
+    (data, store, source, manifest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_round_trip_is_identical_including_modes_and_mtimes() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_tricky_tree(&data);
-    let store = local_store(&tmp.path().join("store"));
-    let source: Arc<dyn Source> = Arc::new(DirectorySource { path: data.clone() });
-    let staging = tmp.path().join("staging");
-    fs::create_dir(&staging).unwrap();
-    let manifest =
-        take_backup(source.clone(), &store, "tree", staging, BackupOptions::default(), Cancel::new()).await.unwrap();
+    let (data, store, source, manifest) = tricky_tree_backup(tmp.path()).await;
     assert!(manifest.files.iter().any(|f| f.path == "ünïcødé/日本語 ファイル.txt"));
 
     let dest = tmp.path().join("restore");
     fs::create_dir(&dest).unwrap();
-    let outcome = restore_backup(source, &store, &manifest, dest.clone(), Cancel::new()).await.unwrap();
+    let outcome = restore_backup(source, &store, &Arc::new(manifest), dest.clone(), Cancel::new()).await.unwrap();
     assert_eq!(tree_fingerprint(&data), tree_fingerprint(&outcome.restored.path));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standard_tools_restore_a_payload_without_drdrill() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_tricky_tree(&data);
-    let store = local_store(&tmp.path().join("store"));
-    let source: Arc<dyn Source> = Arc::new(DirectorySource { path: data.clone() });
-    let staging = tmp.path().join("staging");
-    fs::create_dir(&staging).unwrap();
-    let m = take_backup(source, &store, "tree", staging, BackupOptions::default(), Cancel::new()).await.unwrap();
+    let (data, _, _, m) = tricky_tree_backup(tmp.path()).await;
     let payload = tmp.path().join("store/tree").join(&m.backup_id).join(&m.payload.name);
     assert_eq!(
         drdrill::hashing::sha256_file(&payload).unwrap().0,
@@ -118,7 +119,7 @@ async fn sqlite_copy_is_consistent_while_the_database_is_written() {
 
     let dest = tmp.path().join("restore");
     fs::create_dir(&dest).unwrap();
-    let restored = restore_backup(source, &store, &m, dest, Cancel::new()).await.unwrap().restored;
+    let restored = restore_backup(source, &store, &Arc::new(m), dest, Cancel::new()).await.unwrap().restored;
     let c = rusqlite::Connection::open(&restored.path).unwrap();
     let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, env, example_plan, reason, unique};
+use common::{Workspace, env, example_plan, measurement, reason, unique};
 use drdrill::store::Store;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -68,7 +68,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[test]
 fn s3_drill_passes_and_backups_are_listed_and_verified() {
-    let ws = Workspace::new(&config(&env("DRDRILL_TEST_S3_ENDPOINT"), &env("DRDRILL_TEST_S3_BUCKET")));
+    let ws = Workspace::with_config(&config(&env("DRDRILL_TEST_S3_ENDPOINT"), &env("DRDRILL_TEST_S3_BUCKET")));
     let name = unique("s3-orders");
     ws.write_plan("s3-orders", &s3_plan(&name));
     let r = drill(&ws, "s3-orders");
@@ -86,12 +86,12 @@ fn s3_drill_passes_and_backups_are_listed_and_verified() {
     let l = drill(&ws, "s3-orders");
     assert_eq!(l["status"], "passed", "{l:#}");
     assert_eq!(l["backup_id"], r["backup_id"]);
-    assert!(common::measurement(&l, "rpo")["value_ms"].as_f64().unwrap() >= 1000.0, "{l:#}");
+    assert!(measurement(&l, "rpo")["value_ms"].as_f64().unwrap() >= 1000.0, "{l:#}");
 }
 
 #[test]
 fn flipped_byte_and_deleted_payload_in_s3_fail_runs_and_verify_names_them() {
-    let ws = Workspace::new(&config(&env("DRDRILL_TEST_S3_ENDPOINT"), &env("DRDRILL_TEST_S3_BUCKET")));
+    let ws = Workspace::with_config(&config(&env("DRDRILL_TEST_S3_ENDPOINT"), &env("DRDRILL_TEST_S3_BUCKET")));
     let name = unique("s3-scrub");
     ws.write_plan("scrub", &s3_plan(&name));
     let a = drill(&ws, "scrub");
@@ -126,7 +126,7 @@ fn flipped_byte_and_deleted_payload_in_s3_fail_runs_and_verify_names_them() {
 
 #[test]
 fn missing_bucket_and_missing_keys_give_clear_errors() {
-    let ws = Workspace::new(&config(&env("DRDRILL_TEST_S3_ENDPOINT"), "no-such-bucket-here"));
+    let ws = Workspace::with_config(&config(&env("DRDRILL_TEST_S3_ENDPOINT"), "no-such-bucket-here"));
     ws.write_plan("nob", &s3_plan(&unique("nob")));
     let r = drill(&ws, "nob");
     assert_eq!(r["status"], "failed");
@@ -182,7 +182,7 @@ impl Drop for Moto {
 fn server_stopped_mid_upload_leaves_no_manifest_then_the_drill_succeeds_when_it_is_back() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut moto = Moto::start(port);
-    let ws = Workspace::new(&config(&moto.endpoint, "drills"));
+    let ws = Workspace::with_config(&config(&moto.endpoint, "drills"));
     let marker = ws.path().join("first-half-written");
     // 24 MiB (three 8 MiB parts) go up, then the command pauses so the test can
     // stop the server while the multipart upload is open, then 8 MiB more.
@@ -223,11 +223,10 @@ fn server_stopped_mid_upload_leaves_no_manifest_then_the_drill_succeeds_when_it_
     let _moto = Moto::start(port);
     let envs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert!(ws.backups(&["--plan", "s3-cut"], &envs).iter().all(|b| b["complete"] == false));
-    std::fs::write(
-        ws.path().join("drills/s3-cut.toml"),
-        plan.replace(&format!("while [ -e {m} ]; do sleep 0.05; done; ", m = marker.display()), ""),
-    )
-    .unwrap();
+    ws.write_plan(
+        "s3-cut",
+        &plan.replace(&format!("while [ -e {m} ]; do sleep 0.05; done; ", m = marker.display()), ""),
+    );
     let r = ws.drill("s3-cut", &envs);
     assert_eq!(r["status"], "passed", "{r:#}");
 }

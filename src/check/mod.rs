@@ -19,7 +19,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use crate::cancel::Cancel;
-use crate::diag::{Diagnostic, TomlDoc};
+use crate::diag::{Diagnostic, KindParser, TomlDoc};
 use crate::source::Source;
 
 pub trait Check: Debug + Send + Sync {
@@ -43,6 +43,17 @@ pub struct CheckCtx {
 }
 
 impl CheckCtx {
+    /// Opens a restored SQLite database read-only, so a check can never change
+    /// what it is proving.
+    pub fn open_sqlite(&self, path: Option<&Path>) -> Result<rusqlite::Connection, String> {
+        let db = self.resolve(path)?;
+        if !db.is_file() {
+            return Err(format!("{} does not exist in the restore", db.display()));
+        }
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())
+    }
+
     /// A path named by a check, inside the restored copy. For a single restored
     /// file (a database) `None` means that file; for a tree it is required.
     pub fn resolve(&self, path: Option<&Path>) -> Result<PathBuf, String> {
@@ -55,10 +66,8 @@ impl CheckCtx {
     }
 }
 
-type ParseFn = fn(&TomlDoc, Spanned<DeValue>) -> Result<std::sync::Arc<dyn Check>, Diagnostic>;
-
 /// The check kinds. A new kind is one file and one line here.
-const KINDS: &[(&str, ParseFn)] = &[
+const KINDS: &[KindParser<std::sync::Arc<dyn Check>>] = &[
     (sqlite_integrity::KIND, sqlite_integrity::parse),
     (sqlite_query::KIND, sqlite_query::parse),
     (tree_matches_source::KIND, tree_matches_source::parse),
@@ -72,9 +81,7 @@ pub fn kind_names() -> Vec<&'static str> {
 }
 
 pub fn parse(doc: &TomlDoc, value: &Spanned<DeValue>) -> Result<std::sync::Arc<dyn Check>, Diagnostic> {
-    let (kind, rest) = doc.split_kind(value, "check", &kind_names())?;
-    let parse = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("kind was checked");
-    parse(doc, rest)
+    doc.parse_kind(value, "check", KINDS)
 }
 
 /// Check paths stay inside the restored copy.

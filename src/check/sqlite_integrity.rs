@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
@@ -42,11 +41,7 @@ impl Check for SqliteIntegrity {
     }
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
-        let db = ctx.resolve(self.path.as_deref())?;
-        if !db.is_file() {
-            return Err(format!("{} does not exist in the restore", db.display()));
-        }
-        let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
+        let conn = ctx.open_sqlite(self.path.as_deref())?;
         let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(|e| e.to_string())?;
         let rows: Vec<String> = stmt
             .query_map([], |r| r.get(0))

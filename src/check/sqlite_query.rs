@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
@@ -43,11 +42,7 @@ impl Check for SqliteQuery {
     }
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
-        let db = ctx.resolve(self.path.as_deref())?;
-        if !db.is_file() {
-            return Err(format!("{} does not exist in the restore", db.display()));
-        }
-        let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())?;
+        let conn = ctx.open_sqlite(self.path.as_deref())?;
         let actual = conn
             .query_row(&self.sql, [], |row| {
                 Ok(match row.get_ref(0)? {

@@ -403,7 +403,8 @@ impl RunState<'_> {
         })?;
         let staging = scratch.subdir("staging")?;
         let cancel = self.cancel.clone();
-        let manifest: Manifest = self
+        // Shared, not cloned: a large tree's manifest lists every file.
+        let manifest: Arc<Manifest> = self
             .phase("backup", async {
                 match plan.backup.mode {
                     BackupMode::Fresh => {
@@ -416,7 +417,7 @@ impl RunState<'_> {
                             m.payload.raw_size,
                             m.payload.size
                         );
-                        Ok((m, detail))
+                        Ok((Arc::new(m), detail))
                     }
                     BackupMode::Latest => {
                         let m = store.newest_complete(&plan.name).await?.with_context(|| {
@@ -426,7 +427,7 @@ impl RunState<'_> {
                             )
                         })?;
                         let detail = format!("newest backup {} from {}", m.backup_id, m.created_at.to_rfc3339());
-                        Ok((m, detail))
+                        Ok((Arc::new(m), detail))
                     }
                 }
             })

@@ -38,7 +38,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use crate::cancel::Cancel;
-use crate::diag::{Diagnostic, TomlDoc};
+use crate::diag::{Diagnostic, KindParser, TomlDoc};
 use crate::source::Source;
 pub use guard::Guard;
 
@@ -102,10 +102,8 @@ pub struct FailureCtx {
     pub cancel: Cancel,
 }
 
-type ParseFn = fn(&TomlDoc, Spanned<DeValue>) -> Result<Arc<dyn Failure>, Diagnostic>;
-
 /// The failure kinds. A new kind is one file and one line here.
-const KINDS: &[(&str, ParseFn)] = &[
+const KINDS: &[KindParser<Arc<dyn Failure>>] = &[
     (declare::KIND, declare::parse),
     (delete::KIND, delete::parse),
     (corrupt::KIND, corrupt::parse),
@@ -120,9 +118,7 @@ pub fn kind_names() -> Vec<&'static str> {
 }
 
 pub fn parse(doc: &TomlDoc, value: &Spanned<DeValue>) -> Result<Arc<dyn Failure>, Diagnostic> {
-    let (kind, rest) = doc.split_kind(value, "failure", &kind_names())?;
-    let parse = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("kind was checked");
-    parse(doc, rest)
+    doc.parse_kind(value, "failure", KINDS)
 }
 
 /// Rejects an empty path in a failure table.

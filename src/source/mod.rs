@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::diag::{Diagnostic, TomlDoc};
+use crate::diag::{Diagnostic, KindParser, TomlDoc};
 use crate::store::{FileEntry, Manifest};
 
 pub trait Source: Debug + Send + Sync {
@@ -84,10 +84,8 @@ pub trait Canary: Send + Sync {
     fn newest_marker(&self, restored: &Path) -> anyhow::Result<Option<DateTime<Utc>>>;
 }
 
-type ParseFn = fn(&TomlDoc, Spanned<DeValue>) -> Result<Arc<dyn Source>, Diagnostic>;
-
 /// The source kinds. A new kind is one file and one line here.
-const KINDS: &[(&str, ParseFn)] = &[
+const KINDS: &[KindParser<Arc<dyn Source>>] = &[
     (directory::KIND, directory::parse),
     (sqlite::KIND, sqlite::parse),
     (postgres::KIND, postgres::parse),
@@ -99,9 +97,7 @@ pub fn kind_names() -> Vec<&'static str> {
 }
 
 pub fn parse(doc: &TomlDoc, value: &Spanned<DeValue>) -> Result<Arc<dyn Source>, Diagnostic> {
-    let (kind, rest) = doc.split_kind(value, "source", &kind_names())?;
-    let parse = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("kind was checked");
-    parse(doc, rest)
+    doc.parse_kind(value, "source", KINDS)
 }
 
 /// Rejects an empty `path`, which would otherwise mean "the working directory".

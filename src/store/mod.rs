@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::diag::{Diagnostic, TomlDoc};
+use crate::diag::{Diagnostic, KindParser, TomlDoc};
 
 /// One store kind's configuration: its own file holds the struct, its
 /// validation and its builder (see `local.rs`).
@@ -48,16 +48,11 @@ pub trait StoreSpec: Debug + Send + Sync {
 /// Turns a store error's text into its fix, if known.
 pub type Hinter = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
-type ParseFn = fn(&TomlDoc, Spanned<DeValue>) -> Result<Box<dyn StoreSpec>, Diagnostic>;
-
 /// The store kinds. A new kind is one file and one line here.
-const KINDS: &[(&str, ParseFn)] = &[(local::KIND, local::parse), (s3::KIND, s3::parse)];
+const KINDS: &[KindParser<Box<dyn StoreSpec>>] = &[(local::KIND, local::parse), (s3::KIND, s3::parse)];
 
 pub fn parse_spec(doc: &TomlDoc, name: &str, value: &Spanned<DeValue>) -> Result<Box<dyn StoreSpec>, Diagnostic> {
-    let names: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
-    let (kind, rest) = doc.split_kind(value, &format!("store `{name}`"), &names)?;
-    let parse = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("kind was checked");
-    parse(doc, rest)
+    doc.parse_kind(value, &format!("store `{name}`"), KINDS)
 }
 
 /// Metadata of one backup; the JSON is the contract with restore tools.
@@ -190,7 +185,9 @@ impl Store {
 
     /// Writes the manifest; this is what makes a backup exist.
     pub async fn put_manifest(&self, m: &Manifest) -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(m)?;
+        // Compact: with one entry per file a pretty manifest of a large tree is
+        // mostly indentation, held in memory while it is written.
+        let json = serde_json::to_vec(m)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         self.inner.put_opts(&Self::manifest_path(&m.plan, &m.backup_id), PutPayload::from(json), opts).await.map_err(
             |e| self.explain(e, format!("cannot write manifest of backup {} to store `{}`", m.backup_id, self.name)),
@@ -218,6 +215,27 @@ impl Store {
 
     /// Every backup folder under `plan` (or all plans), oldest first.
     pub async fn list(&self, plan: Option<&str>) -> anyhow::Result<Vec<Listing>> {
+        let mut out = Vec::new();
+        for ((plan, backup_id), (has_manifest, stored_bytes)) in self.scan(plan).await? {
+            let (manifest, manifest_error) = if has_manifest {
+                match self.read_manifest(&plan, &backup_id).await {
+                    Ok(m) => (Some(m), None),
+                    Err(e) => (None, Some(format!("{e:#}"))),
+                }
+            } else {
+                (None, None)
+            };
+            out.push(Listing { plan, backup_id, manifest, manifest_error, stored_bytes });
+        }
+        Ok(out)
+    }
+
+    /// Backup folders by (plan, id), oldest first, with whether each has a
+    /// manifest and how many bytes it stores; no manifest is read.
+    async fn scan(
+        &self,
+        plan: Option<&str>,
+    ) -> anyhow::Result<std::collections::BTreeMap<(String, String), (bool, u64)>> {
         let prefix = plan.map(ObjPath::from);
         let objects: Vec<_> = self
             .inner
@@ -238,26 +256,21 @@ impl Store {
                 entry.0 = true;
             }
         }
-        let mut out = Vec::new();
-        for ((plan, backup_id), (has_manifest, stored_bytes)) in found {
-            let (manifest, manifest_error) = if has_manifest {
-                match self.read_manifest(&plan, &backup_id).await {
-                    Ok(m) => (Some(m), None),
-                    Err(e) => (None, Some(format!("{e:#}"))),
-                }
-            } else {
-                (None, None)
-            };
-            out.push(Listing { plan, backup_id, manifest, manifest_error, stored_bytes });
-        }
-        out.sort_by(|a, b| a.backup_id.cmp(&b.backup_id));
-        Ok(out)
+        Ok(found)
     }
 
-    /// The newest backup of `plan` that has a readable manifest.
+    /// The newest backup of `plan` that has a readable manifest. Ids start with
+    /// their UTC creation time, so manifests are read newest first and only
+    /// until one is usable: a large tree's manifest is big.
     pub async fn newest_complete(&self, plan: &str) -> anyhow::Result<Option<Manifest>> {
-        let listing = self.list(Some(plan)).await?;
-        Ok(listing.into_iter().filter_map(|l| l.manifest).max_by(|a, b| a.created_at.cmp(&b.created_at)))
+        let found = self.scan(Some(plan)).await?;
+        for ((plan, backup_id), _) in found.into_iter().rev().filter(|(_, (has_manifest, _))| *has_manifest) {
+            match self.read_manifest(&plan, &backup_id).await {
+                Ok(m) => return Ok(Some(m)),
+                Err(e) => tracing::warn!(%backup_id, "skipping a backup with an unreadable manifest: {e:#}"),
+            }
+        }
+        Ok(None)
     }
 
     /// Deletes one backup: the manifest first, so the backup stops existing before

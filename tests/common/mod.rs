@@ -1,48 +1,105 @@
-//! Shared helpers for integration tests: a throwaway working folder with its own
-//! plans, store, scratch and results database, and the real `drdrill` binary.
+//! The one way integration tests get a throwaway drdrill working folder and
+//! drive the real `drdrill` binary in it.
+//!
+//! A [`Workspace`] is a temporary folder that plays a user's checkout: `drills/`
+//! for plans, `config/drdrill.toml` when the test gives a config (otherwise the
+//! embedded defaults put the results DB, store and scratch under `./var`). The
+//! binary runs with the folder as its working directory and no inherited
+//! `DRDRILL_CONFIG` or `RUST_LOG`, so the folder alone decides what it does.
+//!
+//! Servers come from `scripts/test`, which exports `DRDRILL_TEST_*` variables;
+//! [`env`] reads one and fails (never skips) without it.
 #![allow(dead_code)]
 
-mod work;
-mod workspace;
-#[allow(unused_imports)]
-pub use work::*;
-#[allow(unused_imports)]
-pub use workspace::*;
-
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use assert_cmd::Command;
+use serde_json::Value;
 
-pub struct Sandbox {
-    pub dir: tempfile::TempDir,
+/// The repository checkout the tests belong to (its example drills and config).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-impl Sandbox {
-    /// An empty working folder with a `drills/` folder and no config file, so the
+/// A throwaway drdrill working folder, removed with everything in it when dropped.
+pub struct Workspace {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Workspace {
+    /// An empty working folder with an empty `drills/` and no config file, so the
     /// embedded defaults apply (everything under ./var).
-    pub fn new() -> Sandbox {
-        let dir = tempfile::Builder::new().prefix("drdrill-it-").tempdir().expect("tempdir");
-        fs::create_dir_all(dir.path().join("drills")).unwrap();
-        Sandbox { dir }
+    ///
+    /// It is made under DRDRILL_TEST_ROOT when set, with mode 0755: throwaway
+    /// PostgreSQL clusters run as the postgres user inside its scratch folder
+    /// and must reach it. The path is canonical, so tests may compare it with
+    /// paths drdrill resolves.
+    pub fn empty() -> Workspace {
+        let dir = match std::env::var_os("DRDRILL_TEST_ROOT") {
+            Some(root) => tempfile::Builder::new().prefix("drdrill-it-").tempdir_in(root),
+            None => tempfile::Builder::new().prefix("drdrill-it-").tempdir(),
+        }
+        .expect("a temporary folder for the workspace");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        fs::create_dir_all(root.join("drills")).unwrap();
+        Workspace { _dir: dir, root }
+    }
+
+    /// A workspace holding a copy of the repository's whole `drills/` folder.
+    pub fn with_example_drills() -> Workspace {
+        let ws = Workspace::empty();
+        copy_dir(&repo().join("drills"), &ws.join("drills"));
+        ws
+    }
+
+    /// A workspace with `config` as its `config/drdrill.toml`.
+    pub fn with_config(config: &str) -> Workspace {
+        let ws = Workspace::empty();
+        ws.write_config(config);
+        ws
+    }
+
+    /// A workspace holding only the quickstart plan and its seed, as a new user
+    /// following the README has.
+    pub fn quickstart() -> Workspace {
+        let ws = Workspace::empty();
+        ws.copy_from_repo(&["drills/quickstart.toml", "drills/quickstart/orders.sql"]);
+        ws
+    }
+
+    /// The quickstart workspace after three finished runs: passed, passed, and
+    /// failed (its RTO target set to 1ms).
+    pub fn quickstart_history() -> Workspace {
+        let ws = Workspace::quickstart();
+        assert_eq!(ws.run_quickstart(), 0);
+        assert_eq!(ws.run_quickstart(), 0);
+        ws.set_rto_target("1ms");
+        assert_eq!(ws.run_quickstart(), 1);
+        ws
+    }
+
+    /// Copies files (relative to the repository root) to the same place here.
+    pub fn copy_from_repo(&self, files: &[&str]) {
+        for rel in files {
+            let to = self.join(rel);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(repo().join(rel), &to).unwrap_or_else(|e| panic!("copy {rel} from the repository: {e}"));
+        }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     pub fn join(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.root.join(rel)
     }
 
-    /// Copies the repository's example drills into the sandbox.
-    pub fn with_repo_drills(self) -> Sandbox {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        copy_dir(&repo.join("drills"), &self.join("drills"));
-        self
-    }
-
+    /// Writes `text` to `rel`, making its folders; returns the full path.
     pub fn write(&self, rel: &str, text: &str) -> PathBuf {
         let p = self.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -50,25 +107,135 @@ impl Sandbox {
         p
     }
 
-    /// The real binary, run in the sandbox with a clean environment.
+    /// Writes `drills/NAME.toml`, so `drdrill run NAME` finds it.
+    pub fn write_plan(&self, name: &str, text: &str) -> PathBuf {
+        self.write(&format!("drills/{name}.toml"), text)
+    }
+
+    /// Writes (or replaces) `config/drdrill.toml`, the config the binary finds by default.
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        self.write("config/drdrill.toml", text)
+    }
+
+    /// Writes (or replaces) a config that names every path absolutely, all under
+    /// this folder (results DB and scratch in `var/`, plans in `drills/`, the
+    /// `local` store in `var/store`), with `safety` as the body of its [safety] table.
+    pub fn write_safety_config(&self, safety: &str) -> PathBuf {
+        let r = self.root.display();
+        self.write_config(&format!(
+            "database = \"{r}/var/drdrill.db\"\nplans = \"{r}/drills\"\nscratch = \"{r}/var/scratch\"\n\
+             [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n[safety]\n{safety}\n"
+        ))
+    }
+
+    /// Sets the quickstart plan's RTO target, e.g. "1ms" to make the next run fail.
+    pub fn set_rto_target(&self, target: &str) {
+        let file = self.join("drills/quickstart.toml");
+        let text = fs::read_to_string(&file).unwrap();
+        let mut out = String::new();
+        for line in text.lines() {
+            if line.starts_with("rto = ") {
+                out += &format!("rto = \"{target}\"\n");
+            } else {
+                out += line;
+                out.push('\n');
+            }
+        }
+        fs::write(file, out).unwrap();
+    }
+
+    /// The real binary, run here with a clean environment.
+    ///
+    /// DRDRILL_TEST_BIN names a copy of the binary, for when several worktrees
+    /// share one target folder and another build may replace target/debug/drdrill.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("drdrill").expect("binary");
-        c.current_dir(self.path()).env_remove("DRDRILL_CONFIG").env_remove("RUST_LOG");
+        let bin = std::env::var_os("DRDRILL_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_drdrill")));
+        let mut c = Command::new(bin);
+        c.current_dir(&self.root).env_remove("DRDRILL_CONFIG").env_remove("RUST_LOG");
         c
     }
 
-    /// Runs `drdrill run PLAN --json`; returns exit code and the parsed report.
-    pub fn run_json(&self, plan: &str) -> (i32, serde_json::Value, String) {
-        let out = self.cmd().args(["run", plan, "--json"]).output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let report = serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("run {plan}: not JSON ({e}); stdout: {stdout}\nstderr: {stderr}"));
-        (out.status.code().unwrap_or(-1), report, stderr)
+    /// Runs drdrill with `args` to completion.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs drdrill with `args` and extra `envs`; returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+        let out = self.cmd().args(args).envs(envs.iter().copied()).output().unwrap();
+        (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
+    }
+
+    /// `drdrill run PLAN --json`: exit code, the parsed report and stderr.
+    pub fn drill_report(&self, plan: &str, envs: &[(&str, &str)]) -> (i32, Value, String) {
+        let (code, out, err) = self.run(&["run", plan, "--json"], envs);
+        let report = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("run {plan}: no JSON report ({e}); stdout: {out}\nstderr: {err}"));
+        (code, report, err)
+    }
+
+    /// `drdrill run PLAN --json`: the report, with the exit code checked against its status.
+    pub fn drill(&self, plan: &str, envs: &[(&str, &str)]) -> Value {
+        let (code, report, _) = self.drill_report(plan, envs);
+        let passed = report["status"] == "passed";
+        assert_eq!(code, if passed { 0 } else { 1 }, "{report:#}");
+        report
+    }
+
+    /// Runs the quickstart drill and returns its exit code (0 or 1: it finished).
+    pub fn run_quickstart(&self) -> i32 {
+        let out = self.output(&["run", "quickstart"]);
+        let code = out.status.code().unwrap_or(-1);
+        assert!(code == 0 || code == 1, "run did not finish: {}", stderr(&out));
+        code
+    }
+
+    /// The newest recorded run as `drdrill show --json` prints it.
+    pub fn last_run(&self) -> Value {
+        let out = self.output(&["history", "--json"]);
+        let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = runs[0]["id"].as_i64().expect("a run was recorded");
+        let out = self.output(&["show", "--json", &id.to_string()]);
+        assert!(out.status.success(), "{}", describe(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// How many runs `drdrill history` knows (0 when there is no results DB yet).
+    pub fn recorded_runs(&self) -> usize {
+        if !self.db_path().exists() {
+            return 0;
+        }
+        let out = self.output(&["history", "--json"]);
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap().len()
+    }
+
+    /// `drdrill backups list --json ARGS`, which must succeed.
+    pub fn backups(&self, args: &[&str], envs: &[(&str, &str)]) -> Vec<Value> {
+        let mut all = vec!["backups", "list", "--json"];
+        all.extend_from_slice(args);
+        let (code, out, err) = self.run(&all, envs);
+        assert_eq!(code, 0, "{out} {err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// The backup folders of `plan` in the default local store, oldest first.
+    pub fn backup_dirs(&self, plan: &str) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(self.join(&format!("var/store/{plan}")))
+            .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The results DB of the embedded defaults.
+    pub fn db_path(&self) -> PathBuf {
+        self.join("var/drdrill.db")
     }
 
     pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.join("var/drdrill.db")).unwrap()
+        rusqlite::Connection::open(self.db_path()).unwrap()
     }
 
     /// Run folders left in scratch (there must be none after any run).
@@ -79,17 +246,92 @@ impl Sandbox {
         }
     }
 
-    /// The backup folders of `plan` in the default local store, oldest first.
-    pub fn backups(&self, plan: &str) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = fs::read_dir(self.join(&format!("var/store/{plan}")))
-            .map(|rd| rd.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default();
-        v.sort();
-        v
+    /// Runs SQL on the results DB through the real sqlite3 tool, as a tamperer
+    /// would; it must succeed. Returns its trimmed stdout.
+    pub fn sqlite3(&self, sql: &str) -> String {
+        let out = self.sqlite3_output(sql);
+        assert!(out.status.success(), "sqlite3 {sql}: {}", stderr(&out));
+        stdout(&out).trim().to_string()
+    }
+
+    /// Like [`Workspace::sqlite3`], for SQL that is expected to fail.
+    pub fn sqlite3_output(&self, sql: &str) -> Output {
+        Command::new("sqlite3")
+            .arg(self.db_path())
+            .arg(sql)
+            .output()
+            .expect("the sqlite3 tool is missing: run scripts/test (scripts/services/05-sqlite3.sh installs it)")
     }
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
+/// A variable exported by scripts/services; absent means the servers were not started.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: this test needs the servers that `scripts/test` starts; run scripts/test")
+    })
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Status, stdout and stderr of a finished process, for assertion messages.
+pub fn describe(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o))
+}
+
+/// The measurement `name` (rto, rpo, ...) of a JSON report.
+pub fn measurement(report: &Value, name: &str) -> Value {
+    named(report, "measurements", name)
+}
+
+/// The first phase called `name` (prepare, backup, failure, ...) of a JSON report.
+pub fn phase(report: &Value, name: &str) -> Value {
+    named(report, "phases", name)
+}
+
+fn named(report: &Value, list: &str, name: &str) -> Value {
+    report[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {report:#}"))
+        .iter()
+        .find(|m| m["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in the {list} of {report:#}"))
+}
+
+/// Why a JSON report's run failed ("" when it did not).
+pub fn reason(report: &Value) -> String {
+    report["reason"].as_str().unwrap_or("").to_string()
+}
+
+/// A plan from drills/ with some text replaced, e.g. to point it at a test server.
+pub fn example_plan(file: &str, replace: &[(&str, &str)]) -> String {
+    let mut text = fs::read_to_string(repo().join("drills").join(file)).unwrap();
+    for (from, to) in replace {
+        assert!(text.contains(from), "{file} no longer contains {from:?}");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// A name no other test (or earlier run against the same server) uses; only
+/// letters, digits and `_` besides `prefix`, so it can name a database.
+pub fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), n % 1_000_000_000)
+}
+
+/// The hex SHA-256 of a file's content.
+pub fn sha256(path: &Path) -> String {
+    drdrill::hashing::sha256_file(path).unwrap().0
+}
+
+fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -128,7 +370,7 @@ pub fn tree_fingerprint(root: &Path) -> Vec<(String, String)> {
 /// folders, symlinks (relative, absolute, dangling), modes, mtimes, non-ASCII
 /// and spaced names, empty and multi-megabyte files, a read-only folder.
 pub fn make_tricky_tree(root: &Path) {
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::os::unix::fs::symlink;
     let set_mode = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
     fs::create_dir_all(root.join("a/b/c")).unwrap();
     fs::create_dir_all(root.join("empty/nested-empty")).unwrap();
