@@ -85,6 +85,23 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Approve a run that the daemon holds at a `pause_before` gate
+    Approve {
+        run_id: i64,
+        /// Only if the run waits at this gate (e.g. `restore`)
+        #[arg(long)]
+        gate: Option<String>,
+        /// A note recorded with the approval
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Abort a run the daemon is running: rollbacks run, it is recorded `aborted`
+    Abort {
+        run_id: i64,
+        /// Why, for the run's record
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Show what the daemon is doing
     Status {
         #[arg(long)]
@@ -200,6 +217,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Note { run_id, text, author } => cli::note::cmd_note(&config, run_id, &text.join(" "), author),
         Command::Daemon => cli::daemon::cmd_daemon(config).await,
         Command::Trigger { name, follow } => cli::trigger::cmd_trigger(&config, &name, follow).await,
+        Command::Approve { run_id, gate, note } => cli::approve::cmd_approve(&config, run_id, gate, note).await,
+        Command::Abort { run_id, reason } => cli::abort::cmd_abort(&config, run_id, reason).await,
         Command::Status { json } => cli::status::cmd_status(&config, json).await,
         Command::Reload => cli::reload::cmd_reload(&config).await,
         Command::Evidence { command: EvidenceCommand::Verify { file } } => {

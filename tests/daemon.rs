@@ -48,6 +48,11 @@ struct Run {
 
 impl Env {
     fn new(grace: &str) -> Env {
+        Env::new_with(grace, "")
+    }
+
+    /// With `extra` appended to the config; `@ROOT@` in it becomes the temp root.
+    fn new_with(grace: &str, extra: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let root = dir.path();
@@ -58,8 +63,9 @@ impl Env {
             "database = \"{r}/var/drdrill.db\"\nplans = \"{r}/plans\"\nscratch = \"{r}/var/scratch\"\n\
              [api]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"{r}/var/api-token\"\n\
              [daemon]\ngrace_period = \"{grace}\"\nconcurrency = 4\n\
-             [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n",
-            r = root.display()
+             [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n{extra}\n",
+            r = root.display(),
+            extra = extra.replace("@ROOT@", &root.display().to_string())
         );
         fs::write(root.join("config.toml"), config).unwrap();
         Env { dir, port }
@@ -618,4 +624,310 @@ fn schedules_follow_the_configured_time_zone() {
     let out = env.cli().args(["validate"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("(Asia/Kolkata) next:") && stdout.contains("T03:00:00+05:30"), "{stdout}");
+}
+
+// ---- game days, the blast-radius guard, mail and quarantine through the daemon ----
+
+/// The config section that allows destructive failures under `<root>/allowed`.
+const SAFETY: &str = "[safety]\nallowed_paths = [\"@ROOT@/allowed\"]\n";
+
+impl Env {
+    /// A destructive plan whose `delete` failure moves `target` aside; `top` adds
+    /// top-level keys (pause_before, schedule).
+    fn destructive_plan(&self, name: &str, top: &str, target: &std::path::Path) {
+        let text = format!(
+            "{top}\ndestructive = true\ntimeout = \"5m\"\n[targets]\nrto = \"10m\"\nrpo = \"1d\"\n\
+             [source]\nkind = \"directory\"\npath = \"{}\"\n\
+             [[failure]]\nkind = \"delete\"\npath = \"{}\"\n\
+             [[check]]\nkind = \"command\"\nrun = \"test ! -e {}\"\n",
+            self.path("data").display(),
+            target.display(),
+            target.display()
+        );
+        fs::write(self.path(&format!("plans/{name}.toml")), text).unwrap();
+    }
+
+    /// A file in the allowed folder, with content to compare after a rollback.
+    fn victim(&self) -> (PathBuf, Vec<u8>) {
+        let dir = self.path("allowed");
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim.txt");
+        let content = b"live data\n".repeat(40);
+        fs::write(&victim, &content).unwrap();
+        (victim, content)
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = reqwest::blocking::Client::new().post(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn wait_gate(&self, id: i64, gate: &str) -> Value {
+        wait_for(&format!("run {id} to wait at gate {gate}"), || {
+            self.get("/api/gates").as_array().unwrap().iter().find(|g| g["run_id"] == id && g["gate"] == gate).cloned()
+        })
+    }
+
+    fn wait_finished(&self, id: i64) -> Run {
+        wait_for(&format!("run {id} to finish"), || Some(self.run(id)).filter(|r| r.status != "running"))
+    }
+}
+
+#[test]
+fn a_gate_waits_for_approval_through_the_api_and_records_who_approved() {
+    let env = Env::new_with("5s", SAFETY);
+    let (victim, content) = env.victim();
+    env.destructive_plan("gd", "pause_before = [\"failure\"]", &victim);
+    let _d = env.spawn();
+    let follow_out = env.path("follow.out");
+    let mut follow = env
+        .cli()
+        .args(["trigger", "gd", "--follow"])
+        .stdout(fs::File::create(&follow_out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = wait_for("the run to start", || env.runs("gd").first().map(|r| r.id));
+    let gate = env.wait_gate(id, "failure");
+    assert_eq!(gate["plan"], "gd", "{gate}");
+    assert_eq!(gate["approve"], format!("drdrill approve {id} --gate failure"));
+    // Held: nothing is deleted and the run does not go on while nobody approves.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(victim.exists(), "the failure ran before approval");
+    assert_eq!(env.run(id).status, "running");
+    let out = env.cli().arg("status").output().unwrap();
+    let status_text = String::from_utf8_lossy(&out.stdout);
+    assert!(status_text.contains(&format!("run {id} (gd) waits for approval before failure")), "{status_text}");
+
+    let approve = format!("/api/runs/{id}/approve");
+    assert_eq!(env.post(&approve, None, None).0, 401);
+    assert_eq!(env.post(&approve, Some("not-the-token"), None).0, 401);
+    assert_eq!(env.post(&format!("/api/runs/{id}/abort"), None, None).0, 401);
+    let (code, body) = env.post(&approve, Some(&env.token()), Some(serde_json::json!({ "gate": "restore" })));
+    assert_eq!(code, 409, "approving another gate: {body}");
+    assert!(body["error"].as_str().unwrap().contains("waiting at gate `failure`"), "{body}");
+    assert_eq!(env.run(id).status, "running", "a refused approval lets nothing through");
+
+    let (code, body) = env.post(
+        &approve,
+        Some(&env.token()),
+        Some(serde_json::json!({ "gate": "failure", "note": "on-call is ready", "by": "alice" })),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["approved_by"], "api (alice)");
+
+    let status = wait_for("trigger --follow to end", || follow.try_wait().unwrap());
+    let printed = fs::read_to_string(&follow_out).unwrap();
+    assert_eq!(status.code(), Some(0), "{printed}");
+    assert!(printed.contains(&format!("drdrill approve {id} --gate failure")), "{printed}");
+    assert_eq!(env.run(id).status, "passed");
+    assert_eq!(fs::read(&victim).unwrap(), content, "the delete was rolled back after the drill");
+    let detail = env.get(&format!("/api/runs/{id}"));
+    let g = &detail["gates"][0];
+    assert_eq!((g["gate"].as_str(), g["outcome"].as_str()), (Some("failure"), Some("approved")), "{detail}");
+    assert_eq!(g["decided_by"], "api (alice)");
+    assert_eq!(g["note"], "on-call is ready");
+
+    // Nothing waits any more; a finished run cannot be aborted; an unknown one is 404.
+    assert_eq!(env.post(&approve, Some(&env.token()), None).0, 409);
+    assert_eq!(env.post(&format!("/api/runs/{id}/abort"), Some(&env.token()), None).0, 409);
+    assert_eq!(env.post("/api/runs/999999/abort", Some(&env.token()), None).0, 404);
+}
+
+#[test]
+fn abort_through_the_api_runs_the_rollbacks_and_records_aborted() {
+    let env = Env::new_with("5s", SAFETY);
+    let (victim, content) = env.victim();
+    env.destructive_plan("gd", "pause_before = [\"restore\"]", &victim);
+    let _d = env.spawn();
+    let id = env.trigger("gd");
+    env.wait_gate(id, "restore");
+    assert!(!victim.exists(), "the failure has run by the restore gate");
+
+    let out =
+        env.cli().args(["abort", &id.to_string(), "--reason", "the database team needs the box"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = env.wait_finished(id);
+    assert_eq!(run.status, "aborted", "{run:?}");
+    assert!(
+        run.reason.contains("requested through the API by terminal (user")
+            && run.reason.contains("the database team needs the box"),
+        "{run:?}"
+    );
+    assert_eq!(fs::read(&victim).unwrap(), content, "the rollback put the deleted file back");
+    let detail = env.get(&format!("/api/runs/{id}"));
+    assert_eq!(detail["gates"][0]["outcome"], "aborted", "{detail}");
+    assert!(env.scratch_runs().iter().all(|s| !s.starts_with("run-")), "{:?}", env.scratch_runs());
+    // The CLI reports what the API says about a run that is no longer running.
+    let out = env.cli().args(["abort", &id.to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
+}
+
+#[test]
+fn guard_refusals_are_a_4xx_for_the_api_and_a_skipped_scheduled_run() {
+    // `data/` is not in the allowed folder: the guard refuses both plans.
+    let env = Env::new_with("5s", SAFETY);
+    let outside = env.path("data/orders.txt");
+    let before = fs::read(&outside).unwrap();
+    env.destructive_plan("outside", "", &outside);
+    env.destructive_plan("outside-scheduled", "schedule = \"* * * * * *\"", &outside);
+    let d = env.spawn();
+
+    let (code, body) = env.post("/api/plans/outside/runs", Some(&env.token()), None);
+    assert_eq!(code, 403, "{body}");
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains("refused by the blast-radius guard") && msg.contains("allowed_paths"), "{msg}");
+    let out = env.cli().args(["trigger", "outside"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(env.runs("outside").is_empty(), "a refused game-day run is answered, not recorded");
+
+    let skipped = wait_for("a skipped scheduled run", || env.runs("outside-scheduled").into_iter().next());
+    assert_eq!(skipped.status, "skipped", "{skipped:?}");
+    assert_eq!(skipped.trigger, "schedule");
+    assert!(skipped.reason.contains("blast-radius guard") && skipped.reason.contains("REFUSED"), "{skipped:?}");
+    assert!(d.log().contains("run skipped") && !d.log().contains("could not be recorded"), "{}", d.log());
+    assert_eq!(fs::read(&outside).unwrap(), before, "nothing was touched");
+    // `drdrill validate` warns ahead of time (the plan itself is valid).
+    let out = env.cli().arg("validate").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("warning: with this config, drill outside refused") && text.contains("REFUSED"), "{text}");
+}
+
+fn smtp_env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run scripts/test, which starts the SMTP sink"))
+}
+
+/// Messages in the test Maildir addressed to `to`, waiting up to `WAIT` until `want` holds.
+fn mail_to(to: &str, what: &str, want: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(smtp_env("DRDRILL_TEST_MAILDIR")).join("new");
+    wait_for(what, || {
+        let found: Vec<Vec<u8>> = fs::read_dir(&dir)
+            .map(|rd| rd.flatten().filter_map(|e| fs::read(e.path()).ok()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|raw| String::from_utf8_lossy(raw).contains(to))
+            .collect();
+        want(&found).then_some(found)
+    })
+}
+
+fn notify_section(port: &str, to: &str, extra: &str) -> String {
+    format!(
+        "[notify]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsecurity = \"plain\"\n\
+         from = \"drdrill <dr@example.com>\"\nto = [\"{to}\"]\n{extra}"
+    )
+}
+
+impl Env {
+    /// A quick plan that misses its 1ms RTO target: a failed run worth an alert.
+    fn missing_plan(&self, name: &str, schedule: &str) {
+        self.plan(name, Some(schedule), "true");
+        let file = self.path(&format!("plans/{name}.toml"));
+        fs::write(&file, fs::read_to_string(&file).unwrap().replace("rto = \"10m\"", "rto = \"1ms\"")).unwrap();
+    }
+}
+
+#[test]
+fn the_daemon_mails_failed_runs_and_the_digest() {
+    let to = format!("daemon-{}-{}@example.com", std::process::id(), free_port());
+    let port = smtp_env("DRDRILL_TEST_SMTP_PORT");
+    let env = Env::new_with("5s", &notify_section(&port, &to, "digest = \"*/3 * * * * *\"\ndigest_period = \"1d\"\n"));
+    env.missing_plan("late", "*/2 * * * * *");
+    let d = env.spawn();
+    let parse =
+        |raw: &Vec<u8>| mail_parser::MessageParser::default().parse(raw).unwrap().subject().unwrap().to_string();
+    let alert =
+        mail_to(&to, "the alert for a failed scheduled run", |m| m.iter().any(|r| parse(r).contains("late FAILED")));
+    let alert = alert.iter().find(|r| parse(r).contains("late FAILED")).unwrap();
+    let m = mail_parser::MessageParser::default().parse(alert).unwrap();
+    assert!(m.body_text(0).unwrap().contains("exceeded its target 1ms"), "{:?}", m.body_text(0));
+    let runs = env.runs("late");
+    assert!(runs.iter().all(|r| r.trigger == "schedule"), "{runs:?}");
+
+    // A digest sent before the first run ended covers no plan; wait for one that covers `late`.
+    let covers = |r: &Vec<u8>| parse(r).contains("digest") && parse(r).contains("/1 plans healthy");
+    let all = mail_to(&to, "a digest covering the plan", |m| m.iter().any(covers));
+    let digest = all.iter().find(|r| covers(r)).unwrap();
+    let m = mail_parser::MessageParser::default().parse(digest).unwrap();
+    use mail_parser::MimeHeaders;
+    let att = m.attachments().next().expect("the HTML report is attached");
+    assert!(att.attachment_name().unwrap().starts_with("drdrill-report-"), "{:?}", att.attachment_name());
+    let html = String::from_utf8_lossy(att.contents());
+    assert!(html.contains("<svg") && html.contains("late"), "the attachment is the report");
+    assert!(d.log().contains("digest sent"), "{}", d.log());
+}
+
+#[test]
+fn a_silent_mail_server_never_delays_scheduled_drills() {
+    // Accepts connections (the kernel's backlog) but never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let env = Env::new_with("1s", &notify_section(&port, "ops@example.com", "timeout = \"30s\"\n"));
+    env.missing_plan("late", "* * * * * *");
+    let _d = env.spawn();
+    let db_path = env.path("var/drdrill.db");
+    let started = wait_for("five finished scheduled runs", || {
+        let db = rusqlite::Connection::open(&db_path).ok()?;
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let mut stmt =
+            db.prepare("SELECT started_at FROM runs WHERE plan = 'late' AND status = 'failed' ORDER BY id").ok()?;
+        let v: Vec<String> = stmt.query_map([], |r| r.get(0)).ok()?.collect::<Result<_, _>>().ok()?;
+        (v.len() >= 5).then_some(v)
+    });
+    let t: Vec<chrono::DateTime<chrono::FixedOffset>> =
+        started.iter().map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap()).collect();
+    for w in t.windows(2) {
+        let gap = (w[1] - w[0]).num_milliseconds();
+        // Each alert waits out a 30 s timeout; the drills keep their one-second beat.
+        assert!(gap < 3000, "runs {}ms apart while mail hangs: {started:?}", gap);
+    }
+    assert!(env.runs("late").iter().all(|r| r.status != "skipped"), "{:?}", env.runs("late"));
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let queued: i64 = db.query_row("SELECT count(*) FROM outbox WHERE sent_at IS NULL", [], |r| r.get(0)).unwrap();
+    assert!(queued >= 5, "every alert waits in the outbox for a retry: {queued}");
+    drop(silent);
+}
+
+#[test]
+fn a_quarantine_left_by_a_crashed_run_is_reported_at_start_up() {
+    let env = Env::new_with("1s", SAFETY);
+    let (victim, content) = env.victim();
+    env.destructive_plan("gd", "pause_before = [\"restore\"]", &victim);
+    let mut d = env.spawn();
+    let id = env.trigger("gd");
+    env.wait_gate(id, "restore");
+    assert!(!victim.exists());
+    d.signal(libc::SIGKILL);
+    d.wait_exit();
+
+    let d = env.spawn();
+    let folder = env.path(&format!("var/scratch/quarantine/run-{id}"));
+    let log = d.log();
+    assert!(
+        log.contains("ERROR") && log.contains(&folder.display().to_string()) && log.contains("WHAT-IS-HERE.txt"),
+        "{log}"
+    );
+    let health = env.get("/healthz");
+    assert_eq!(health["quarantine"][0]["run_id"], id, "{health}");
+    assert!(health["detail"].as_str().unwrap().contains("ATTENTION"), "{health}");
+    assert_eq!(env.get("/api/plans")["quarantine"][0]["folder"], folder.display().to_string());
+    let out = env.cli().arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("ATTENTION: run {id} left live data")));
+    // The data is there, untouched, for a person to put back.
+    let index = fs::read_to_string(folder.join("WHAT-IS-HERE.txt")).unwrap();
+    assert!(index.contains(&victim.display().to_string()), "{index}");
+    let kept: Vec<_> = fs::read_dir(&folder).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(kept.iter().any(|p| fs::read(p).ok().as_deref() == Some(&content[..])), "{kept:?}");
 }

@@ -54,14 +54,17 @@ impl Client {
 
     /// A mutating call, with the bearer token from the config's token file.
     pub async fn post(&self, path: &str) -> anyhow::Result<Value> {
+        self.post_json(path, None).await
+    }
+
+    /// A mutating call with an optional JSON body.
+    pub async fn post_json(&self, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let token = drdrill::daemon::token::read(&self.token_file)?;
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let mut req = self.http.post(format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.map_err(|e| self.unreachable(e))?;
         answer(r).await
     }
 }

@@ -1,5 +1,7 @@
 //! One file per command; `main.rs` only parses arguments and dispatches.
 
+pub mod abort;
+pub mod approve;
 pub mod backups;
 pub mod client;
 pub mod daemon;

@@ -27,14 +27,34 @@ pub async fn cmd_status(config: &Config, json: bool) -> anyhow::Result<u8> {
         let last = p.get("last_run").map(|r| s(r, "status")).unwrap_or_else(|| "-".into());
         let now = match p.get("active").filter(|a| !a.is_null()) {
             Some(a) => match a.get("run_id").and_then(Value::as_i64) {
-                Some(id) => {
-                    format!("run {id}, after {}", a.get("last_phase").and_then(Value::as_str).unwrap_or("start"))
-                }
+                Some(id) => match a.get("last_phase").and_then(Value::as_str) {
+                    Some(p) if p.starts_with("waiting") => format!("run {id}, {p}"),
+                    p => format!("run {id}, after {}", p.unwrap_or("start")),
+                },
                 None => "queued".into(),
             },
             None => String::new(),
         };
         println!("{:<24} {:<16} {:<26} {:<10} {now}", s(p, "name"), s(p, "schedule"), s(p, "next_due"), last);
+    }
+    // Older daemons have no /api/gates: then there is simply nothing to list.
+    for g in client.get("/api/gates").await.ok().as_ref().and_then(Value::as_array).into_iter().flatten() {
+        println!(
+            "run {} ({}) waits for approval before {} since {}: {}",
+            g.get("run_id").and_then(Value::as_i64).unwrap_or_default(),
+            s(g, "plan"),
+            s(g, "gate"),
+            s(g, "since"),
+            s(g, "approve")
+        );
+    }
+    for q in plans.get("quarantine").and_then(Value::as_array).into_iter().flatten() {
+        println!(
+            "ATTENTION: run {} left live data in {}; read {} to put it back",
+            q.get("run_id").and_then(Value::as_i64).unwrap_or_default(),
+            s(q, "folder"),
+            s(q, "index")
+        );
     }
     for e in plans.get("errors").and_then(Value::as_array).into_iter().flatten() {
         let kept = e.get("kept").and_then(Value::as_str).map(|k| format!(" (previous `{k}` kept)")).unwrap_or_default();

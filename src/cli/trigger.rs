@@ -35,6 +35,11 @@ pub async fn cmd_trigger(config: &Config, name: &str, follow: bool) -> anyhow::R
                 print_phase(p);
                 shown += 1;
             }
+            if let Some(g) = event.get("gate").and_then(|g| g.get("gate")).and_then(Value::as_str) {
+                println!(
+                    "  ⏸ run {run_id} is waiting for approval before {g}: `drdrill approve {run_id} --gate {g}` lets it go on, `drdrill abort {run_id}` aborts"
+                );
+            }
             if let Some(r) = event.get("result") {
                 result = Some(r.clone());
                 return false;

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::plans::PlanError;
-use super::{ActiveRun, Daemon, Refused, RunEvent};
+use super::quarantine::Leftover;
+use super::{AbortError, ActiveRun, Daemon, Refused, RunEvent, StartError};
 use crate::db::RunSummary;
+use crate::engine::{Approval, GateError};
 
 type Shared = Arc<Daemon>;
 
@@ -28,6 +30,9 @@ pub fn router(daemon: Shared) -> Router {
         .route("/api/runs", get(runs))
         .route("/api/runs/{id}", get(run))
         .route("/api/runs/{id}/events", get(events))
+        .route("/api/runs/{id}/approve", post(approve))
+        .route("/api/runs/{id}/abort", post(abort))
+        .route("/api/gates", get(gates))
         .route("/api/reload", post(reload))
         .with_state(daemon)
 }
@@ -65,9 +70,19 @@ fn authorize(daemon: &Daemon, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Quarantine folders that crashed runs left holding live data.
+fn leftovers(d: &Daemon) -> Vec<Leftover> {
+    super::quarantine::find(d.engine.scratch.path(), |id| d.plan_of(id).is_some())
+}
+
 async fn healthz(State(d): State<Shared>) -> impl IntoResponse {
     let status = if d.is_stopping() { "stopping" } else { "ok" };
-    Json(json!({ "status": status, "version": crate::VERSION, "detail": d.status_line() }))
+    let quarantine = leftovers(&d);
+    let mut detail = d.status_line();
+    for q in &quarantine {
+        detail += &format!("; ATTENTION: {}", q.message());
+    }
+    Json(json!({ "status": status, "version": crate::VERSION, "detail": detail, "quarantine": quarantine }))
 }
 
 async fn metrics(State(d): State<Shared>) -> Result<Response, ApiError> {
@@ -102,6 +117,8 @@ pub struct PlansView {
     pub plans: Vec<PlanView>,
     /// Plan files that did not load at the last (re)load.
     pub errors: Vec<PlanError>,
+    /// Live data left in quarantine by runs whose rollback never ran.
+    pub quarantine: Vec<Leftover>,
     pub timezone: String,
     pub stopping: bool,
 }
@@ -127,7 +144,13 @@ fn plans_view(d: &Daemon) -> anyhow::Result<PlansView> {
             active: active.get(&p.name).cloned(),
         });
     }
-    Ok(PlansView { plans, errors, timezone: d.config.daemon.timezone.0.to_string(), stopping: d.is_stopping() })
+    Ok(PlansView {
+        plans,
+        errors,
+        quarantine: leftovers(d),
+        timezone: d.config.daemon.timezone.0.to_string(),
+        stopping: d.is_stopping(),
+    })
 }
 
 async fn plans(State(d): State<Shared>) -> Result<Json<PlansView>, ApiError> {
@@ -183,10 +206,139 @@ async fn trigger(State(d): State<Shared>, headers: HeaderMap, Path(name): Path<S
     };
     tracing::info!(plan = %name, "game-day run requested through the API");
     match started.await {
-        Ok(run_id) => Ok((StatusCode::ACCEPTED, Json(json!({ "plan": name, "run_id": run_id }))).into_response()),
+        Ok(Ok(run_id)) => Ok((StatusCode::ACCEPTED, Json(json!({ "plan": name, "run_id": run_id }))).into_response()),
+        // The config forbids it: the caller's to fix, not a server fault.
+        Ok(Err(StartError::Refused(why))) => Err(ApiError(StatusCode::FORBIDDEN, why)),
+        Ok(Err(StartError::NotStarted(why))) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, why)),
         Err(_) => {
             Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "the daemon stopped before the run could start".into()))
         }
+    }
+}
+
+#[derive(Serialize)]
+struct GateView {
+    run_id: i64,
+    plan: Option<String>,
+    gate: String,
+    since: String,
+    /// The command that lets it through.
+    approve: String,
+}
+
+/// `GET /api/gates`: runs waiting for approval, oldest first.
+async fn gates(State(d): State<Shared>) -> Json<Vec<GateView>> {
+    let views = d
+        .gates
+        .pending()
+        .into_iter()
+        .map(|p| GateView {
+            plan: d.plan_of(p.run_id),
+            approve: format!("drdrill approve {} --gate {}", p.run_id, p.gate),
+            run_id: p.run_id,
+            gate: p.gate,
+            since: p.since.to_rfc3339(),
+        })
+        .collect();
+    Json(views)
+}
+
+/// Longest `by`, `note` or `reason` accepted, so a client cannot bloat the record.
+const MAX_TEXT: usize = 2000;
+
+/// An optional JSON body: no body (or an empty one) means all defaults.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("the body is not the expected JSON object: {e}")))
+}
+
+/// Trims `s`, refuses control characters (they would forge lines in logs and
+/// reports) and overlong text; `None` when empty.
+fn clean(field: &str, s: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(s) = s else { return Ok(None) };
+    let s = s.trim();
+    if s.chars().any(|c| c.is_control() && c != '\n') || s.len() > MAX_TEXT {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`{field}` must be at most {MAX_TEXT} bytes of text without control characters"),
+        ));
+    }
+    Ok((!s.is_empty()).then(|| s.to_string()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    /// Only approve if the run waits at this gate.
+    gate: Option<String>,
+    note: Option<String>,
+    by: Option<String>,
+}
+
+/// `POST /api/runs/{id}/approve`: lets a run waiting at a gate go on.
+async fn approve(
+    State(d): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&d, &headers)?;
+    let b: ApproveBody = optional_body(&body)?;
+    let by = clean("by", b.by)?.map(|s| s.replace('\n', " "));
+    let note = clean("note", b.note)?;
+    let gate = clean("gate", b.gate)?;
+    let approval = Approval { by: format!("api ({})", by.as_deref().unwrap_or("token holder")), note };
+    match d.gates.approve(id, gate.as_deref(), approval.clone()) {
+        Ok(p) => {
+            tracing::info!(run = id, "gate before {} approved by {}", p.gate, approval.by);
+            Ok(Json(json!({ "run_id": id, "gate": p.gate, "approved_by": approval.by, "note": approval.note }))
+                .into_response())
+        }
+        Err(e @ GateError::NotWaiting(_)) => {
+            Err(ApiError(StatusCode::CONFLICT, format!("{e}; GET /api/gates lists the runs that are")))
+        }
+        Err(e @ GateError::OtherGate { .. }) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AbortBody {
+    reason: Option<String>,
+    by: Option<String>,
+}
+
+/// `POST /api/runs/{id}/abort`: aborts an active run; its rollbacks and cleanup
+/// run and it is recorded `aborted` with the reason. Answers once requested.
+async fn abort(
+    State(d): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&d, &headers)?;
+    let b: AbortBody = optional_body(&body)?;
+    let by = clean("by", b.by)?.map(|s| s.replace('\n', " "));
+    let reason = clean("reason", b.reason)?;
+    let why = format!(
+        "requested through the API by {}{}",
+        by.as_deref().unwrap_or("the token holder"),
+        reason.map(|r| format!(": {r}")).unwrap_or_default()
+    );
+    let outcome = {
+        let d = d.clone();
+        let why = why.clone();
+        tokio::task::spawn_blocking(move || d.abort(id, &why)).await.map_err(|e| internal(e.into()))?
+    };
+    match outcome {
+        Ok(a) => {
+            Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": id, "plan": a.plan, "reason": why }))).into_response())
+        }
+        Err(e @ AbortError::NoSuchRun(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ AbortError::NotRunning { .. }) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
     }
 }
 
@@ -216,6 +368,7 @@ async fn events(State(d): State<Shared>, Path(id): Path<i64>) -> Result<Response
     tokio::spawn(async move {
         let line = |v: serde_json::Value| format!("{v}\n");
         let mut sent = 0;
+        let mut shown_gate: Option<String> = None;
         let mut detail = detail;
         loop {
             for p in detail.phases.iter().skip(sent) {
@@ -228,6 +381,15 @@ async fn events(State(d): State<Shared>, Path(id): Path<i64>) -> Result<Response
                 let _ = tx.send(line(json!({ "result": detail.summary }))).await;
                 return;
             }
+            // A gate opened before this follower subscribed is told too.
+            if let Some(p) = d.gates.pending().into_iter().find(|p| p.run_id == id)
+                && shown_gate.as_ref() != Some(&p.gate)
+            {
+                shown_gate = Some(p.gate.clone());
+                if tx.send(line(json!({ "gate": { "gate": p.gate, "since": p.since.to_rfc3339() } }))).await.is_err() {
+                    return;
+                }
+            }
             // Live phases until the run finishes; on a lag or the end, re-read the record.
             loop {
                 match rx.recv().await {
@@ -237,6 +399,15 @@ async fn events(State(d): State<Shared>, Path(id): Path<i64>) -> Result<Response
                                 return;
                             }
                             sent = seq + 1;
+                        }
+                    }
+                    Ok(RunEvent::Gate { run_id, gate, since }) if run_id == id => {
+                        if shown_gate.as_ref() != Some(&gate) {
+                            let g = json!({ "gate": { "gate": gate, "since": since.to_rfc3339() } });
+                            shown_gate = Some(gate);
+                            if tx.send(line(g)).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     Ok(RunEvent::Finished { run_id }) if run_id == id => break,

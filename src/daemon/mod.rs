@@ -7,9 +7,11 @@
 
 pub mod api;
 mod lock;
+pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod plans;
+pub mod quarantine;
 pub mod scheduler;
 pub mod signals;
 pub mod token;
@@ -27,7 +29,7 @@ use tokio::sync::{Notify, Semaphore, broadcast, oneshot};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
-use crate::db::{NewRun, PhaseRecord};
+use crate::db::{GateRecord, NewRun, PhaseRecord};
 use crate::duration::format_duration;
 use crate::engine::{Engine, Gates, Observer, RunOptions, hostname};
 use crate::plan::Plan;
@@ -55,6 +57,8 @@ pub struct ActiveRun {
 pub enum RunEvent {
     /// A phase ended; `seq` is its position in the run's timeline.
     Phase { run_id: i64, seq: usize, phase: PhaseRecord },
+    /// The run now waits for approval before phase `gate`.
+    Gate { run_id: i64, gate: String, since: DateTime<Utc> },
     /// The run's outcome is in the database.
     Finished { run_id: i64 },
 }
@@ -93,7 +97,41 @@ pub struct Daemon {
     pub events: broadcast::Sender<RunEvent>,
     /// Runs waiting at `pause_before` gates, approved through the API.
     pub gates: Gates,
+    /// Wakes the mail worker to deliver what a run just queued.
+    pub mail: Notify,
     token: String,
+}
+
+/// The run's outcome as the one who started it learns it.
+pub type Started = Result<i64, StartError>;
+
+/// Why a run that was accepted did not start after all.
+#[derive(Debug, Clone)]
+pub enum StartError {
+    /// The blast-radius guard refused the plan; nothing was touched.
+    Refused(String),
+    /// It never got a concurrency slot (the daemon is stopping), or could not be recorded.
+    NotStarted(String),
+}
+
+/// Why an abort request was not carried out.
+#[derive(Debug)]
+pub enum AbortError {
+    /// No run with that id in the results database.
+    NoSuchRun(i64),
+    /// The run exists but this daemon is not running it (finished, or another process's).
+    NotRunning { run_id: i64, status: String },
+}
+
+impl std::fmt::Display for AbortError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AbortError::NoSuchRun(id) => write!(f, "no run {id}"),
+            AbortError::NotRunning { run_id, status } => {
+                write!(f, "run {run_id} is not running in this daemon (its status is `{status}`)")
+            }
+        }
+    }
 }
 
 impl Daemon {
@@ -139,7 +177,7 @@ impl Daemon {
     /// Starts `plan` now, unless the daemon is stopping or the plan's previous run is
     /// still active. The receiver gets the run id once the run is recorded (after a
     /// concurrency slot is free); it is dropped if the run never starts.
-    pub fn start(self: &Arc<Self>, plan: Arc<Plan>, trigger: &str) -> Result<oneshot::Receiver<i64>, Refused> {
+    pub fn start(self: &Arc<Self>, plan: Arc<Plan>, trigger: &str) -> Result<oneshot::Receiver<Started>, Refused> {
         if self.is_stopping() {
             return Err(Refused::Stopping);
         }
@@ -171,7 +209,7 @@ impl Daemon {
         Ok(rx)
     }
 
-    async fn drive(self: Arc<Self>, plan: Arc<Plan>, trigger: String, abort: Cancel, tx: oneshot::Sender<i64>) {
+    async fn drive(self: Arc<Self>, plan: Arc<Plan>, trigger: String, abort: Cancel, tx: oneshot::Sender<Started>) {
         let name = plan.name.clone();
         let permit = tokio::select! {
             p = self.slots.clone().acquire_owned() => p.ok(),
@@ -179,7 +217,9 @@ impl Daemon {
         };
         // Stopping means no new runs, even if a slot freed up during the grace period.
         if permit.is_none() || self.is_stopping() {
-            self.skip(&plan, &trigger, "the daemon stopped before a concurrency slot was free");
+            let why = "the daemon stopped before a concurrency slot was free";
+            self.skip(&plan, &trigger, why);
+            let _ = tx.send(Err(StartError::NotStarted(why.into())));
             self.active().remove(&name);
             self.publish_status();
             return;
@@ -191,21 +231,49 @@ impl Daemon {
             run_id: Mutex::new(None),
             phases: std::sync::atomic::AtomicUsize::new(0),
         };
-        let opts = RunOptions { trigger, abort, gates: self.gates.clone(), ..Default::default() };
+        let opts = RunOptions { trigger: trigger.clone(), abort, gates: self.gates.clone(), ..Default::default() };
         let result = self.engine.run(&plan, opts, &watch).await;
         if let Some(run_id) = *watch.run_id.lock().unwrap_or_else(|p| p.into_inner()) {
             // No follower is not an error.
             let _ = self.events.send(RunEvent::Finished { run_id });
         }
+        let started = watch.started.lock().unwrap_or_else(|p| p.into_inner()).take();
         match result {
-            Ok(report) => tracing::info!(
-                plan = %name,
-                run = report.run_id,
-                "drill {}{}",
-                report.status.as_str(),
-                report.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
-            ),
-            Err(e) => tracing::error!(plan = %name, "drill could not be recorded: {e:#}"),
+            Ok(report) => {
+                tracing::info!(
+                    plan = %name,
+                    run = report.run_id,
+                    "drill {}{}",
+                    report.status.as_str(),
+                    report.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                );
+                // Only queued here; the mail worker delivers, so a slow or dead
+                // mail server never holds this slot or the next scheduled run.
+                if let Some(config) = &self.config.notify {
+                    crate::notify::queue_alert(config, &self.engine.db, &report);
+                    self.mail.notify_one();
+                }
+            }
+            Err(e) => match e.downcast_ref::<crate::failure::guard::Refused>() {
+                // Not an internal error: the config's [safety] says no, and nothing was touched.
+                Some(refused) => {
+                    let why = refused.to_string();
+                    if trigger == "api" {
+                        tracing::warn!(plan = %name, "game-day run not started: {why}");
+                    } else {
+                        self.skip(&plan, &trigger, &why);
+                    }
+                    if let Some(tx) = started {
+                        let _ = tx.send(Err(StartError::Refused(why)));
+                    }
+                }
+                None => {
+                    tracing::error!(plan = %name, "drill could not be recorded: {e:#}");
+                    if let Some(tx) = started {
+                        let _ = tx.send(Err(StartError::NotStarted(format!("the run could not be recorded: {e:#}"))));
+                    }
+                }
+            },
         }
         drop(permit);
         self.active().remove(&name);
@@ -227,6 +295,28 @@ impl Daemon {
         if let Err(e) = self.engine.db.record_skipped(&rec, reason) {
             tracing::error!(plan = %plan.name, "cannot record the skipped run: {e:#}");
         }
+    }
+
+    /// Aborts run `run_id` if this daemon is running it: the engine rolls back,
+    /// removes scratch and records it `aborted` with `reason`.
+    pub fn abort(&self, run_id: i64, reason: &str) -> Result<ActiveRun, AbortError> {
+        let found = self.active().values().find(|a| a.run_id == Some(run_id)).cloned();
+        if let Some(a) = found {
+            tracing::warn!(plan = %a.plan, run = run_id, "aborting: {reason}");
+            a.abort.cancel_because(reason);
+            return Ok(a);
+        }
+        match self.engine.db.run_detail(run_id) {
+            Ok(Some(r)) => Err(AbortError::NotRunning { run_id, status: r.summary.status }),
+            Ok(None) => Err(AbortError::NoSuchRun(run_id)),
+            // Unknown either way; "not running here" is still true.
+            Err(e) => Err(AbortError::NotRunning { run_id, status: format!("unknown: {e:#}") }),
+        }
+    }
+
+    /// The plan of the active run `run_id`, if this daemon runs it.
+    pub fn plan_of(&self, run_id: i64) -> Option<String> {
+        self.active().values().find(|a| a.run_id == Some(run_id)).map(|a| a.plan.clone())
     }
 
     /// What is running, for `STATUS=` and the logs.
@@ -300,7 +390,7 @@ async fn cancelled(c: &Cancel) {
 struct Watch {
     daemon: Arc<Daemon>,
     plan: String,
-    started: Mutex<Option<oneshot::Sender<i64>>>,
+    started: Mutex<Option<oneshot::Sender<Started>>>,
     run_id: Mutex<Option<i64>>,
     /// Phases seen so far: the next one's position in the timeline.
     phases: std::sync::atomic::AtomicUsize,
@@ -315,9 +405,26 @@ impl Observer for Watch {
             a.since = Utc::now();
         }
         if let Some(tx) = self.started.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = tx.send(run_id);
+            let _ = tx.send(Ok(run_id));
         }
         self.daemon.publish_status();
+    }
+
+    fn gate_waiting(&self, run_id: i64, gate: &str) {
+        tracing::warn!(
+            plan = %self.plan,
+            run = run_id,
+            "waiting for approval before {gate}: `drdrill approve {run_id} --gate {gate}` (or POST /api/runs/{run_id}/approve); `drdrill abort {run_id}` aborts"
+        );
+        if let Some(a) = self.daemon.active().get_mut(&self.plan) {
+            a.last_phase = Some(format!("waiting for approval before {gate}"));
+        }
+        let _ = self.daemon.events.send(RunEvent::Gate { run_id, gate: gate.into(), since: Utc::now() });
+        self.daemon.publish_status();
+    }
+
+    fn gate_decided(&self, run_id: i64, g: &GateRecord) {
+        tracing::info!(plan = %self.plan, run = run_id, "gate before {}: {} by {}", g.gate, g.outcome, g.decided_by);
     }
 
     fn phase(&self, run_id: i64, p: &PhaseRecord) {
@@ -363,6 +470,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     if !swept.is_empty() {
         tracing::warn!(folders = ?swept, "removed scratch folders left by a previous daemon");
     }
+    // Live data that a crashed destructive run moved aside: never removed, only told.
+    for q in quarantine::find(engine.scratch.path(), |_| false) {
+        tracing::error!("{}", q.message());
+    }
 
     let tz = config.daemon.timezone.0;
     let plan_set = plans::load(&config, None, tz, Utc::now());
@@ -379,6 +490,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         wake: Notify::new(),
         events: broadcast::channel(256).0,
         gates: Gates::new(),
+        mail: Notify::new(),
         token,
     });
 
@@ -396,6 +508,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
 
     scheduler::catch_up(&daemon);
     let scheduler = tokio::spawn(scheduler::run(daemon.clone()));
+    let mailer = config.notify.clone().map(|n| tokio::spawn(mail::run(daemon.clone(), n)));
     let watchdog = notify::spawn_watchdog();
     tracing::info!(
         "daemon ready: API on http://{listen}, {} plan(s), concurrency {}, schedules in {}",
@@ -420,6 +533,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     };
     daemon.shut_down(signal, &mut signals).await;
     scheduler.abort();
+    // Undelivered mail stays in the outbox for the next start or `drdrill notify flush`.
+    if let Some(m) = mailer {
+        m.abort();
+    }
     if let Some(w) = watchdog {
         w.abort();
     }

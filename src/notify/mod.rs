@@ -126,8 +126,17 @@ pub fn needs_alert(report: &RunReport) -> bool {
 /// error: mail trouble is logged and retried later, the drill's result stands.
 pub async fn after_run(config: Option<&NotifyConfig>, db: &Db, report: &RunReport) {
     let Some(config) = config else { return };
+    if queue_alert(config, db, report) {
+        flush_outbox(config, db).await;
+    }
+}
+
+/// The first half of [`after_run`]: queues the alert (if the run deserves one)
+/// without delivering it, for a caller that delivers from its own worker (the
+/// daemon). Returns whether a message was queued. Never fails: trouble is logged.
+pub fn queue_alert(config: &NotifyConfig, db: &Db, report: &RunReport) -> bool {
     if !config.on_failure || !needs_alert(report) {
-        return;
+        return false;
     }
     let verdict = if report.passed() { "target missed" } else { report.status.as_str() };
     let msg = Outgoing {
@@ -141,11 +150,13 @@ pub async fn after_run(config: Option<&NotifyConfig>, db: &Db, report: &RunRepor
         ),
         attachment: None,
     };
-    if let Err(e) = outbox::enqueue(db, "alert", &msg) {
-        tracing::error!(run = report.run_id, "cannot queue the failure alert: {e:#}");
-        return;
+    match outbox::enqueue(db, "alert", &msg) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(run = report.run_id, "cannot queue the failure alert: {e:#}");
+            false
+        }
     }
-    flush_outbox(config, db).await;
 }
 
 /// Builds the HTML report over the digest period and sends it. This is the entry
