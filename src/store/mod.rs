@@ -311,7 +311,15 @@ impl Store {
             ),
             Err(e) => return Err(self.explain(e, format!("cannot fetch {path} from store `{}`", self.name))),
         };
-        Ok(Box::pin(result.into_stream().map_err(std::io::Error::other)))
+        match result.payload {
+            // object_store streams a local file in 8 KiB reads, each a trip to the
+            // blocking pool; 1 MiB reads keep a restore from a local store disk-bound.
+            object_store::GetResultPayload::File(file, _) => {
+                let file = tokio::fs::File::from_std(file);
+                Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024)))
+            }
+            object_store::GetResultPayload::Stream(s) => Ok(Box::pin(s.map_err(std::io::Error::other))),
+        }
     }
 }
 
