@@ -9,11 +9,12 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
-use crate::hashing::{HashingReader, hex_digest};
+use crate::hashing::{Digest256, HashingReader};
 use crate::store::{EntryKind, FileEntry};
 
 /// Files are copied with this buffer: large enough to keep the disk streaming.
@@ -95,7 +96,7 @@ impl<W: Write> TreeWriter<W> {
                     path.display()
                 );
             }
-            self.entries.push(entry(name, EntryKind::File, mode, mtime, size, Some(hex_digest(hasher)), None));
+            self.entries.push(entry(name, EntryKind::File, mode, mtime, size, Some(Digest256::of(hasher)), None));
         } else {
             self.skipped.push(name.to_string());
         }
@@ -114,7 +115,7 @@ fn entry(
     mode: u32,
     mtime: i64,
     size: u64,
-    sha256: Option<String>,
+    sha256: Option<Digest256>,
     target: Option<String>,
 ) -> FileEntry {
     FileEntry { path: path.to_string(), kind, mode, mtime, size, sha256, target }
@@ -140,87 +141,96 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
     let mut stats = UnpackStats::default();
     let mut archive = tar::Archive::new(input);
     let mut buf = vec![0u8; COPY_BUF];
-    for item in archive.entries().context("payload is not a tar stream")? {
-        let mut item = item.context("payload tar stream is damaged")?;
-        let raw = item.path().context("archive entry has an unreadable name")?.into_owned();
-        let rel = safe_relative(&raw)?;
-        let name = rel.to_str().with_context(|| format!("archive entry {raw:?} is not valid UTF-8"))?.to_string();
-        let want = match wanted.next() {
-            Some(w) if w.path == name => w,
-            Some(w) => bail!(
-                "archive entry `{name}` is not the manifest's next entry (`{}`): the payload does not belong to this manifest",
-                w.path
-            ),
-            None => {
-                bail!("archive entry `{name}` is not in the manifest: the payload does not belong to this manifest")
-            }
-        };
-        let full = dest.join(&rel);
-        prepare_parent(dest, &rel, &mut safe_dirs)?;
-        let kind = item.header().entry_type();
-        match (kind, &want.kind) {
-            (tar::EntryType::Directory, EntryKind::Dir) => {
-                fs::create_dir_all(&full).with_context(|| format!("cannot create {}", full.display()))?;
-                // create_dir_all accepts a symlink to a folder; a folder entry must be a real one.
-                if fs::symlink_metadata(&full).map(|m| !m.file_type().is_dir()).unwrap_or(true) {
-                    bail!("archive entry `{name}` would turn a symlink into a folder; refusing this backup");
-                }
-                safe_dirs.insert(rel.clone());
-                dirs.push((full, want));
-            }
-            (tar::EntryType::Regular | tar::EntryType::Continuous, EntryKind::File) => {
-                // create_new never follows a link planted at the final name.
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&full)
-                    .with_context(|| format!("cannot create {}", full.display()))?;
-                let mut hasher = Sha256::new();
-                let mut count = 0u64;
+    // Creating a file costs the kernel more than writing a small one, so small
+    // files are written by a few threads while this one keeps reading the stream.
+    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<SmallFile>(SMALL_FILE_QUEUE);
+    let queue = Mutex::new(queue);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..writer_threads() {
+            scope.spawn(|| {
                 loop {
-                    let n = item.read(&mut buf).with_context(|| format!("payload ends inside `{name}`"))?;
-                    if n == 0 {
-                        break;
+                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(job) = job else { return };
+                    if let Err(e) = write_small(&job) {
+                        failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
                     }
-                    hasher.update(&buf[..n]);
-                    count += n as u64;
-                    file.write_all(&buf[..n]).with_context(|| format!("cannot write {}", full.display()))?;
                 }
-                let got = hex_digest(hasher);
-                if want.sha256.as_deref() != Some(got.as_str()) || count != want.size {
-                    bail!(
-                        "restored file `{name}` does not match the manifest (sha256 {got}, {count} bytes; manifest says {}, {} bytes): the backup is corrupt",
-                        want.sha256.as_deref().unwrap_or("none"),
-                        want.size
-                    );
-                }
-                file.set_permissions(fs::Permissions::from_mode(want.mode))?;
-                let t = filetime::FileTime::from_unix_time(want.mtime, 0);
-                filetime::set_file_handle_times(&file, Some(t), Some(t))?;
-                drop(file);
-                stats.files += 1;
-                stats.bytes += count;
-            }
-            (tar::EntryType::Symlink, EntryKind::Symlink) => {
-                let target = item.link_name()?.context("symlink entry without a target")?.into_owned();
-                if want.target.as_deref() != target.to_str() {
-                    bail!(
-                        "symlink `{name}` points to {target:?} but the manifest says {:?}: the backup is corrupt",
-                        want.target
-                    );
-                }
-                std::os::unix::fs::symlink(&target, &full)
-                    .with_context(|| format!("cannot create symlink {}", full.display()))?;
-                set_mtime(&full, want.mtime, true)?;
-            }
-            (other, _) => bail!(
-                "archive entry `{name}` is a {other:?} but the manifest says {:?}; drdrill restores only files, folders and symlinks",
-                want.kind
-            ),
+            });
         }
+        let jobs = jobs;
+        for item in archive.entries().context("payload is not a tar stream")? {
+            if failed.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                break;
+            }
+            let mut item = item.context("payload tar stream is damaged")?;
+            let raw = item.path().context("archive entry has an unreadable name")?.into_owned();
+            let rel = safe_relative(&raw)?;
+            let name = rel.to_str().with_context(|| format!("archive entry {raw:?} is not valid UTF-8"))?.to_string();
+            let want = match wanted.next() {
+                Some(w) if w.path == name => w,
+                Some(w) => bail!(
+                    "archive entry `{name}` is not the manifest's next entry (`{}`): the payload does not belong to this manifest",
+                    w.path
+                ),
+                None => {
+                    bail!("archive entry `{name}` is not in the manifest: the payload does not belong to this manifest")
+                }
+            };
+            let full = dest.join(&rel);
+            prepare_parent(dest, &rel, &mut safe_dirs)?;
+            let kind = item.header().entry_type();
+            match (kind, &want.kind) {
+                (tar::EntryType::Directory, EntryKind::Dir) => {
+                    fs::create_dir_all(&full).with_context(|| format!("cannot create {}", full.display()))?;
+                    // create_dir_all accepts a symlink to a folder; a folder entry must be a real one.
+                    if fs::symlink_metadata(&full).map(|m| !m.file_type().is_dir()).unwrap_or(true) {
+                        bail!("archive entry `{name}` would turn a symlink into a folder; refusing this backup");
+                    }
+                    safe_dirs.insert(rel.clone());
+                    dirs.push((full, want));
+                }
+                (tar::EntryType::Regular | tar::EntryType::Continuous, EntryKind::File) => {
+                    let size = item.header().size()?;
+                    if size <= SMALL_FILE {
+                        let mut data = Vec::with_capacity(size as usize);
+                        item.read_to_end(&mut data).with_context(|| format!("payload ends inside `{name}`"))?;
+                        stats.bytes += data.len() as u64;
+                        let job = SmallFile { full, name, want: want.clone(), data };
+                        if jobs.send(job).is_err() {
+                            break;
+                        }
+                    } else {
+                        stats.bytes += write_verified(&full, &name, want, &mut item, &mut buf)?;
+                    }
+                    stats.files += 1;
+                }
+                (tar::EntryType::Symlink, EntryKind::Symlink) => {
+                    let target = item.link_name()?.context("symlink entry without a target")?.into_owned();
+                    if want.target.as_deref() != target.to_str() {
+                        bail!(
+                            "symlink `{name}` points to {target:?} but the manifest says {:?}: the backup is corrupt",
+                            want.target
+                        );
+                    }
+                    std::os::unix::fs::symlink(&target, &full)
+                        .with_context(|| format!("cannot create symlink {}", full.display()))?;
+                    set_mtime(&full, want.mtime, true)?;
+                }
+                (other, _) => bail!(
+                    "archive entry `{name}` is a {other:?} but the manifest says {:?}; drdrill restores only files, folders and symlinks",
+                    want.kind
+                ),
+            }
+        }
+        drop(jobs);
+        Ok(())
+    })?;
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
     }
     // Writing children changes a folder's mtime, so folders are finished last,
-    // deepest first.
+    // deepest first, once every writer is done.
     dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
     for (path, want) in dirs {
         fs::set_permissions(&path, fs::Permissions::from_mode(want.mode))?;
@@ -235,6 +245,79 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
         );
     }
     Ok(stats)
+}
+
+/// Files up to this size are read whole and written by the writer threads.
+const SMALL_FILE: u64 = 256 * 1024;
+/// Small files queued for the writers: bounds memory to a few MiB.
+const SMALL_FILE_QUEUE: usize = 16;
+
+struct SmallFile {
+    full: PathBuf,
+    name: String,
+    want: FileEntry,
+    data: Vec<u8>,
+}
+
+fn writer_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4)
+}
+
+/// Streams one file from the archive into `full`, hashing as it goes; fails
+/// unless it matches the manifest entry. Returns the bytes written.
+fn write_verified(
+    full: &Path,
+    name: &str,
+    want: &FileEntry,
+    mut data: impl Read,
+    buf: &mut [u8],
+) -> anyhow::Result<u64> {
+    let mut file = create_exclusive(full)?;
+    let mut hasher = Sha256::new();
+    let mut count = 0u64;
+    loop {
+        let n = data.read(buf).with_context(|| format!("payload ends inside `{name}`"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        count += n as u64;
+        file.write_all(&buf[..n]).with_context(|| format!("cannot write {}", full.display()))?;
+    }
+    finish_verified(file, name, want, hasher, count)?;
+    Ok(count)
+}
+
+/// [`write_verified`] for a small file already read whole, on a writer thread.
+fn write_small(job: &SmallFile) -> anyhow::Result<()> {
+    let mut file = create_exclusive(&job.full)?;
+    let hasher = Sha256::new_with_prefix(&job.data);
+    file.write_all(&job.data).with_context(|| format!("cannot write {}", job.full.display()))?;
+    finish_verified(file, &job.name, &job.want, hasher, job.data.len() as u64)
+}
+
+/// create_new never follows a link planted at the final name.
+fn create_exclusive(full: &Path) -> anyhow::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(full)
+        .with_context(|| format!("cannot create {}", full.display()))
+}
+
+fn finish_verified(file: fs::File, name: &str, want: &FileEntry, hasher: Sha256, count: u64) -> anyhow::Result<()> {
+    let got = Digest256::of(hasher);
+    if want.sha256 != Some(got) || count != want.size {
+        bail!(
+            "restored file `{name}` does not match the manifest (sha256 {got}, {count} bytes; manifest says {}, {} bytes): the backup is corrupt",
+            want.sha256.map_or("none".to_string(), |d| d.to_string()),
+            want.size
+        );
+    }
+    file.set_permissions(fs::Permissions::from_mode(want.mode))?;
+    let t = filetime::FileTime::from_unix_time(want.mtime, 0);
+    filetime::set_file_handle_times(&file, Some(t), Some(t))?;
+    Ok(())
 }
 
 /// The entry name as a plain relative path, or an error if it would escape.
@@ -328,7 +411,7 @@ mod tests {
         let mut lying = entries.clone();
         for e in &mut lying {
             if e.kind == EntryKind::File {
-                e.sha256 = Some("00".repeat(32));
+                e.sha256 = Some(Digest256([0; 32]));
             }
         }
         let dest2 = tempfile::tempdir().unwrap();

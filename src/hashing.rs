@@ -4,6 +4,51 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 
+/// A SHA-256 digest kept as its 32 bytes (a manifest holds one per file, so
+/// half the memory of its hex text) and written as lower-case hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest256(pub [u8; 32]);
+
+impl Digest256 {
+    pub fn of(hasher: Sha256) -> Digest256 {
+        Digest256(hasher.finalize().into())
+    }
+}
+
+impl std::fmt::Display for Digest256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for Digest256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for Digest256 {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).map_err(|e| format!("{text:?} is not a sha256 in hex: {e}"))?;
+        Ok(Digest256(out))
+    }
+}
+
+impl serde::Serialize for Digest256 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest256 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Lower-case hex of a finished digest: the one spelling used in manifests and the DB.
 pub fn hex_digest(hasher: Sha256) -> String {
     hex::encode(hasher.finalize())

@@ -39,7 +39,7 @@ fn file_entry(path: &str, data: &[u8]) -> FileEntry {
         mode: 0o644,
         mtime: 1_600_000_000,
         size: data.len() as u64,
-        sha256: Some(drdrill::hashing::sha256_hex(data)),
+        sha256: Some(drdrill::hashing::sha256_hex(data).parse().unwrap()),
         target: None,
     }
 }

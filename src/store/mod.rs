@@ -101,7 +101,7 @@ pub struct FileEntry {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<crate::hashing::Digest256>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
 }
