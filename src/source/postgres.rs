@@ -48,7 +48,7 @@ const CLUSTER_SUPERUSER: &str = "postgres";
 const NULL_MARK: &str = "\u{1}NULL\u{1}";
 const FIELD_SEP: &str = "\u{1f}";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSource {
     #[serde(default = "default_host")]
@@ -484,15 +484,7 @@ impl Source for PostgresSource {
     }
 
     fn canary(&self) -> Option<Arc<dyn Canary>> {
-        Some(Arc::new(PgCanary {
-            host: self.host.clone(),
-            port: self.port,
-            database: self.database.clone(),
-            user: self.user.clone(),
-            password_env: self.password_env.clone(),
-            password_file: self.password_file.clone(),
-            bin_dir: self.bin_dir.clone(),
-        }))
+        Some(Arc::new(PgCanary { src: self.clone() }))
     }
 }
 
@@ -573,28 +565,15 @@ impl ClusterRunner {
 }
 
 /// Timestamped markers in a side table of the live database.
+/// Writes markers into the live database with the source's own settings.
 struct PgCanary {
-    host: String,
-    port: u16,
-    database: String,
-    user: String,
-    password_env: Option<String>,
-    password_file: Option<PathBuf>,
-    bin_dir: Option<PathBuf>,
+    src: PostgresSource,
 }
 
 impl Canary for PgCanary {
     fn write_marker(&self, at: DateTime<Utc>) -> anyhow::Result<()> {
-        let src = PostgresSource {
-            host: self.host.clone(),
-            port: self.port,
-            database: self.database.clone(),
-            user: self.user.clone(),
-            password_env: self.password_env.clone(),
-            password_file: self.password_file.clone(),
-            bin_dir: self.bin_dir.clone(),
-        };
-        let tools = Tools::find(self.bin_dir.as_deref())?;
+        let src = &self.src;
+        let tools = Tools::find(src.bin_dir.as_deref())?;
         let ms = at.timestamp_millis();
         // Keep the side table small: an hour of markers is plenty to find the newest.
         let sql = format!(
