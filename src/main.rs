@@ -167,20 +167,7 @@ enum EvidenceCommand {
     },
 }
 
-/// glibc keeps freed memory for reuse and adapts that threshold upwards as a
-/// backup's buffers come and go, so a daemon's resident size ends up set by its
-/// largest drill ever. A fixed 128 KiB threshold hands freed memory back to the
-/// system (measured: peak RSS of a 100,000-file drill 62 MB -> 45 MB).
-fn return_freed_memory_promptly() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
-    }
-}
-
 fn main() -> ExitCode {
-    return_freed_memory_promptly();
     let cli = Cli::parse();
     // The daemon's log is its record of what it did: info by default.
     let base = if matches!(cli.command, Command::Daemon) { 1 } else { 0 };
