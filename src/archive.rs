@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
+use crate::cancel::Cancel;
 use crate::hashing::{Digest256, HashingReader};
 use crate::store::{EntryKind, FileEntry};
 
@@ -25,15 +26,16 @@ const COPY_BUF: usize = 256 * 1024;
 pub struct TreeWriter<W: Write> {
     builder: tar::Builder<W>,
     entries: Vec<FileEntry>,
+    cancel: Cancel,
     /// Special files (sockets, fifos, devices) cannot be restored meaningfully.
     pub skipped: Vec<String>,
 }
 
 impl<W: Write> TreeWriter<W> {
-    pub fn new(out: W) -> Self {
+    pub fn new(out: W, cancel: Cancel) -> Self {
         let mut builder = tar::Builder::new(out);
         builder.follow_symlinks(false);
-        TreeWriter { builder, entries: Vec::new(), skipped: Vec::new() }
+        TreeWriter { builder, entries: Vec::new(), skipped: Vec::new(), cancel }
     }
 
     /// Adds everything below `root` (not `root` itself), in a stable order.
@@ -61,6 +63,7 @@ impl<W: Write> TreeWriter<W> {
 
     /// Adds one filesystem object under the archive name `name`.
     pub fn add_path(&mut self, path: &Path, name: &str) -> anyhow::Result<()> {
+        self.cancel.check()?;
         let meta = fs::symlink_metadata(path).with_context(|| format!("cannot stat {}", path.display()))?;
         let ft = meta.file_type();
         let mut header = tar::Header::new_gnu();
@@ -129,7 +132,12 @@ pub struct UnpackStats {
 
 /// Unpacks a tar stream into `dest` (which must exist and be empty), refusing any
 /// entry that would land outside it, and verifies every entry against `expected`.
-pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) -> anyhow::Result<UnpackStats> {
+pub fn unpack_verified(
+    input: impl Read,
+    dest: &Path,
+    expected: &[FileEntry],
+    cancel: &Cancel,
+) -> anyhow::Result<UnpackStats> {
     // The archive and the manifest list entries in the same order (both are
     // written by one walk), so each entry is matched with the next expected one:
     // no index of a possibly huge manifest is built.
@@ -163,6 +171,7 @@ pub fn unpack_verified(input: impl Read, dest: &Path, expected: &[FileEntry]) ->
             if failed.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
                 break;
             }
+            cancel.check()?;
             let mut item = item.context("payload tar stream is damaged")?;
             let raw = item.path().context("archive entry has an unreadable name")?.into_owned();
             let rel = safe_relative(&raw)?;
@@ -397,11 +406,11 @@ mod tests {
         fs::create_dir_all(src.path().join("d/empty")).unwrap();
         fs::write(src.path().join("d/f.txt"), b"hello").unwrap();
         std::os::unix::fs::symlink("f.txt", src.path().join("d/link")).unwrap();
-        let mut w = TreeWriter::new(Vec::new());
+        let mut w = TreeWriter::new(Vec::new(), Cancel::new());
         w.add_tree(src.path()).unwrap();
         let (tar, entries) = w.finish().unwrap();
         let dest = tempfile::tempdir().unwrap();
-        let stats = unpack_verified(&tar[..], dest.path(), &entries).unwrap();
+        let stats = unpack_verified(&tar[..], dest.path(), &entries, &Cancel::new()).unwrap();
         assert_eq!(stats.files, 1);
         assert_eq!(fs::read(dest.path().join("d/f.txt")).unwrap(), b"hello");
         assert_eq!(fs::read_link(dest.path().join("d/link")).unwrap(), PathBuf::from("f.txt"));
@@ -415,7 +424,7 @@ mod tests {
             }
         }
         let dest2 = tempfile::tempdir().unwrap();
-        let err = unpack_verified(&tar[..], dest2.path(), &lying).unwrap_err();
+        let err = unpack_verified(&tar[..], dest2.path(), &lying, &Cancel::new()).unwrap_err();
         assert!(format!("{err:#}").contains("does not match the manifest"), "{err:#}");
     }
 }

@@ -7,7 +7,6 @@
 //! store slows the reader instead of filling memory.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::cancel::Cancel;
+use crate::cancel::{Cancel, Cancelled};
+use crate::context::RunCtx;
 use crate::hashing::{HashingReader, HashingWriter, hex_digest};
 use crate::source::{Restored, Source};
 use crate::store::{MANIFEST_FORMAT, Manifest, PayloadInfo, Store, new_backup_id};
@@ -50,10 +50,10 @@ pub async fn take_backup(
     source: Arc<dyn Source>,
     store: &Store,
     plan: &str,
-    staging: PathBuf,
+    ctx: RunCtx,
     options: BackupOptions,
-    cancel: Cancel,
 ) -> anyhow::Result<Manifest> {
+    let cancel = ctx.cancel.clone();
     let created_at = Utc::now();
     let backup_id = new_backup_id(created_at);
     let payload_name = format!("payload.{}.zst", source.payload_format());
@@ -61,15 +61,16 @@ pub async fn take_backup(
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
 
     let src = source.clone();
+    let producer_cancel = cancel.clone();
     let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let sink = ChunkWriter { tx, buf: BytesMut::with_capacity(CHUNK), cancel };
+        let sink = ChunkWriter { tx, buf: BytesMut::with_capacity(CHUNK), cancel: producer_cancel };
         let mut encoder = zstd::Encoder::new(HashingWriter::new(sink), options.compression_level)?;
         encoder.include_checksum(true)?;
         // Compression runs on libzstd's own workers while this thread reads and
         // hashes files: the two halves of a backup overlap on separate cores.
         encoder.set_parameter(zstd_safe::CParameter::NbWorkers(compression_workers()))?;
         let mut counted = CountingWriter { inner: encoder, count: 0 };
-        let backup = src.backup(&staging, &mut counted)?;
+        let backup = src.backup(&ctx, &mut counted)?;
         let raw_size = counted.count;
         let (mut sink, sha256, size) = counted.inner.finish()?.finish();
         sink.flush()?;
@@ -78,18 +79,29 @@ pub async fn take_backup(
 
     let mut upload = BufWriter::with_capacity(store.object_store(), path.clone(), PART_SIZE).with_max_concurrency(2);
     let mut upload_error = None;
-    while let Some(chunk) = rx.recv().await {
-        if let Err(e) = upload.put(chunk).await {
-            upload_error = Some(e);
-            break;
+    // A store that stops answering must not outlive the run's deadline.
+    let uploaded = async {
+        while let Some(chunk) = rx.recv().await {
+            if let Err(e) = upload.put(chunk).await {
+                upload_error = Some(e);
+                break;
+            }
         }
-    }
+    };
+    let cut = tokio::select! {
+        _ = uploaded => false,
+        _ = cancel.cancelled() => true,
+    };
     // Closing the channel makes a still-running producer fail fast.
     drop(rx);
     let produced = producer.await.context("backup thread panicked")?;
+    if cut || cancel.is_cancelled() {
+        upload.abort().await.ok();
+        return Err(anyhow::Error::new(Cancelled).context("the backup was stopped"));
+    }
     if let Some(e) = upload_error {
         upload.abort().await.ok();
-        return Err(store.explain(e, format!("upload of {path} to store `{}` failed", store.name)));
+        return Err(store.annotate(e, format!("upload of {path} to store `{}` failed", store.name)));
     }
     let (backup, sha256, size, raw_size) = match produced {
         Ok(v) => v,
@@ -101,7 +113,7 @@ pub async fn take_backup(
     upload
         .shutdown()
         .await
-        .map_err(|e| store.explain(e, format!("upload of {path} to store `{}` did not complete", store.name)))?;
+        .map_err(|e| store.annotate(e, format!("upload of {path} to store `{}` did not complete", store.name)))?;
     if !backup.skipped.is_empty() {
         tracing::warn!(count = backup.skipped.len(), first = %backup.skipped[0], "special files were not backed up");
     }
@@ -142,15 +154,25 @@ pub async fn restore_backup(
     source: Arc<dyn Source>,
     store: &Store,
     manifest: &Arc<Manifest>,
-    dest: PathBuf,
-    cancel: Cancel,
+    ctx: RunCtx,
 ) -> anyhow::Result<RestoreOutcome> {
+    let cancel = ctx.cancel.clone();
     let opened = Instant::now();
-    let mut stream = store.payload_stream(manifest).await?;
+    let mut stream = tokio::select! {
+        s = store.payload_stream(manifest) => s?,
+        _ = cancel.cancelled() => return Err(anyhow::Error::new(Cancelled).context("the restore was stopped")),
+    };
     let open_wait = opened.elapsed();
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+    let forward_cancel = cancel.clone();
     let forward = tokio::spawn(async move {
-        while let Some(item) = stream.next().await {
+        loop {
+            // On cancel the sender is dropped: the reader ends, and sees the cancel.
+            let item = tokio::select! {
+                item = stream.next() => item,
+                _ = forward_cancel.cancelled() => None,
+            };
+            let Some(item) = item else { break };
             let failed = item.is_err();
             if tx.send(item).await.is_err() || failed {
                 break;
@@ -169,7 +191,7 @@ pub async fn restore_backup(
             let m = unpack_manifest;
             let mut decoded =
                 ChunkReader { rx: drx, current: Bytes::new(), waited: Duration::ZERO, cancel: unpack_cancel, failed: None };
-            let restored = source.restore(&mut decoded, &dest, &m)?;
+            let restored = source.restore(&ctx, &mut decoded, &m)?;
             // Trailing tar padding is part of the payload: read it so the stream ends cleanly.
             io::copy(&mut decoded, &mut io::sink()).context("payload has damaged trailing data")?;
             Ok(restored)
@@ -193,7 +215,7 @@ pub async fn restore_backup(
         let drained = io::copy(&mut HashingReader::new(&mut reader, &mut hasher, &mut count), &mut io::sink());
         let unpacked = unpacker.join().unwrap_or_else(|_| Err(anyhow::anyhow!("restore thread panicked")));
         if cancel.is_cancelled() {
-            bail!("restore cancelled");
+            return Err(anyhow::Error::new(Cancelled).context("the restore was stopped"));
         }
         if let Some(e) = &reader.failed {
             bail!("reading the payload from store `{store_name}` failed: {e}");

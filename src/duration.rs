@@ -42,6 +42,15 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Milliseconds as a record stores them, for people; `-` when not measured.
+pub fn fmt_ms(v: Option<f64>) -> String {
+    match v {
+        Some(ms) if ms.is_finite() && ms >= 0.0 => format_duration(Duration::from_secs_f64(ms / 1000.0)),
+        Some(ms) => format!("{ms:.0}ms"),
+        None => "-".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

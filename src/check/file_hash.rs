@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Check, CheckCtx};
+use super::{Check, CheckCtx, Need};
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::hashing::sha256_file;
 
@@ -42,15 +42,12 @@ impl Check for FileHash {
         format!("sha256 of {}", self.path.display())
     }
 
-    fn fits(&self, source_kind: &str) -> Result<(), String> {
-        match source_kind {
-            "directory" | "sqlite" => Ok(()),
-            other => Err(format!("{KIND} reads restored files, but a `{other}` source restores none")),
-        }
+    fn needs(&self) -> Need {
+        Need::File { path_given: true }
     }
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
-        let file = ctx.resolve(Some(&self.path))?;
+        let file = ctx.file(Some(&self.path))?;
         let (got, size) = sha256_file(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
         if got == self.sha256 {
             Ok(format!("{} sha256 {got} ({size} bytes)", self.path.display()))

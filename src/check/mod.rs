@@ -1,6 +1,17 @@
 //! Proof that a restore works, run against the restored copy in scratch. One file
-//! per kind. The engine retries a failing check until the run's deadline, since a
-//! restored service may need a moment before it answers.
+//! per kind.
+//!
+//! Contract for every kind:
+//! - `needs` says what it needs from the restore ([`Need`]); plan validation
+//!   matches it with what the source's restore yields, so a check never names a
+//!   source kind and a new source fits every check that its restore serves.
+//! - `run` is one attempt: `Ok` carries what was observed, `Err` why it failed.
+//!   It reads only inside the restore ([`CheckCtx::file`] refuses a symlink out
+//!   of it) and stops when the run is cancelled.
+//! - `retries` says whether a failed attempt can turn into a pass by waiting:
+//!   a query against a server that is still starting can, a hash of a static
+//!   file cannot. The engine retries only those, until the run's deadline, so a
+//!   deterministic failure is reported in seconds, not after the whole timeout.
 
 pub mod command;
 pub mod expect;
@@ -12,57 +23,60 @@ pub mod tree_matches_source;
 
 use std::fmt::Debug;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
 
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::cancel::Cancel;
+use crate::cancel::Hook;
+use crate::context::RunCtx;
 use crate::diag::{Diagnostic, KindParser, TomlDoc};
-use crate::source::Source;
+pub use crate::restored::Need;
+use crate::restored::{LiveTree, Restored, Shape};
 
 pub trait Check: Debug + Send + Sync {
     fn kind(&self) -> &'static str;
     fn describe(&self) -> String;
-    /// Whether this check can run against a restore of `source_kind`; the error
-    /// says why not and what to use instead.
-    fn fits(&self, source_kind: &str) -> Result<(), String>;
+    /// What it needs from the restore, matched at validation.
+    fn needs(&self) -> Need;
+    /// Whether a failed attempt may pass later (it waits for something to come up).
+    fn retries(&self) -> bool {
+        false
+    }
     /// One attempt. `Ok` carries what was observed, `Err` why it failed. Blocking.
     fn run(&self, ctx: &CheckCtx) -> Result<String, String>;
 }
 
 pub struct CheckCtx {
-    /// The restored database file or tree root ([`crate::source::Restored::path`]).
-    pub restored: PathBuf,
-    pub scratch: PathBuf,
-    pub run_id: i64,
-    pub source: Arc<dyn Source>,
-    pub deadline: Instant,
-    pub cancel: Cancel,
+    pub run: RunCtx,
+    pub restored: Restored,
+    /// The live folder the restore came from, for comparing checks.
+    pub live: Option<LiveTree>,
 }
 
 impl CheckCtx {
+    /// A file named by a check, inside the restored copy and never through a
+    /// symlink out of it. For a restore that yields one file, `None` means that
+    /// file; a tree needs a path.
+    pub fn file(&self, path: Option<&Path>) -> Result<PathBuf, String> {
+        match (path, self.restored.shape) {
+            (None, Shape::File) => Ok(self.restored.path.clone()),
+            (None, _) => Err("this check needs `path`: the restore is a folder".into()),
+            (Some(p), _) => crate::paths::inside(&self.restored.root, p),
+        }
+    }
+
     /// Opens a restored SQLite database read-only, so a check can never change
-    /// what it is proving.
-    pub fn open_sqlite(&self, path: Option<&Path>) -> Result<rusqlite::Connection, String> {
-        let db = self.resolve(path)?;
+    /// what it is proving. A cancelled run interrupts whatever statement runs.
+    pub fn open_sqlite(&self, path: Option<&Path>) -> Result<(rusqlite::Connection, Hook), String> {
+        let db = self.file(path)?;
         if !db.is_file() {
             return Err(format!("{} does not exist in the restore", db.display()));
         }
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| e.to_string())
-    }
-
-    /// A path named by a check, inside the restored copy. For a single restored
-    /// file (a database) `None` means that file; for a tree it is required.
-    pub fn resolve(&self, path: Option<&Path>) -> Result<PathBuf, String> {
-        match path {
-            None if self.restored.is_file() => Ok(self.restored.clone()),
-            None => Err("this check needs `path`: the restore is a folder".into()),
-            Some(p) if self.restored.is_dir() => Ok(self.restored.join(p)),
-            Some(p) => Ok(self.restored.parent().unwrap_or(&self.restored).join(p)),
-        }
+        let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())?;
+        let interrupt = conn.get_interrupt_handle();
+        let hook = self.run.cancel.on_cancel(move || interrupt.interrupt());
+        Ok((conn, hook))
     }
 }
 
@@ -96,14 +110,4 @@ pub(crate) fn relative_path(doc: &TomlDoc, value: &Spanned<DeValue>, path: Optio
         ));
     }
     Ok(())
-}
-
-/// Checks that read a SQLite file: the source is one, or a folder that holds one.
-pub(crate) fn fits_sqlite_file(kind: &str, source_kind: &str, has_path: bool) -> Result<(), String> {
-    match source_kind {
-        "sqlite" => Ok(()),
-        "directory" if has_path => Ok(()),
-        "directory" => Err(format!("{kind} on a directory source needs `path` to the database file inside it")),
-        other => Err(format!("{kind} reads a SQLite file, but the source is `{other}`")),
-    }
 }

@@ -1,19 +1,18 @@
-//! `kind = "sql-query"`: runs SQL on the restored PostgreSQL database (the
-//! throwaway cluster of a `postgres` source) and compares the first column of
-//! the first row with an expectation, as `sqlite-query` does.
+//! `kind = "sql-query"`: runs SQL on a restored SQL server (the throwaway
+//! cluster of a `postgres` source, ...) and compares the first column of the
+//! first row with an expectation, as `sqlite-query` does.
 //!
-//! It goes through the psql of the tools that restored the cluster (named in
-//! the connection file), so client and server versions always match and no
-//! second PostgreSQL client lives inside drdrill.
+//! It fits any restore that yields a SQL service and goes through that
+//! service's own client (for PostgreSQL, the psql of the tools that restored
+//! the cluster), so client and server versions always match.
 
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
 use super::expect::{Actual, Expectation};
-use super::{Check, CheckCtx};
+use super::{Check, CheckCtx, Need};
 use crate::diag::{Diagnostic, TomlDoc};
-use crate::source::postgres::PgConn;
 
 pub const KIND: &str = "sql-query";
 
@@ -47,21 +46,20 @@ impl Check for SqlQuery {
         format!("{} expect {}", self.sql, self.expect)
     }
 
-    fn fits(&self, source_kind: &str) -> Result<(), String> {
-        match source_kind {
-            crate::source::postgres::KIND => Ok(()),
-            other => Err(format!(
-                "{KIND} queries a restored PostgreSQL database, but the source is `{other}`; use sqlite-query for SQLite"
-            )),
-        }
+    fn needs(&self) -> Need {
+        Need::Sql
+    }
+
+    /// A server that was just started may not answer yet.
+    fn retries(&self) -> bool {
+        true
     }
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
-        let mut conn = PgConn::load(&ctx.restored).map_err(|e| format!("{e:#}"))?;
-        if let Some(db) = &self.database {
-            conn.dbname = db.clone();
-        }
-        let value = conn.query_first(&self.sql, None).map_err(|e| format!("query failed: {e:#}"))?;
+        let sql = ctx.restored.sql.as_ref().ok_or("the restore yields no SQL service")?;
+        let value = sql
+            .query_first(&self.sql, self.database.as_deref(), &ctx.run.cancel)
+            .map_err(|e| format!("query failed: {e:#}"))?;
         let actual = Actual::from_text(value.as_deref());
         let observed = format!("{} -> {actual} (expected {})", self.sql, self.expect);
         if self.expect.matches(&actual) { Ok(observed) } else { Err(observed) }

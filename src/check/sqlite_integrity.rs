@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Check, CheckCtx};
+use super::{Check, CheckCtx, Need};
 use crate::diag::{Diagnostic, TomlDoc};
 
 pub const KIND: &str = "sqlite-integrity";
@@ -36,12 +36,12 @@ impl Check for SqliteIntegrity {
         }
     }
 
-    fn fits(&self, source_kind: &str) -> Result<(), String> {
-        super::fits_sqlite_file(KIND, source_kind, self.path.is_some())
+    fn needs(&self) -> Need {
+        Need::File { path_given: self.path.is_some() }
     }
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
-        let conn = ctx.open_sqlite(self.path.as_deref())?;
+        let (conn, _interrupt) = ctx.open_sqlite(self.path.as_deref())?;
         let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(|e| e.to_string())?;
         let rows: Vec<String> = stmt
             .query_map([], |r| r.get(0))

@@ -9,7 +9,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 pub use super::expect::{Actual, Expectation};
-use super::{Check, CheckCtx};
+use super::{Check, CheckCtx, Need};
 use crate::diag::{Diagnostic, TomlDoc};
 
 pub const KIND: &str = "sqlite-query";
@@ -37,12 +37,12 @@ impl Check for SqliteQuery {
         format!("{} expect {}", self.sql, self.expect)
     }
 
-    fn fits(&self, source_kind: &str) -> Result<(), String> {
-        super::fits_sqlite_file(KIND, source_kind, self.path.is_some())
+    fn needs(&self) -> Need {
+        Need::File { path_given: self.path.is_some() }
     }
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
-        let conn = ctx.open_sqlite(self.path.as_deref())?;
+        let (conn, _interrupt) = ctx.open_sqlite(self.path.as_deref())?;
         let actual = conn
             .query_row(&self.sql, [], |row| {
                 Ok(match row.get_ref(0)? {

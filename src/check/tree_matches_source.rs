@@ -11,10 +11,10 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Check, CheckCtx};
+use super::{Check, CheckCtx, Need};
+use crate::cancel::Cancel;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::hashing::sha256_file;
-use crate::source::directory::CANARY_FILE;
 
 pub const KIND: &str = "tree-matches-source";
 
@@ -44,12 +44,15 @@ fn fingerprint(path: &Path) -> std::io::Result<String> {
     })
 }
 
-fn snapshot(root: &Path) -> Result<BTreeMap<String, String>, String> {
+fn snapshot(root: &Path, ignore: &[String], cancel: &Cancel) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
+        if cancel.is_cancelled() {
+            return Err("cancelled".into());
+        }
         let item = item.map_err(|e| format!("cannot walk {}: {e}", root.display()))?;
         let rel = item.path().strip_prefix(root).expect("below root").to_string_lossy().into_owned();
-        if rel == CANARY_FILE || rel == format!("{CANARY_FILE}.tmp") {
+        if ignore.contains(&rel) {
             continue;
         }
         let fp = fingerprint(item.path()).map_err(|e| format!("cannot read {}: {e}", item.path().display()))?;
@@ -67,18 +70,15 @@ impl Check for TreeMatchesSource {
         "restored tree equals the live folder".into()
     }
 
-    fn fits(&self, source_kind: &str) -> Result<(), String> {
-        if source_kind == "directory" {
-            Ok(())
-        } else {
-            Err(format!("{KIND} compares folders, but the source is `{source_kind}`; use sqlite-query or file-hash"))
-        }
+    fn needs(&self) -> Need {
+        Need::TreeAndLive
     }
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
-        let live = ctx.source.live_path().ok_or("the source has no live folder to compare with")?;
-        let want = snapshot(live)?;
-        let got = snapshot(&ctx.restored)?;
+        let live = ctx.live.as_ref().ok_or("the source has no live folder to compare with")?;
+        let want = snapshot(&live.path, &live.ignore, &ctx.run.cancel)?;
+        let got = snapshot(&ctx.restored.path, &live.ignore, &ctx.run.cancel)?;
+        let live = &live.path;
         let mut diffs = Vec::new();
         for (path, fp) in &want {
             match got.get(path) {

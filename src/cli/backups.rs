@@ -16,7 +16,7 @@ fn pick_store(config: &Config, plan: Option<&str>, store: Option<&str>) -> anyho
     let name = match (store, plan) {
         (Some(s), _) => s.to_string(),
         (None, Some(p)) => {
-            let path = drdrill::plan::resolve(p, config)?;
+            let path = drdrill::plan::find(p, config)?;
             let plan = drdrill::plan::Plan::load(&path, config).map_err(|d| anyhow::anyhow!("{d}"))?;
             plan.store_name().to_string()
         }
@@ -35,7 +35,7 @@ fn pick_store(config: &Config, plan: Option<&str>, store: Option<&str>) -> anyho
 /// The plan's folder name in the store (its `name`, which may differ from the file).
 fn plan_name(config: &Config, plan: Option<&str>) -> anyhow::Result<Option<String>> {
     let Some(p) = plan else { return Ok(None) };
-    match drdrill::plan::resolve(p, config) {
+    match drdrill::plan::find(p, config) {
         Ok(path) => match drdrill::plan::Plan::load(&path, config) {
             Ok(plan) => Ok(Some(plan.name)),
             Err(d) => Err(anyhow::anyhow!("{d}")),

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use drdrill::config::Config;
-use drdrill::engine::report::fmt_ms;
+use drdrill::duration::fmt_ms;
 
 use super::{EXIT_BAD_INPUT, EXIT_PASSED};
 

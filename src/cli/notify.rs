@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use drdrill::alert::{self as notify, NotifyConfig};
 use drdrill::config::Config;
-use drdrill::notify::{self, NotifyConfig};
 
 use super::history::open_db;
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED};

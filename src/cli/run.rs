@@ -13,11 +13,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use drdrill::cancel::Cancel;
 use drdrill::config::Config;
 use drdrill::db::{Db, GateRecord, PhaseRecord, RunNote};
+use drdrill::duration::fmt_ms;
 use drdrill::duration::format_duration;
-use drdrill::engine::report::fmt_ms;
 use drdrill::engine::{Approval, Engine, Gates, Observer, RunOptions};
-use drdrill::failure::guard::{Guard, Refused};
-use drdrill::plan::Plan;
+use drdrill::failure::{Guard, Refused};
+use drdrill::plan::timeline::{self, Step};
+use drdrill::plan::{BackupMode, Plan};
 
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED};
 
@@ -93,7 +94,7 @@ impl Observer for Live {
 }
 
 pub fn load_plan(arg: &str, config: &Config) -> Result<Plan, u8> {
-    let path = match drdrill::plan::resolve(arg, config) {
+    let path = match drdrill::plan::find(arg, config) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -123,7 +124,7 @@ pub async fn cmd_run(
         return Ok(if refused { EXIT_BAD_INPUT } else { EXIT_PASSED });
     }
     // Refused before even the results database is opened: nothing happens.
-    if let Err(refused) = Guard::new(&config).check_plan(&plan) {
+    if let Err(refused) = plan.guard_check(&Guard::new(&config)) {
         return Ok(report_refusal(&refused, arg));
     }
     let engine = Engine::open(config)?;
@@ -141,8 +142,7 @@ pub async fn cmd_run(
         phases: !json,
         bar: OnceLock::new(),
         tty: std::io::stderr().is_terminal(),
-        // prepare, backup, failure, restore, verify, rollback, cleanup, and the gates.
-        steps: 7 + plan.pause_before.len() as u64,
+        steps: timeline::steps(&plan).len() as u64,
         run_id,
     };
     let result = engine.run(&plan, opts, &live).await;
@@ -164,7 +164,7 @@ pub async fn cmd_run(
         }
     };
     // The run is recorded; mail goes out only now, bounded and never changing the result.
-    drdrill::notify::after_run(engine.config.notify.as_ref(), &engine.db, &report).await;
+    drdrill::alert::after_run(engine.config.notify.as_ref(), &engine.db, &report).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -242,73 +242,85 @@ fn operator_console(db: Arc<Db>, gates: Gates, abort: Cancel, run_id: Arc<OnceLo
 }
 
 /// The whole timeline, what each failure touches and the rule that allows or
-/// refuses it. Reads only; returns whether the guard would refuse the run.
+/// refuses it, one line per step of the timeline the engine runs. Reads only;
+/// returns whether the guard would refuse the run.
 fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
     let store = config.stores.get(plan.store_name()).map(|s| s.describe()).unwrap_or_default();
-    let gate = |phase: &str| {
-        if plan.pause_before.iter().any(|g| g == phase) {
-            format!("  gate     wait for approval before {phase} (Enter at the terminal, or the daemon's API)\n")
-        } else {
-            String::new()
-        }
-    };
+    let decisions = plan.guard_decisions(&Guard::new(config));
     let mut out = format!("dry run of drill {} ({}): nothing is touched\n", plan.name, plan.file.display());
-    out += &format!(
-        "  prepare  check {} is readable; open store `{}` ({store})\n",
-        plan.source.describe(),
-        plan.store_name()
-    );
-    if let Some(p) = &plan.probe {
-        out += &format!("           start a canary writing a marker into the source every {}\n", p.interval);
-    }
-    out += &gate("backup");
-    out += &match plan.backup.mode {
-        drdrill::plan::BackupMode::Fresh => format!(
-            "  backup   take a fresh backup into store `{}` (zstd level {})\n",
-            plan.store_name(),
-            plan.backup.compression_level
-        ),
-        drdrill::plan::BackupMode::Latest => {
-            format!("  backup   pick the newest complete backup of `{}` in store `{}`\n", plan.name, plan.store_name())
-        }
-    };
-    out += &gate("failure");
-    let decisions = Guard::new(config).decide_plan(plan);
-    for (i, f) in plan.failures.iter().enumerate() {
-        out += &format!("  failure  #{} {}: {}\n", i + 1, f.kind(), f.describe());
-        for d in decisions.iter().filter(|d| d.failure == i + 1) {
-            let verdict = if d.allowed { "allowed" } else { "REFUSED" };
-            let what = match (&d.target, &d.resolved) {
-                (Some(t), Some(r)) => format!("{t} (= {r})"),
-                (Some(t), None) => t.to_string(),
-                (None, _) => "nothing outside scratch".into(),
-            };
-            out += &format!("           touches {what}: {verdict}: {}\n", d.rule);
-        }
-    }
-    out += &gate("restore");
-    out += &format!("  restore  into {}/run-<id>/restore, verifying every checksum\n", config.scratch.display());
-    out += &gate("verify");
-    for c in &plan.checks {
-        out += &format!("  verify   {}: {}\n", c.kind(), c.describe());
-    }
-    out += &format!(
-        "  targets  RTO {}, RPO {}; the whole run times out after {}\n",
-        plan.targets.rto,
-        plan.targets.rpo,
-        format_duration(plan.timeout)
-    );
-    out += "  cleanup  roll back failures in reverse order, stop what the restore started, remove the scratch folder\n";
-    let r = plan.backup.retention();
-    if r.is_set() {
-        let mut rules = Vec::new();
-        if let Some(n) = r.keep_last {
-            rules.push(format!("keep the last {n}"));
-        }
-        if let Some(age) = r.max_age {
-            rules.push(format!("delete older than {}", format_duration(age)));
-        }
-        out += &format!("  retain   if the drill passed: {} (never the newest complete backup)\n", rules.join(", "));
+    for step in timeline::steps(plan) {
+        out += &match step {
+            Step::Prepare => {
+                let mut t = format!(
+                    "  prepare  check {} is readable; open store `{}` ({store})\n",
+                    plan.source.describe(),
+                    plan.store_name()
+                );
+                if let Some(p) = &plan.probe {
+                    t += &format!("           start a canary writing a marker into the source every {}\n", p.interval);
+                }
+                t
+            }
+            Step::Gate(g) => format!(
+                "  gate     wait for approval before {} (Enter at the terminal, or the daemon's API)\n",
+                g.name()
+            ),
+            Step::Backup => match plan.backup.mode {
+                BackupMode::Fresh => format!(
+                    "  backup   take a fresh backup into store `{}` (zstd level {})\n",
+                    plan.store_name(),
+                    plan.backup.compression_level
+                ),
+                BackupMode::Latest => format!(
+                    "  backup   pick the newest complete backup of `{}` in store `{}`\n",
+                    plan.name,
+                    plan.store_name()
+                ),
+            },
+            Step::Failure => {
+                let mut t = String::new();
+                for (i, f) in plan.failures.iter().enumerate() {
+                    t += &format!("  failure  #{} {}: {}\n", i + 1, f.kind(), f.describe());
+                    for d in decisions.iter().filter(|d| d.failure == i + 1) {
+                        let verdict = if d.allowed { "allowed" } else { "REFUSED" };
+                        let what = match (&d.target, &d.resolved) {
+                            (Some(t), Some(r)) => format!("{t} (= {r})"),
+                            (Some(t), None) => t.to_string(),
+                            (None, _) => "nothing outside scratch".into(),
+                        };
+                        t += &format!("           touches {what}: {verdict}: {}\n", d.rule);
+                    }
+                }
+                t
+            }
+            Step::Restore => {
+                format!("  restore  into {}/run-<id>/restore, verifying every checksum\n", config.scratch.display())
+            }
+            Step::Verify => {
+                let mut t: String =
+                    plan.checks.iter().map(|c| format!("  verify   {}: {}\n", c.kind(), c.describe())).collect();
+                t += &format!(
+                    "  targets  RTO {}, RPO {}; the whole run times out after {}\n",
+                    plan.targets.rto,
+                    plan.targets.rpo,
+                    format_duration(plan.timeout)
+                );
+                t
+            }
+            Step::Rollback => "  rollback undo every injected failure in reverse order\n".to_string(),
+            Step::Cleanup => "  cleanup  stop what the restore started, remove the scratch folder\n".to_string(),
+            Step::Retention => {
+                let r = plan.backup.retention();
+                let mut rules = Vec::new();
+                if let Some(n) = r.keep_last {
+                    rules.push(format!("keep the last {n}"));
+                }
+                if let Some(age) = r.max_age {
+                    rules.push(format!("delete older than {}", format_duration(age)));
+                }
+                format!("  retain   if the drill passed: {} (never the newest complete backup)\n", rules.join(", "))
+            }
+        };
     }
     let refused = decisions.iter().any(|d| !d.allowed);
     if refused {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use drdrill::config::Config;
-use drdrill::engine::report::fmt_ms;
+use drdrill::duration::fmt_ms;
 use serde_json::Value;
 
 use super::client::Client;

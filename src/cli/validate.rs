@@ -31,7 +31,7 @@ pub fn cmd_validate(config: &Config, paths: Vec<PathBuf>) -> anyhow::Result<u8> 
                 println!("ok {} ({})", path.display(), p.name);
                 // A warning, not an error: the allowlist is the host's config, and
                 // the plan may be meant for another host.
-                if let Err(refused) = drdrill::failure::guard::Guard::new(config).check_plan(&p) {
+                if let Err(refused) = p.guard_check(&drdrill::failure::Guard::new(config)) {
                     println!("   warning: with this config, {}", refused.to_string().replace('\n', "\n   "));
                 }
                 if let Some(s) = &p.schedule {

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::plans::PlanError;
-use super::quarantine::Leftover;
-use super::{AbortError, ActiveRun, Daemon, Refused, RunEvent, StartError};
+use super::{AbortError, ActiveRun, Daemon, Declined, RunEvent, StartError};
 use crate::db::RunSummary;
 use crate::engine::{Approval, GateError};
+use crate::quarantine::Leftover;
 
 type Shared = Arc<Daemon>;
 
@@ -72,7 +72,7 @@ fn authorize(daemon: &Daemon, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Quarantine folders that crashed runs left holding live data.
 fn leftovers(d: &Daemon) -> Vec<Leftover> {
-    super::quarantine::find(d.engine.scratch.path(), |id| d.plan_of(id).is_some())
+    crate::quarantine::find(d.engine.scratch.path(), |id| d.plan_of(id).is_some())
 }
 
 async fn healthz(State(d): State<Shared>) -> impl IntoResponse {
@@ -201,14 +201,16 @@ async fn trigger(State(d): State<Shared>, headers: HeaderMap, Path(name): Path<S
     };
     let started = match d.start(plan, "api") {
         Ok(rx) => rx,
-        Err(Refused::Stopping) => return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, Refused::Stopping.to_string())),
+        Err(Declined::Stopping) => {
+            return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, Declined::Stopping.to_string()));
+        }
         Err(busy) => return Err(ApiError(StatusCode::CONFLICT, format!("plan `{name}` not started: {busy}"))),
     };
     tracing::info!(plan = %name, "game-day run requested through the API");
     match started.await {
         Ok(Ok(run_id)) => Ok((StatusCode::ACCEPTED, Json(json!({ "plan": name, "run_id": run_id }))).into_response()),
         // The config forbids it: the caller's to fix, not a server fault.
-        Ok(Err(StartError::Refused(why))) => Err(ApiError(StatusCode::FORBIDDEN, why)),
+        Ok(Err(StartError::Guard(why))) => Err(ApiError(StatusCode::FORBIDDEN, why)),
         Ok(Err(StartError::NotStarted(why))) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, why)),
         Err(_) => {
             Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "the daemon stopped before the run could start".into()))

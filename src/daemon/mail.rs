@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::Daemon;
-use crate::notify::{self, NotifyConfig};
+use crate::alert::{self as notify, NotifyConfig};
 
 /// How often queued mail is retried when nothing else wakes the worker.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(60);

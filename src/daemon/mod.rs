@@ -9,11 +9,10 @@ pub mod api;
 mod lock;
 pub mod mail;
 pub mod metrics;
-pub mod notify;
 pub mod plans;
-pub mod quarantine;
 pub mod scheduler;
 pub mod signals;
+pub mod systemd;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -31,7 +30,8 @@ use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::db::{GateRecord, NewRun, PhaseRecord};
 use crate::duration::format_duration;
-use crate::engine::{Engine, Gates, Observer, RunOptions, hostname};
+use crate::engine::{Engine, Gates, Observer, RunOptions};
+use crate::net::hostname;
 use crate::plan::Plan;
 use plans::PlanSet;
 
@@ -65,17 +65,17 @@ pub enum RunEvent {
 
 /// Why a run was not started.
 #[derive(Debug)]
-pub enum Refused {
+pub enum Declined {
     Stopping,
     /// The plan's previous run is still active.
     Busy(ActiveRun),
 }
 
-impl std::fmt::Display for Refused {
+impl std::fmt::Display for Declined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refused::Stopping => f.write_str("the daemon is stopping and starts no new runs"),
-            Refused::Busy(a) => match a.run_id {
+            Declined::Stopping => f.write_str("the daemon is stopping and starts no new runs"),
+            Declined::Busy(a) => match a.run_id {
                 Some(id) => write!(f, "the previous run {id} (started {}) is still running", a.since.to_rfc3339()),
                 None => {
                     write!(f, "the previous run (queued since {}) is still waiting for a slot", a.since.to_rfc3339())
@@ -109,7 +109,7 @@ pub type Started = Result<i64, StartError>;
 #[derive(Debug, Clone)]
 pub enum StartError {
     /// The blast-radius guard refused the plan; nothing was touched.
-    Refused(String),
+    Guard(String),
     /// It never got a concurrency slot (the daemon is stopping), or could not be recorded.
     NotStarted(String),
 }
@@ -153,7 +153,7 @@ impl Daemon {
 
     /// Re-reads the plans folder. Broken plans keep their previous version.
     pub fn reload(&self) -> PlanSet {
-        notify::reloading();
+        systemd::reloading();
         let tz = self.config.daemon.timezone.0;
         // Held while loading: the scheduler must not advance a due time that
         // this reload would then overwrite with the old one (a double firing).
@@ -169,7 +169,7 @@ impl Daemon {
             summary
         };
         self.wake.notify_one();
-        notify::ready();
+        systemd::ready();
         self.publish_status();
         summary
     }
@@ -177,15 +177,15 @@ impl Daemon {
     /// Starts `plan` now, unless the daemon is stopping or the plan's previous run is
     /// still active. The receiver gets the run id once the run is recorded (after a
     /// concurrency slot is free); it is dropped if the run never starts.
-    pub fn start(self: &Arc<Self>, plan: Arc<Plan>, trigger: &str) -> Result<oneshot::Receiver<Started>, Refused> {
+    pub fn start(self: &Arc<Self>, plan: Arc<Plan>, trigger: &str) -> Result<oneshot::Receiver<Started>, Declined> {
         if self.is_stopping() {
-            return Err(Refused::Stopping);
+            return Err(Declined::Stopping);
         }
         let abort = Cancel::new();
         {
             let mut active = self.active();
             if let Some(a) = active.get(&plan.name) {
-                return Err(Refused::Busy(a.clone()));
+                return Err(Declined::Busy(a.clone()));
             }
             active.insert(
                 plan.name.clone(),
@@ -213,7 +213,7 @@ impl Daemon {
         let name = plan.name.clone();
         let permit = tokio::select! {
             p = self.slots.clone().acquire_owned() => p.ok(),
-            _ = cancelled(&abort) => None,
+            _ = abort.cancelled() => None,
         };
         // Stopping means no new runs, even if a slot freed up during the grace period.
         if permit.is_none() || self.is_stopping() {
@@ -250,11 +250,11 @@ impl Daemon {
                 // Only queued here; the mail worker delivers, so a slow or dead
                 // mail server never holds this slot or the next scheduled run.
                 if let Some(config) = &self.config.notify {
-                    crate::notify::queue_alert(config, &self.engine.db, &report);
+                    crate::alert::queue_alert(config, &self.engine.db, &report);
                     self.mail.notify_one();
                 }
             }
-            Err(e) => match e.downcast_ref::<crate::failure::guard::Refused>() {
+            Err(e) => match e.downcast_ref::<crate::failure::Refused>() {
                 // Not an internal error: the config's [safety] says no, and nothing was touched.
                 Some(refused) => {
                     let why = refused.to_string();
@@ -264,7 +264,7 @@ impl Daemon {
                         self.skip(&plan, &trigger, &why);
                     }
                     if let Some(tx) = started {
-                        let _ = tx.send(Err(StartError::Refused(why)));
+                        let _ = tx.send(Err(StartError::Guard(why)));
                     }
                 }
                 None => {
@@ -346,7 +346,7 @@ impl Daemon {
     }
 
     pub fn publish_status(&self) {
-        notify::status(&self.status_line());
+        systemd::status(&self.status_line());
     }
 
     /// Stops starting runs, lets active ones finish within the grace period, then
@@ -356,7 +356,7 @@ impl Daemon {
         self.wake.notify_one();
         let grace = self.config.daemon.grace_period.0;
         tracing::info!("{signal}: starting no new runs; active runs have {} to finish", format_duration(grace));
-        notify::stopping(&self.status_line());
+        systemd::stopping(&self.status_line());
         let deadline = tokio::time::Instant::now() + grace;
         let mut reason = format!("daemon stopping on {signal}; the grace period of {} ran out", format_duration(grace));
         while !self.active().is_empty() && tokio::time::Instant::now() < deadline {
@@ -376,12 +376,6 @@ impl Daemon {
         while !self.active().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-async fn cancelled(c: &Cancel) {
-    while !c.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -471,7 +465,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         tracing::warn!(folders = ?swept, "removed scratch folders left by a previous daemon");
     }
     // Live data that a crashed destructive run moved aside: never removed, only told.
-    for q in quarantine::find(engine.scratch.path(), |_| false) {
+    for q in crate::quarantine::find(engine.scratch.path(), |_| false) {
         tracing::error!("{}", q.message());
     }
 
@@ -509,14 +503,14 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     scheduler::catch_up(&daemon);
     let scheduler = tokio::spawn(scheduler::run(daemon.clone()));
     let mailer = config.notify.clone().map(|n| tokio::spawn(mail::run(daemon.clone(), n)));
-    let watchdog = notify::spawn_watchdog();
+    let watchdog = systemd::spawn_watchdog();
     tracing::info!(
         "daemon ready: API on http://{listen}, {} plan(s), concurrency {}, schedules in {}",
         daemon.plans().plans.len(),
         config.daemon.concurrency,
         tz
     );
-    notify::ready();
+    systemd::ready();
     daemon.publish_status();
 
     let signal = loop {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::plans::next_due;
-use super::{Daemon, Refused};
+use super::{Daemon, Declined};
 use crate::plan::MissedPolicy;
 
 /// The longest the loop sleeps without looking again, so a jump of the wall
@@ -82,8 +82,8 @@ pub async fn run(daemon: Arc<Daemon>) {
         for plan in due {
             match daemon.start(plan.clone(), "schedule") {
                 Ok(_) => {}
-                Err(Refused::Stopping) => return,
-                Err(busy @ Refused::Busy(_)) => daemon.skip(&plan, "schedule", &format!("not started: {busy}")),
+                Err(Declined::Stopping) => return,
+                Err(busy @ Declined::Busy(_)) => daemon.skip(&plan, "schedule", &format!("not started: {busy}")),
             }
         }
         let next = daemon.plans().next_due();

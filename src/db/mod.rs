@@ -16,6 +16,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+pub use crate::record::{CheckRecord, GateRecord, Measurement, PhaseRecord, RunNote};
+
 pub struct Db {
     conn: Mutex<Connection>,
 }
@@ -41,37 +43,6 @@ pub struct NewRun<'a> {
     pub started_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PhaseRecord {
-    pub name: String,
-    pub started_at: DateTime<Utc>,
-    pub duration_ms: f64,
-    /// `ok`, `failed` or `skipped`.
-    pub status: String,
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CheckRecord {
-    pub kind: String,
-    pub description: String,
-    pub passed: bool,
-    pub attempts: u32,
-    pub duration_ms: f64,
-    pub output: String,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Measurement {
-    /// `rto`, `rpo`, or a share of RTO: `fetch`, `restore`, `verify`.
-    pub name: String,
-    pub value_ms: Option<f64>,
-    pub target_ms: Option<f64>,
-    /// How it was measured (`monotonic`, `canary`, `consistency-point`, ...).
-    pub method: String,
-    pub met: Option<bool>,
-}
-
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct RunEnd {
     pub status: String,
@@ -83,28 +54,6 @@ pub struct RunEnd {
     pub backup_id: Option<String>,
     pub backup_sha256: Option<String>,
     pub backup_created_at: Option<DateTime<Utc>>,
-}
-
-/// A timestamped remark by an operator during a run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RunNote {
-    pub at: DateTime<Utc>,
-    pub author: String,
-    pub text: String,
-}
-
-/// Who or what let a run past an approval gate, and when.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct GateRecord {
-    /// The phase the run paused before.
-    pub gate: String,
-    pub waiting_since: DateTime<Utc>,
-    pub decided_at: DateTime<Utc>,
-    /// `approved`, or `aborted` when the run stopped while waiting.
-    pub outcome: String,
-    /// `terminal (user alice)`, `api (token ...)`, `abort`, ...
-    pub decided_by: String,
-    pub note: Option<String>,
 }
 
 /// One line of `drdrill history`.

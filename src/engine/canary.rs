@@ -1,18 +1,18 @@
 //! Writes canary markers into the live source at an interval until T_fail.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use crate::cancel::Cancel;
 use crate::source::Canary;
 
 /// Dropping the writer stops it too, so no error path can leave a thread
 /// writing markers into a production database.
 pub struct CanaryWriter {
-    stop: Arc<AtomicBool>,
+    stop: Cancel,
     handle: Option<JoinHandle<CanaryLog>>,
 }
 
@@ -29,18 +29,15 @@ impl CanaryWriter {
     pub fn start(canary: Arc<dyn Canary>, interval: Duration) -> anyhow::Result<CanaryWriter> {
         let first = Utc::now();
         canary.write_marker(first).map_err(|e| e.context("the canary probe cannot write its first marker"))?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Cancel::new();
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut log = CanaryLog { written: 1, last: Some(first), last_error: None };
             let mut next = Instant::now() + interval;
             loop {
-                // Short naps so stop() returns promptly at T_fail.
-                while Instant::now() < next {
-                    if flag.load(Ordering::SeqCst) {
-                        return log;
-                    }
-                    std::thread::sleep(Duration::from_millis(5).min(interval));
+                // Wakes at once on stop(), so no marker follows T_fail.
+                if flag.sleep(next.saturating_duration_since(Instant::now())) {
+                    return log;
                 }
                 next += interval;
                 let at = Utc::now();
@@ -58,14 +55,14 @@ impl CanaryWriter {
 
     /// Stops writing; no marker is written after this returns.
     pub fn stop(mut self) -> CanaryLog {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.cancel();
         self.handle.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default()
     }
 }
 
 impl Drop for CanaryWriter {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.cancel();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -110,17 +109,14 @@ impl Gates {
         mut rx: oneshot::Receiver<Approval>,
         cancel: &Cancel,
     ) -> Option<Approval> {
-        loop {
-            tokio::select! {
-                got = &mut rx => return got.ok(),
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    if cancel.is_cancelled() {
-                        self.lock().remove(&run_id);
-                        // An approval may have slipped in between; the abort wins.
-                        return None;
-                    }
-                }
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                self.lock().remove(&run_id);
+                // An approval may have slipped in between; the abort wins.
+                None
             }
+            got = &mut rx => got.ok(),
         }
     }
 }
@@ -128,6 +124,8 @@ impl Gates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_gate_waits_until_approved_and_refuses_the_wrong_gate() {

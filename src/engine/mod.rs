@@ -1,6 +1,9 @@
 //! Runs one plan end to end and measures it. Knows nothing about SQL, tar or
 //! HTTP: sources, stores, failures and checks do the work behind their traits.
 //!
+//! The steps come from [`crate::plan::timeline`], the one list `--dry-run` and
+//! the progress bar read too:
+//!
 //! ```text
 //! prepare -> backup -> failure (T_fail) -> restore -> verify (T_ok) -> record -> rollback + cleanup
 //! ```
@@ -8,10 +11,14 @@
 //! RTO = T_ok - T_fail on the monotonic clock. RPO = T_fail - the newest data the
 //! restored copy really holds (a canary marker, else the backup's consistency
 //! point). A run passes only if every check passed and both were measured and met.
+//!
+//! One [`Cancel`] per run stops every step within about a second: the deadline
+//! and an abort set it; async work awaits it, blocking work checks it, processes
+//! are killed as a group by it. Rollback and cleanup run afterwards with a token
+//! and a time budget of their own, so they are neither cut short nor endless.
 
 mod canary;
 pub mod gates;
-pub mod report;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,21 +27,30 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 
-use crate::backup::{BackupOptions, restore_backup, take_backup};
+use crate::backoff::Backoff;
+use crate::backup::{BackupOptions, RestoreOutcome, restore_backup, take_backup};
 use crate::cancel::Cancel;
 use crate::check::CheckCtx;
+use crate::clock::Started;
 use crate::config::Config;
-use crate::db::{CheckRecord, Db, GateRecord, Measurement, NewRun, PhaseRecord, RunEnd, RunNote, ms};
-use crate::duration::format_duration;
-use crate::failure::guard::{Guard, Refused};
-use crate::failure::{Failure, FailureCtx};
+use crate::context::RunCtx;
+use crate::db::{Db, NewRun, RunEnd, ms};
+use crate::duration::{fmt_ms, format_duration};
+use crate::errors::explain;
+use crate::failure::{FailureCtx, Guard, Refused, UndoLog};
+use crate::net::hostname;
+use crate::plan::timeline::{self, Gated, Step};
 use crate::plan::{BackupMode, Plan};
+use crate::quarantine::Quarantine;
+use crate::record::{CheckRecord, GateRecord, Measurement, PhaseRecord, RunNote, RunReport, Status};
 use crate::scratch::{RunScratch, ScratchRoot};
-use crate::source::Restored;
 use crate::store::{Manifest, Store};
-use canary::CanaryWriter;
+use canary::{CanaryLog, CanaryWriter};
 pub use gates::{Approval, GateError, Gates, PendingGate};
-pub use report::{RunReport, Status};
+
+/// Longest time rollback and cleanup each get once the run is over (or the
+/// plan's timeout, when shorter): a hanging rollback must not hang the daemon.
+const AFTERWARDS_MAX: Duration = Duration::from_secs(600);
 
 /// Sees a run as it goes: the CLI prints it, the daemon publishes it. Every
 /// method has a no-op default, so an observer implements only what it shows.
@@ -112,7 +128,7 @@ impl Engine {
     /// then nothing was touched and no run was recorded).
     pub async fn run(&self, plan: &Plan, opts: RunOptions, observer: &dyn Observer) -> anyhow::Result<RunReport> {
         let guard = Arc::new(self.guard());
-        guard.check_plan(plan).map_err(anyhow::Error::new::<Refused>)?;
+        plan.guard_check(&guard).map_err(anyhow::Error::new::<Refused>)?;
         let run_id = self.db.start_run(&NewRun {
             plan: &plan.name,
             plan_file: &plan.file.to_string_lossy(),
@@ -127,27 +143,36 @@ impl Engine {
         }
         observer.run_started(run_id, plan);
 
-        // One flag stops every blocking loop, whether the deadline passed or a
-        // person aborted; `timed_out` tells the two apart for the record.
+        // One token stops every step, whether the deadline passed or a person
+        // aborted; `timed_out` tells the two apart for the record.
         let cancel = opts.abort.clone();
         let timed_out = Arc::new(AtomicBool::new(false));
-        let deadline = Instant::now() + plan.timeout;
+        let deadline = far(Instant::now(), plan.timeout);
         let timer = {
             let (cancel, timed_out) = (cancel.clone(), timed_out.clone());
+            let timeout = plan.timeout;
             tokio::spawn(async move {
                 tokio::time::sleep_until(deadline.into()).await;
                 timed_out.store(true, Ordering::SeqCst);
-                cancel.cancel();
+                cancel.cancel_because(&format!("the run reached its deadline: timeout {}", format_duration(timeout)));
             })
         };
 
+        let scratch = self.scratch.create_run(run_id);
+        let ctx = RunCtx {
+            run_id,
+            run_dir: scratch.as_ref().map(|s| s.path().to_path_buf()).unwrap_or_default(),
+            deadline,
+            cancel: cancel.clone(),
+            pass_env: Arc::new(plan.env.clone()),
+            groups: Default::default(),
+        };
         let mut run = RunState {
             engine: self,
             plan,
             run_id,
             observer,
-            cancel: cancel.clone(),
-            deadline,
+            ctx,
             phases: Vec::new(),
             checks: Vec::new(),
             measurements: Vec::new(),
@@ -156,70 +181,56 @@ impl Engine {
                 store: Some(plan.store_name().into()),
                 ..Default::default()
             },
-            injected: Vec::new(),
+            undo: Arc::new(UndoLog::new(Quarantine::new(self.scratch.path(), run_id))),
             guard,
             gates: opts.gates.clone(),
             gate_wait_after_fail: Duration::ZERO,
             timed_out: timed_out.clone(),
+            store: None,
+            canary: None,
+            canary_log: None,
+            manifest: None,
+            t_fail: None,
+            restored: None,
         };
 
-        let scratch = self.scratch.create_run(run_id);
+        let steps = timeline::steps(plan);
         let outcome = match &scratch {
-            Ok(s) => run.execute(s).await,
+            Ok(s) => run.execute(&steps, s).await,
             Err(e) => Err(anyhow!("{e:#}")),
         };
+        // No marker may be written after the run stopped, whatever stopped it.
+        if let Some(w) = run.canary.take() {
+            run.canary_log.get_or_insert(w.stop());
+        }
         timer.abort();
 
         // Rollbacks and cleanup run whatever happened above.
         let mut problems = Vec::new();
-        if let Ok(s) = &scratch
-            && let Err(e) = run.rollback(s).await
+        if scratch.is_ok()
+            && let Err(e) = run.rollback().await
         {
             problems.push(format!("rollback failed: {e:#}"));
         }
-        let cleanup_started = (Instant::now(), Utc::now());
-        let cleaned = match scratch {
-            Ok(s) => {
-                // Whatever the restore started (a throwaway server) stops before its
-                // folder goes; the folder is removed even if stopping failed.
-                let (src, dir) = (plan.source.clone(), s.path().to_path_buf());
-                let stopped = blocking(move || src.cleanup(&dir)).await;
-                let removed = s.cleanup().map(|_| "scratch removed".to_string());
-                match (stopped, removed) {
-                    (Ok(Some(what)), Ok(d)) => Ok(format!("{what}; {d}")),
-                    (Ok(None), r) => r,
-                    (Err(e), _) => Err(e.context("cannot stop what the restore started")),
-                    (Ok(_), Err(e)) => Err(e),
-                }
-            }
-            Err(_) => Ok("no scratch to remove".into()),
-        };
-        match cleaned {
-            Ok(detail) => run.record("cleanup", cleanup_started, true, detail),
-            Err(e) => {
-                let msg = format!("{e:#}");
-                run.record("cleanup", cleanup_started, false, msg.clone());
-                problems.push(msg);
-            }
+        if let Err(e) = run.cleanup(scratch).await {
+            problems.push(e);
         }
 
         // An abort during verify makes the checks fail instead of erroring out;
         // it is still an abort, not a drill that failed its checks. (A timeout
         // there stays a failure whose reason names the check cut off.)
+        let aborted = cancel.is_cancelled() && !timed_out.load(Ordering::SeqCst);
         let outcome = match outcome {
-            Ok(()) if cancel.is_cancelled() && !timed_out.load(Ordering::SeqCst) => {
-                Err(anyhow!("cancelled while the checks ran"))
-            }
+            Ok(()) if aborted => Err(anyhow!("cancelled while the checks ran")),
             o => o,
         };
         let (status, reason) = match outcome {
             Ok(()) => run.verdict(problems),
             Err(e) => {
-                let aborted = cancel.is_cancelled() && !timed_out.load(Ordering::SeqCst);
                 let reason = if timed_out.load(Ordering::SeqCst) {
                     format!("run exceeded its timeout of {}: {}", format_duration(plan.timeout), explain(&e))
                 } else if aborted {
-                    match cancel.reason() {
+                    match cancel.reason().filter(|r| r != "cancelled") {
                         Some(why) => format!("aborted ({why}): {}", explain(&e)),
                         None => format!("aborted: {}", explain(&e)),
                     }
@@ -229,7 +240,7 @@ impl Engine {
                 (if aborted { Status::Aborted } else { Status::Failed }, Some(reason))
             }
         };
-        if status == Status::Passed && plan.backup.retention().is_set() {
+        if status == Status::Passed && steps.contains(&Step::Retention) {
             run.apply_retention().await;
         }
         run.end.status = status.as_str().into();
@@ -249,35 +260,48 @@ impl Engine {
     }
 }
 
+/// `now + d`, or a time far enough that nobody waits for it when `d` would overflow.
+fn far(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(10 * 365 * 86400))).unwrap_or(now)
+}
+
 struct RunState<'a> {
     engine: &'a Engine,
     plan: &'a Plan,
     run_id: i64,
     observer: &'a dyn Observer,
-    cancel: Cancel,
-    deadline: Instant,
+    ctx: RunCtx,
     phases: Vec<PhaseRecord>,
     checks: Vec<CheckRecord>,
     measurements: Vec<Measurement>,
     end: RunEnd,
-    /// Failures that were injected, in order, for rollback.
-    injected: Vec<Arc<dyn Failure>>,
+    /// What the injected failures must undo, owned by this run.
+    undo: Arc<UndoLog>,
     guard: Arc<Guard>,
     gates: Gates,
     /// Time spent at gates after T_fail: a person deciding, not the restore, so
     /// it is recorded on its own and left out of RTO.
     gate_wait_after_fail: Duration,
     timed_out: Arc<AtomicBool>,
+    // Carried from one step to the next.
+    store: Option<Store>,
+    canary: Option<CanaryWriter>,
+    canary_log: Option<CanaryLog>,
+    /// Shared, not cloned: a large tree's manifest lists every file.
+    manifest: Option<Arc<Manifest>>,
+    t_fail: Option<Started>,
+    /// The restore's outcome and how long the whole restore step took.
+    restored: Option<(RestoreOutcome, Duration)>,
 }
 
 impl RunState<'_> {
-    fn record(&mut self, name: &str, started: (Instant, DateTime<Utc>), ok: bool, detail: String) {
+    fn record(&mut self, name: &str, started: Started, ok: bool, detail: String) {
         let p = PhaseRecord {
             name: name.into(),
-            started_at: started.1,
-            duration_ms: ms(started.0.elapsed()),
+            started_at: started.wall,
+            duration_ms: ms(started.elapsed()),
             status: if ok { "ok" } else { "failed" }.into(),
-            detail,
+            detail: crate::redact::scrub(&detail).into_owned(),
         };
         if let Err(e) = self.engine.db.add_phase(self.run_id, &p) {
             tracing::warn!(run = self.run_id, "cannot record phase: {e:#}");
@@ -293,10 +317,10 @@ impl RunState<'_> {
         work: impl std::future::Future<Output = anyhow::Result<(T, String)>>,
     ) -> anyhow::Result<T> {
         self.observer.phase_started(self.run_id, name);
-        let started = (Instant::now(), Utc::now());
+        let started = Started::now();
         let result = work.await;
         match result {
-            Ok((value, detail)) if !self.cancel.is_cancelled() => {
+            Ok((value, detail)) if !self.ctx.cancel.is_cancelled() => {
                 self.record(name, started, true, detail);
                 Ok(value)
             }
@@ -311,31 +335,170 @@ impl RunState<'_> {
         }
     }
 
-    fn failure_ctx(&self, scratch: &RunScratch, cancel: Cancel) -> FailureCtx {
-        FailureCtx {
-            source: self.plan.source.clone(),
-            scratch: scratch.path().join("failure"),
-            quarantine: quarantine_dir(self.engine.scratch.path(), self.run_id),
-            run_id: self.run_id,
-            guard: self.guard.clone(),
-            cancel,
-        }
+    fn failure_ctx(&self, run: RunCtx, index: usize) -> FailureCtx {
+        FailureCtx { run, source: self.plan.source.clone(), index, guard: self.guard.clone(), undo: self.undo.clone() }
     }
 
-    /// Waits at the approval gate before `phase`, if the plan has one there.
-    /// Returns how long it waited.
-    async fn gate(&mut self, phase: &str) -> anyhow::Result<Duration> {
-        if !self.plan.pause_before.iter().any(|g| g == phase) {
-            return Ok(Duration::ZERO);
+    /// The main steps, in the timeline's order, up to the first error.
+    async fn execute(&mut self, steps: &[Step], scratch: &RunScratch) -> anyhow::Result<()> {
+        for step in steps.iter().filter(|s| !s.always() && **s != Step::Retention) {
+            match *step {
+                Step::Prepare => self.prepare(scratch).await?,
+                Step::Gate(g) => {
+                    let waited = self.gate(g).await?;
+                    if g.after_t_fail() {
+                        self.gate_wait_after_fail += waited;
+                    }
+                }
+                Step::Backup => self.backup(scratch).await?,
+                Step::Failure => self.inject().await?,
+                Step::Restore => self.restore(scratch).await?,
+                Step::Verify => self.verify_and_measure().await?,
+                Step::Rollback | Step::Cleanup | Step::Retention => {}
+            }
         }
-        let started = (Instant::now(), Utc::now());
-        let rx = self.gates.open(self.run_id, phase, started.1);
+        Ok(())
+    }
+
+    /// Everything that can be refused is refused before T_fail.
+    async fn prepare(&mut self, scratch: &RunScratch) -> anyhow::Result<()> {
+        let plan = self.plan;
+        let source = plan.source.clone();
+        let store = self.engine.open_store(plan.store_name());
+        scratch.subdir("failure")?;
+        let prepare_ctx = self.failure_ctx(self.ctx.clone(), 0);
+        let ctx = self.ctx.clone();
+        let (store, writer) = self
+            .phase("prepare", async {
+                let store = store?;
+                if plan.backup.mode == BackupMode::Fresh {
+                    store.check_writable().await?;
+                }
+                let (src, c) = (source.clone(), ctx.clone());
+                blocking(move || src.preflight(&c)).await?;
+                for (i, f) in plan.failures.iter().enumerate() {
+                    let (f, ctx) = (f.clone(), FailureCtx { index: i + 1, ..prepare_ctx.clone() });
+                    blocking(move || f.prepare(&ctx)).await?;
+                }
+                let writer = match (&plan.probe, source.canary()) {
+                    (Some(p), Some(c)) => Some(CanaryWriter::start(c, p.interval.0)?),
+                    _ => None,
+                };
+                let detail = format!("{}; store `{}` ({})", source.describe(), store.name, store.describe);
+                Ok(((store, writer), detail))
+            })
+            .await?;
+        self.store = Some(store);
+        self.canary = writer;
+        Ok(())
+    }
+
+    async fn backup(&mut self, scratch: &RunScratch) -> anyhow::Result<()> {
+        let plan = self.plan;
+        let store = self.store.clone().context("prepare opened no store")?;
+        scratch.subdir("staging")?;
+        let ctx = self.ctx.clone();
+        let manifest: Arc<Manifest> = self
+            .phase("backup", async {
+                match plan.backup.mode {
+                    BackupMode::Fresh => {
+                        let options = BackupOptions { compression_level: plan.backup.compression_level };
+                        let m = take_backup(plan.source.clone(), &store, &plan.name, ctx, options).await?;
+                        let detail = format!(
+                            "fresh backup {} ({} entries, {} -> {} bytes)",
+                            m.backup_id,
+                            m.files.len(),
+                            m.payload.raw_size,
+                            m.payload.size
+                        );
+                        Ok((Arc::new(m), detail))
+                    }
+                    BackupMode::Latest => {
+                        let m = store.newest_complete(&plan.name).await?.with_context(|| {
+                            format!(
+                                "store `{}` holds no complete backup of plan `{}`: run it once with `mode = \"fresh\"`, or check the store",
+                                store.name, plan.name
+                            )
+                        })?;
+                        let detail = format!("newest backup {} from {}", m.backup_id, m.created_at.to_rfc3339());
+                        Ok((Arc::new(m), detail))
+                    }
+                }
+            })
+            .await?;
+        self.end.backup_id = Some(manifest.backup_id.clone());
+        self.end.backup_sha256 = Some(manifest.payload.sha256.clone());
+        self.end.backup_created_at = Some(manifest.created_at);
+        self.manifest = Some(manifest);
+        Ok(())
+    }
+
+    /// T_fail. The canary stops first, so no marker is newer than T_fail.
+    async fn inject(&mut self) -> anyhow::Result<()> {
+        self.canary_log = self.canary.take().map(CanaryWriter::stop);
+        self.observer.phase_started(self.run_id, "failure");
+        let started = Started::now();
+        self.t_fail = Some(started);
+        self.end.t_fail = Some(started.wall);
+        let mut details = Vec::new();
+        let mut error = None;
+        for (i, f) in self.plan.failures.iter().enumerate() {
+            if self.ctx.cancel.is_cancelled() {
+                error = Some(anyhow!("cancelled before failure #{} ({})", i + 1, f.kind()));
+                break;
+            }
+            let (f2, ctx) = (f.clone(), self.failure_ctx(self.ctx.clone(), i + 1));
+            match blocking(move || f2.inject(&ctx)).await {
+                Ok(d) => details.push(format!("{}: {d}", f.kind())),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = error {
+            self.record("failure", started, false, explain(&e));
+            return Err(e.context("failure injection failed"));
+        }
+        self.record("failure", started, true, details.join("; "));
+        Ok(())
+    }
+
+    /// Fetch and unpack are pipelined; the fetch share is the time spent
+    /// waiting on the store.
+    async fn restore(&mut self, scratch: &RunScratch) -> anyhow::Result<()> {
+        scratch.subdir("restore")?;
+        let store = self.store.clone().context("prepare opened no store")?;
+        let manifest = self.manifest.clone().context("no backup to restore")?;
+        let (source, ctx) = (self.plan.source.clone(), self.ctx.clone());
+        let started = Instant::now();
+        let outcome = self
+            .phase("restore", async {
+                let o = restore_backup(source, &store, &manifest, ctx).await?;
+                let detail = format!(
+                    "{} files, {} bytes verified against the manifest into {}",
+                    o.restored.files,
+                    o.restored.bytes,
+                    o.restored.path.display()
+                );
+                Ok((o, detail))
+            })
+            .await?;
+        self.restored = Some((outcome, started.elapsed()));
+        Ok(())
+    }
+
+    /// Waits at the approval gate before `phase`. Returns how long it waited.
+    async fn gate(&mut self, gated: Gated) -> anyhow::Result<Duration> {
+        let phase = gated.name();
+        let started = Started::now();
+        let rx = self.gates.open(self.run_id, phase, started.wall);
         self.observer.gate_waiting(self.run_id, phase);
-        let approval = self.gates.wait(self.run_id, rx, &self.cancel).await;
-        let waited = started.0.elapsed();
+        let approval = self.gates.wait(self.run_id, rx, &self.ctx.cancel).await;
+        let waited = started.elapsed();
         let record = GateRecord {
             gate: phase.into(),
-            waiting_since: started.1,
+            waiting_since: started.wall,
             decided_at: Utc::now(),
             outcome: if approval.is_some() { "approved" } else { "aborted" }.into(),
             decided_by: match &approval {
@@ -365,146 +528,16 @@ impl RunState<'_> {
         Ok(waited)
     }
 
-    async fn execute(&mut self, scratch: &RunScratch) -> anyhow::Result<()> {
-        let plan = self.plan;
-        let source = plan.source.clone();
+    /// Runs the checks, then measures RTO (with its shares) and RPO.
+    async fn verify_and_measure(&mut self) -> anyhow::Result<()> {
+        let (outcome, restore_elapsed) = self.restored.clone().context("nothing was restored")?;
+        let t_fail = self.t_fail.context("no failure was injected")?;
+        let verify_started = Instant::now();
+        let t_ok = self.verify(&outcome).await?;
 
-        // prepare: everything that can be refused is refused before T_fail.
-        let store = self.engine.open_store(plan.store_name());
-        scratch.subdir("failure")?;
-        let prepare_ctx = self.failure_ctx(scratch, self.cancel.clone());
-        let canary_writer = self
-            .phase("prepare", async {
-                let store = store?;
-                if plan.backup.mode == BackupMode::Fresh {
-                    store.check_writable().await?;
-                }
-                let src = source.clone();
-                blocking(move || src.preflight()).await?;
-                for f in &plan.failures {
-                    let (f, ctx) = (f.clone(), prepare_ctx.clone());
-                    blocking(move || f.prepare(&ctx)).await?;
-                }
-                let writer = match (&plan.probe, source.canary()) {
-                    (Some(p), Some(c)) => Some(CanaryWriter::start(c, p.interval.0)?),
-                    _ => None,
-                };
-                let detail = format!("{}; store `{}` ({})", source.describe(), store.name, store.describe);
-                Ok(((store, writer), detail))
-            })
-            .await?;
-        let (store, mut canary_writer) = canary_writer;
-
-        // backup
-        self.gate("backup").await.inspect_err(|_| {
-            if let Some(w) = canary_writer.take() {
-                w.stop();
-            }
-        })?;
-        let staging = scratch.subdir("staging")?;
-        let cancel = self.cancel.clone();
-        // Shared, not cloned: a large tree's manifest lists every file.
-        let manifest: Arc<Manifest> = self
-            .phase("backup", async {
-                match plan.backup.mode {
-                    BackupMode::Fresh => {
-                        let options = BackupOptions { compression_level: plan.backup.compression_level };
-                        let m = take_backup(source.clone(), &store, &plan.name, staging, options, cancel).await?;
-                        let detail = format!(
-                            "fresh backup {} ({} entries, {} -> {} bytes)",
-                            m.backup_id,
-                            m.files.len(),
-                            m.payload.raw_size,
-                            m.payload.size
-                        );
-                        Ok((Arc::new(m), detail))
-                    }
-                    BackupMode::Latest => {
-                        let m = store.newest_complete(&plan.name).await?.with_context(|| {
-                            format!(
-                                "store `{}` holds no complete backup of plan `{}`: run it once with `mode = \"fresh\"`, or check the store",
-                                store.name, plan.name
-                            )
-                        })?;
-                        let detail = format!("newest backup {} from {}", m.backup_id, m.created_at.to_rfc3339());
-                        Ok((Arc::new(m), detail))
-                    }
-                }
-            })
-            .await?;
-        self.end.backup_id = Some(manifest.backup_id.clone());
-        self.end.backup_sha256 = Some(manifest.payload.sha256.clone());
-        self.end.backup_created_at = Some(manifest.created_at);
-
-        // failure: T_fail. The canary stops first, so no marker is newer than T_fail.
-        // A gate here waits after the backup: data written meanwhile is not in
-        // it, so the wait counts into measured RPO, as it would in a real incident.
-        self.gate("failure").await.inspect_err(|_| {
-            if let Some(w) = canary_writer.take() {
-                w.stop();
-            }
-        })?;
-        let canary_log = canary_writer.take().map(CanaryWriter::stop);
-        self.observer.phase_started(self.run_id, "failure");
-        let t_fail = Instant::now();
-        let t_fail_wall = Utc::now();
-        self.end.t_fail = Some(t_fail_wall);
-        let started = (t_fail, t_fail_wall);
-        let mut details = Vec::new();
-        let mut error = None;
-        for (i, f) in plan.failures.iter().enumerate() {
-            if self.cancel.is_cancelled() {
-                error = Some(anyhow!("cancelled before failure #{} ({})", i + 1, f.kind()));
-                break;
-            }
-            // Kept before inject: a half-applied failure still gets its rollback.
-            self.injected.push(f.clone());
-            let (f2, ctx) = (f.clone(), self.failure_ctx(scratch, self.cancel.clone()));
-            match blocking(move || f2.inject(&ctx)).await {
-                Ok(d) => details.push(format!("{}: {d}", f.kind())),
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = error {
-            self.record("failure", started, false, explain(&e));
-            return Err(e.context("failure injection failed"));
-        }
-        self.record("failure", started, true, details.join("; "));
-
-        // restore: fetch and unpack are pipelined; the fetch share is the time
-        // spent waiting on the store.
-        let waited = self.gate("restore").await?;
-        self.gate_wait_after_fail += waited;
-        let restore_dir = scratch.subdir("restore")?;
-        let cancel = self.cancel.clone();
-        let restore_started = Instant::now();
-        let outcome = self
-            .phase("restore", async {
-                let o = restore_backup(source.clone(), &store, &manifest, restore_dir, cancel).await?;
-                let detail = format!(
-                    "{} files, {} bytes verified against the manifest into {}",
-                    o.restored.files,
-                    o.restored.bytes,
-                    o.restored.path.display()
-                );
-                Ok((o, detail))
-            })
-            .await?;
-        let restore_elapsed = restore_started.elapsed();
-        let waited = self.gate("verify").await?;
-        self.gate_wait_after_fail += waited;
-        let restore_done = Instant::now();
-
-        // verify: T_ok is when the last check passed.
-        let t_ok = self.verify(&outcome.restored, scratch).await?;
-
-        // Measurements. RTO and its shares.
         let targets = self.plan.targets;
         let gates = self.gate_wait_after_fail;
-        let rto = t_ok.map(|t| t.duration_since(t_fail).saturating_sub(gates));
+        let rto = t_ok.map(|t| t.duration_since(t_fail.mono).saturating_sub(gates));
         if gates.is_zero() {
             self.measure("rto", rto, Some(targets.rto.0), "monotonic clock, T_ok - T_fail");
         } else {
@@ -518,52 +551,57 @@ impl RunState<'_> {
             None,
             "decompress, unpack, verify files",
         );
-        self.measure("verify", t_ok.map(|t| t.duration_since(restore_done)), None, "checks until the last passed");
+        self.measure("verify", t_ok.map(|t| t.duration_since(verify_started)), None, "checks until the last passed");
 
-        // RPO: from the canary's newest marker in the restore, else the backup's
-        // consistency point.
-        let (newest, method, why_not) = match (&self.plan.probe, plan.source.canary()) {
-            (Some(_), Some(c)) => {
-                let path = outcome.restored.path.clone();
-                match blocking(move || c.newest_marker(&path)).await {
-                    Ok(Some(t)) => (Some(t), "canary marker in the restored copy".to_string(), None),
-                    Ok(None) => (
-                        None,
-                        "canary".to_string(),
-                        Some(match canary_log.and_then(|l| l.last_error) {
-                            Some(e) => format!("no canary marker in the restored copy; the probe reported: {e}"),
-                            None => {
-                                "no canary marker in the restored copy (the backup predates the probe?)".to_string()
-                            }
-                        }),
-                    ),
-                    Err(e) => {
-                        (None, "canary".to_string(), Some(format!("cannot read the canary from the restore: {e:#}")))
-                    }
-                }
-            }
-            _ => (Some(manifest.consistency_point), "backup consistency point".to_string(), None),
+        let (newest, method) = self.newest_data(&outcome).await;
+        let rpo = match newest {
+            Ok(t) if t > t_fail.wall => Err(format!(
+                "the restored copy claims data from {}, after the incident at {}: a clock is wrong or the backup's timestamps are forged, so the data-loss window is unknown",
+                t.to_rfc3339(),
+                t_fail.wall.to_rfc3339()
+            )),
+            Ok(t) => Ok((t_fail.wall - t).to_std().unwrap_or(Duration::ZERO)),
+            Err(why) => Err(why),
         };
-        let rpo = newest.map(|t| (t_fail_wall - t).to_std().unwrap_or(Duration::ZERO));
-        self.measure("rpo", rpo, Some(targets.rpo.0), &method);
-        if let Some(why) = why_not {
+        self.measure("rpo", rpo.as_ref().ok().copied(), Some(targets.rpo.0), &method);
+        if let Err(why) = rpo {
             return Err(anyhow!("RPO could not be measured: {why}"));
         }
         Ok(())
     }
 
-    /// Runs every check, retrying each until it passes or the deadline passes.
-    /// Returns T_ok, or `None` if a check never passed.
-    async fn verify(&mut self, restored: &Restored, scratch: &RunScratch) -> anyhow::Result<Option<Instant>> {
-        let started = (Instant::now(), Utc::now());
+    /// The newest instant whose data the restore holds, and how it was found:
+    /// the canary's newest marker in the restore, else the backup's consistency point.
+    async fn newest_data(&self, outcome: &RestoreOutcome) -> (Result<DateTime<Utc>, String>, String) {
+        let manifest = self.manifest.as_ref().map(|m| m.consistency_point);
+        let (Some(_), Some(c)) = (&self.plan.probe, self.plan.source.canary()) else {
+            let point = manifest.ok_or_else(|| "no backup was restored".to_string());
+            return (point, "backup consistency point".into());
+        };
+        let (restored, cancel) = (outcome.restored.clone(), self.ctx.cancel.clone());
+        let found = blocking(move || c.newest_marker(&restored, &cancel)).await;
+        let result = match found {
+            Ok(Some(t)) => return (Ok(t), "canary marker in the restored copy".into()),
+            Ok(None) => match self.canary_log.as_ref().and_then(|l| l.last_error.clone()) {
+                Some(e) => format!("no canary marker in the restored copy; the probe reported: {e}"),
+                None => "no canary marker in the restored copy (the backup predates the probe?)".to_string(),
+            },
+            Err(e) => format!("cannot read the canary from the restore: {e:#}"),
+        };
+        (Err(result), "canary".into())
+    }
+
+    /// Runs every check once, retrying those that wait for something to come
+    /// up until they pass or the deadline passes. Returns T_ok, or `None` if a
+    /// check never passed.
+    async fn verify(&mut self, restored: &RestoreOutcome) -> anyhow::Result<Option<Instant>> {
+        let started = Started::now();
         let ctx = Arc::new(CheckCtx {
-            restored: restored.path.clone(),
-            scratch: scratch.path().to_path_buf(),
-            run_id: self.run_id,
-            source: self.plan.source.clone(),
-            deadline: self.deadline,
-            cancel: self.cancel.clone(),
+            run: self.ctx.clone(),
+            restored: restored.restored.clone(),
+            live: self.plan.source.live_tree(),
         });
+        let cancel = self.ctx.cancel.clone();
         let mut all_passed = true;
         for check in &self.plan.checks {
             if !all_passed {
@@ -579,21 +617,26 @@ impl RunState<'_> {
             }
             let check_started = Instant::now();
             let mut attempts = 0;
-            let mut backoff = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
             let (passed, output) = loop {
                 attempts += 1;
                 let (c, cx) = (check.clone(), ctx.clone());
                 let result = tokio::task::spawn_blocking(move || c.run(&cx))
                     .await
                     .unwrap_or_else(|e| Err(format!("check panicked: {e}")));
+                let delay = backoff.next_delay();
                 match result {
                     Ok(out) => break (true, out),
-                    Err(why) if self.cancel.is_cancelled() || Instant::now() + backoff >= self.deadline => {
+                    Err(why)
+                        if !check.retries() || cancel.is_cancelled() || Instant::now() + delay >= self.ctx.deadline =>
+                    {
                         break (false, why);
                     }
                     Err(_) => {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = cancel.cancelled() => {}
+                        }
                     }
                 }
             };
@@ -604,7 +647,7 @@ impl RunState<'_> {
                 passed,
                 attempts,
                 duration_ms: ms(check_started.elapsed()),
-                output,
+                output: crate::redact::scrub(&output).into_owned(),
             });
         }
         let t_ok = all_passed.then(Instant::now);
@@ -617,10 +660,8 @@ impl RunState<'_> {
     fn measure(&mut self, name: &str, value: Option<Duration>, target: Option<Duration>, method: &str) {
         let met = match (value, target) {
             (Some(v), Some(t)) => Some(v <= t),
-            (None, Some(_)) => Some(false),
             _ => None,
         };
-        let met = if value.is_none() { None } else { met };
         self.measurements.push(Measurement {
             name: name.into(),
             value_ms: value.map(ms),
@@ -630,19 +671,36 @@ impl RunState<'_> {
         });
     }
 
-    async fn rollback(&mut self, scratch: &RunScratch) -> anyhow::Result<()> {
-        if self.injected.is_empty() {
+    /// A context for work after the run's own steps: the run's folder and id,
+    /// a fresh token (an abort must not cut a rollback short) that a budget of
+    /// its own cancels (a hanging rollback must not hang the run either).
+    fn afterwards(&self, what: &str) -> (RunCtx, tokio::task::JoinHandle<()>) {
+        let budget = self.plan.timeout.min(AFTERWARDS_MAX);
+        let cancel = Cancel::new();
+        let timer = {
+            let (cancel, what) = (cancel.clone(), what.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(budget).await;
+                cancel.cancel_because(&format!("{what} took longer than {}", format_duration(budget)));
+            })
+        };
+        let ctx = RunCtx { cancel, deadline: far(Instant::now(), budget), ..self.ctx.clone() };
+        (ctx, timer)
+    }
+
+    async fn rollback(&mut self) -> anyhow::Result<()> {
+        if self.undo.is_empty() {
             return Ok(());
         }
-        let started = (Instant::now(), Utc::now());
+        let started = Started::now();
         let mut details = Vec::new();
         let mut first_error = None;
         self.observer.phase_started(self.run_id, "rollback");
-        for f in std::mem::take(&mut self.injected).into_iter().rev() {
-            // A fresh flag: an abort must not cut a rollback short.
-            let ctx = self.failure_ctx(scratch, Cancel::new());
-            let kind = f.kind();
-            match blocking(move || f.rollback(&ctx)).await {
+        let (ctx, timer) = self.afterwards("rollback");
+        let failure_ctx = self.failure_ctx(ctx, 0);
+        for (kind, step) in self.undo.take() {
+            let c = failure_ctx.clone();
+            match blocking(move || step.rollback(&c)).await {
                 Ok(Some(d)) => details.push(format!("{kind}: {d}")),
                 Ok(None) => {}
                 Err(e) => {
@@ -651,16 +709,9 @@ impl RunState<'_> {
                 }
             }
         }
+        timer.abort();
         if first_error.is_none() {
-            // Empty once every failure put back what it moved aside; anything
-            // left there is data a rollback could not return, so it stays.
-            let dir = quarantine_dir(self.engine.scratch.path(), self.run_id);
-            let _ = std::fs::remove_file(dir.join(crate::failure::QUARANTINE_INDEX));
-            if std::fs::remove_dir(&dir).is_ok()
-                && let Some(parent) = dir.parent()
-            {
-                let _ = std::fs::remove_dir(parent);
-            }
+            self.undo.quarantine().remove_if_empty();
         }
         if details.is_empty() && first_error.is_none() {
             return Ok(());
@@ -669,10 +720,58 @@ impl RunState<'_> {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Stops what the restore started (before its folder goes; the folder is
+    /// removed even if stopping failed), then every process group it kept, then
+    /// the scratch folder. Returns the problem, if any, for the verdict.
+    async fn cleanup(&mut self, scratch: anyhow::Result<RunScratch>) -> Result<(), String> {
+        let started = Started::now();
+        let scratch = match scratch {
+            Ok(s) => s,
+            Err(_) => {
+                self.record("cleanup", started, true, "no scratch to remove".into());
+                return Ok(());
+            }
+        };
+        self.observer.phase_started(self.run_id, "cleanup");
+        let (ctx, timer) = self.afterwards("cleanup");
+        let (src, c) = (self.plan.source.clone(), ctx.clone());
+        let stopped = blocking(move || src.cleanup(&c)).await;
+        timer.abort();
+        let groups = ctx.groups.clone();
+        let leftovers = tokio::task::spawn_blocking(move || groups.kill_all()).await.unwrap_or(0);
+        let removed = scratch.cleanup().map(|_| "scratch removed".to_string());
+        let mut parts = Vec::new();
+        let mut problem = None;
+        match stopped {
+            Ok(Some(what)) => parts.push(what),
+            Ok(None) => {}
+            Err(e) => problem = Some(format!("cannot stop what the restore started: {}", explain(&e))),
+        }
+        if leftovers > 0 {
+            parts.push(format!("stopped {leftovers} process group(s) the restore left running"));
+        }
+        match removed {
+            Ok(d) => parts.push(d),
+            Err(e) => {
+                problem.get_or_insert(explain(&e));
+            }
+        }
+        match problem {
+            None => {
+                self.record("cleanup", started, true, parts.join("; "));
+                Ok(())
+            }
+            Some(p) => {
+                self.record("cleanup", started, false, p.clone());
+                Err(p)
+            }
+        }
+    }
+
     /// Deletes the plan's backups that its retention rules expire. A failure is
     /// recorded but does not fail a drill that passed: the restore was proven.
     async fn apply_retention(&mut self) {
-        let started = (Instant::now(), Utc::now());
+        let started = Started::now();
         let result = async {
             let store = self.engine.open_store(self.plan.store_name())?;
             let listing = store.list(Some(&self.plan.name)).await?;
@@ -705,8 +804,8 @@ impl RunState<'_> {
                 (Some(v), Some(false)) => reasons.push(format!(
                     "{} {} exceeded its target {}",
                     m.name.to_uppercase(),
-                    report::fmt_ms(Some(v)),
-                    report::fmt_ms(m.target_ms)
+                    fmt_ms(Some(v)),
+                    fmt_ms(m.target_ms)
                 )),
                 _ => {}
             }
@@ -715,33 +814,6 @@ impl RunState<'_> {
     }
 }
 
-/// Where run `run_id` keeps live data it moved aside. Outside the run's scratch
-/// folder, which is removed after the run even when a rollback failed.
-pub fn quarantine_dir(scratch_root: &std::path::Path, run_id: i64) -> std::path::PathBuf {
-    scratch_root.join("quarantine").join(format!("run-{run_id}"))
-}
-
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f).await.context("worker thread panicked")?
-}
-
-/// The error chain in one line, with the fix for the common operational causes.
-pub fn explain(e: &anyhow::Error) -> String {
-    let text = format!("{e:#}");
-    let full = e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(libc::ENOSPC))
-    }) || text.contains("No space left on device");
-    if full {
-        format!("no space left on device: free space, or point `scratch` (or the store) at a larger disk; {text}")
-    } else {
-        text
-    }
-}
-
-/// This machine's name, recorded with every run.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

@@ -2,14 +2,13 @@
 //! optional `rollback` script undoes it. drdrill cannot see what a script
 //! touches, so the config must allow command failures explicitly.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx, Target, run_shell};
+use super::{Failure, FailureCtx, Target, Undo};
 use crate::diag::{Diagnostic, TomlDoc};
+use crate::proc::Reap;
 
 pub const KIND: &str = "command";
 
@@ -18,8 +17,6 @@ pub const KIND: &str = "command";
 pub struct CommandFailure {
     run: String,
     rollback: Option<String>,
-    #[serde(skip)]
-    started: AtomicBool,
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
@@ -55,16 +52,23 @@ impl Failure for CommandFailure {
     }
 
     fn inject(&self, ctx: &FailureCtx) -> anyhow::Result<String> {
-        // Set first: a script that fails or is killed halfway still gets its rollback.
-        self.started.store(true, Ordering::SeqCst);
-        run_shell(&self.run, ctx, "failure-command")
-    }
-
-    fn rollback(&self, ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
-        if !self.started.swap(false, Ordering::SeqCst) {
-            return Ok(None);
+        // Logged first: a script that fails or is killed halfway still gets its rollback.
+        if let Some(script) = &self.rollback {
+            ctx.undo.push(KIND, RunRollback { script: script.clone() });
         }
-        let Some(script) = &self.rollback else { return Ok(None) };
-        Ok(Some(run_shell(script, ctx, "failure-rollback")?))
+        // What the incident script starts (a load generator, ...) lives until its rollback.
+        ctx.shell(&self.run, "failure-command", Reap::Until(ctx.run.groups.clone()))
+    }
+}
+
+#[derive(Debug)]
+struct RunRollback {
+    script: String,
+}
+
+impl Undo for RunRollback {
+    fn rollback(&self, ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
+        // It puts production back: what it starts is production's, not the drill's.
+        Ok(Some(ctx.shell(&self.script, "failure-rollback", Reap::Never)?))
     }
 }

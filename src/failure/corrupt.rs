@@ -6,14 +6,13 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx, Target, quarantine_keep};
+use super::{Failure, FailureCtx, Target, Undo};
 use crate::diag::{Diagnostic, TomlDoc};
 
 pub const KIND: &str = "corrupt";
@@ -31,13 +30,7 @@ pub struct Corrupt {
     count: u32,
     /// Makes random offsets and bytes reproducible.
     seed: Option<u64>,
-    /// Kept before the first write.
-    #[serde(skip)]
-    originals: Mutex<Option<Originals>>,
 }
-
-/// The resolved path, per offset the bytes that were there, and their copy on disk.
-type Originals = (PathBuf, Vec<(u64, Vec<u8>)>, PathBuf);
 
 fn default_bytes() -> u64 {
     512
@@ -117,11 +110,11 @@ impl Failure for Corrupt {
         }
         // Kept before the first write, in memory for rollback and on disk for a
         // person if drdrill dies before it can roll back.
-        let kept = quarantine_keep(ctx, &path, "original-bytes", "one line per offset: OFFSET HEX-BYTES")?;
+        let kept = ctx.undo.keep(&path, "original-bytes", "one line per offset: OFFSET HEX-BYTES")?;
         let lines: String = originals.iter().map(|(off, b)| format!("{off} {}\n", hex::encode(b))).collect();
         std::fs::write(&kept, lines)
             .with_context(|| format!("cannot keep the original bytes in {}", kept.display()))?;
-        *self.originals.lock().expect("not poisoned") = Some((path.clone(), originals.clone(), kept));
+        ctx.undo.push(KIND, WriteBack { path: path.clone(), originals: originals.clone(), kept });
         for (off, orig) in &originals {
             let garbage: Vec<u8> = orig.iter().map(|b| b ^ ((rng.next() as u8) | 1)).collect();
             file.write_all_at(&garbage, *off).with_context(|| format!("cannot write {} at {off}", path.display()))?;
@@ -129,28 +122,36 @@ impl Failure for Corrupt {
         file.sync_all()?;
         Ok(format!("overwrote {} bytes of {} at offsets {offsets:?}", self.bytes, path.display()))
     }
+}
 
+/// The bytes that were at each offset, and their copy in the quarantine.
+#[derive(Debug)]
+struct WriteBack {
+    path: PathBuf,
+    originals: Vec<(u64, Vec<u8>)>,
+    kept: PathBuf,
+}
+
+impl Undo for WriteBack {
     fn rollback(&self, _ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
-        let Some((path, originals, kept)) = self.originals.lock().expect("not poisoned").take() else {
-            return Ok(None);
-        };
+        let WriteBack { path, originals, kept } = self;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&path)
+            .open(path)
             .with_context(|| format!("cannot reopen {} to write the original bytes back", path.display()))?;
-        for (off, orig) in &originals {
+        for (off, orig) in originals {
             file.write_all_at(orig, *off).with_context(|| format!("cannot restore {} at {off}", path.display()))?;
         }
         file.sync_all()?;
-        for (off, orig) in &originals {
+        for (off, orig) in originals {
             let mut buf = vec![0u8; orig.len()];
             file.read_exact_at(&mut buf, *off)?;
-            if &buf != orig {
+            if buf != *orig {
                 bail!("{} at {off} does not read back as the original bytes", path.display());
             }
         }
-        std::fs::remove_file(&kept)?;
+        std::fs::remove_file(kept)?;
         Ok(Some(format!("wrote the original bytes of {} back at {} offset(s)", path.display(), originals.len())))
     }
 }

@@ -9,14 +9,13 @@
 //! A rename is atomic, so the path is either fully there or fully quarantined.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx, Target, quarantine_keep};
+use super::{Failure, FailureCtx, Target, Undo};
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::scratch::force_remove;
 
@@ -27,11 +26,6 @@ pub const KIND: &str = "delete";
 pub struct Delete {
     /// The live path to delete; none means a scratch replica of the source.
     path: Option<PathBuf>,
-    #[serde(skip)]
-    replica: Mutex<Option<PathBuf>>,
-    /// (live path, where it waits) once moved aside.
-    #[serde(skip)]
-    moved: Mutex<Option<(PathBuf, PathBuf)>>,
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
@@ -66,31 +60,46 @@ impl Failure for Delete {
         if self.path.is_some() {
             return Ok(());
         }
-        let replica = ctx
-            .source
-            .replicate(&ctx.scratch)
+        let dir = replica_dir(ctx);
+        std::fs::create_dir_all(&dir)?;
+        ctx.source
+            .replicate(&ctx.run, &dir)
             .with_context(|| format!("cannot make a scratch replica of {}", ctx.source.describe()))?;
-        *self.replica.lock().expect("not poisoned") = Some(replica);
         Ok(())
     }
 
     fn inject(&self, ctx: &FailureCtx) -> anyhow::Result<String> {
         match &self.path {
             Some(p) => self.delete_live(p, ctx),
-            None => self.delete_replica(),
+            None => self.delete_replica(ctx),
         }
     }
+}
 
+/// Where `prepare` puts the replica: derived from the run and the failure's
+/// position, so inject finds it without state kept between the two.
+fn replica_dir(ctx: &FailureCtx) -> PathBuf {
+    ctx.scratch().join(format!("replica-{}", ctx.index))
+}
+
+/// A live path moved aside, to be moved back.
+#[derive(Debug)]
+struct MoveBack {
+    live: PathBuf,
+    aside: PathBuf,
+}
+
+impl Undo for MoveBack {
     fn rollback(&self, _ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
-        let Some((live, aside)) = self.moved.lock().expect("not poisoned").take() else { return Ok(None) };
-        if std::fs::symlink_metadata(&live).is_ok() {
+        let MoveBack { live, aside } = self;
+        if std::fs::symlink_metadata(live).is_ok() {
             bail!(
                 "cannot put {} back: something was created there during the drill; the original is kept at {}",
                 live.display(),
                 aside.display()
             );
         }
-        std::fs::rename(&aside, &live).with_context(|| {
+        std::fs::rename(aside, live).with_context(|| {
             format!("cannot move {} back to {}; the original is kept there", aside.display(), live.display())
         })?;
         Ok(Some(format!("put {} back", live.display())))
@@ -98,8 +107,9 @@ impl Failure for Delete {
 }
 
 impl Delete {
-    fn delete_replica(&self) -> anyhow::Result<String> {
-        let replica = self.replica.lock().expect("not poisoned").clone().context("replica was not prepared")?;
+    fn delete_replica(&self, ctx: &FailureCtx) -> anyhow::Result<String> {
+        let replica = replica_dir(ctx);
+        anyhow::ensure!(replica.exists(), "replica {} was not prepared", replica.display());
         let entries = walkdir::WalkDir::new(&replica).into_iter().count();
         force_remove(&replica).with_context(|| format!("cannot delete replica {}", replica.display()))?;
         if replica.exists() {
@@ -115,15 +125,14 @@ impl Delete {
         let name = live.file_name().context("cannot delete a filesystem root")?;
         // Used when the quarantine is on another filesystem, where a move would
         // be a copy: a hidden sibling is on the same filesystem by construction.
-        let sibling = live.with_file_name(format!(".{}.drdrill-run-{}", name.to_string_lossy(), ctx.run_id));
+        let sibling = live.with_file_name(format!(".{}.drdrill-run-{}", name.to_string_lossy(), ctx.run.run_id));
         if std::fs::symlink_metadata(&sibling).is_ok() {
             bail!(
                 "{} already exists: an earlier run kept data there; put it back or remove it first",
                 sibling.display()
             );
         }
-        let in_quarantine = quarantine_keep(
-            ctx,
+        let in_quarantine = ctx.undo.keep(
             &live,
             "deleted",
             &format!("rollback moves it back; on another filesystem it is kept at {} instead", sibling.display()),
@@ -140,7 +149,8 @@ impl Delete {
                     .with_context(|| format!("cannot move {} aside to {}", live.display(), in_quarantine.display()));
             }
         };
-        *self.moved.lock().expect("not poisoned") = Some((live.clone(), aside.clone()));
+        // After the rename, which is atomic: before it there is nothing to move back.
+        ctx.undo.push(KIND, MoveBack { live: live.clone(), aside: aside.clone() });
         Ok(format!("deleted {} (kept at {} for rollback)", live.display(), aside.display()))
     }
 }

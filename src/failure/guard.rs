@@ -7,14 +7,14 @@
 //! `..`, component by component (`/data2` is not inside `/data`).
 
 use std::fmt;
-use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::bail;
 
-use super::Target;
+use super::{Failure, Target};
 use crate::config::{Config, SafetyConfig};
-use crate::plan::Plan;
+use crate::paths::resolve;
 
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -79,10 +79,11 @@ impl Guard {
         Guard { safety: config.safety.clone(), paths, origin: config.origin() }
     }
 
-    /// Decides every target of every failure of `plan`, in order.
-    pub fn decide_plan(&self, plan: &Plan) -> Vec<Decision> {
+    /// Decides every target of every failure of a plan, in order.
+    /// `plan_destructive` is the plan's `destructive = true`.
+    pub fn decide(&self, failures: &[Arc<dyn Failure>], plan_destructive: bool) -> Vec<Decision> {
         let mut out = Vec::new();
-        for (i, f) in plan.failures.iter().enumerate() {
+        for (i, f) in failures.iter().enumerate() {
             let base = Decision {
                 failure: i + 1,
                 kind: f.kind(),
@@ -91,7 +92,7 @@ impl Guard {
                 allowed: true,
                 rule: String::new(),
             };
-            if f.destructive() && !plan.destructive {
+            if f.destructive() && !plan_destructive {
                 out.push(Decision {
                     allowed: false,
                     rule: "the failure is destructive but the plan does not say `destructive = true`".into(),
@@ -105,7 +106,7 @@ impl Guard {
                 continue;
             }
             for t in targets {
-                let (resolved, allowed, rule) = self.decide(&t);
+                let (resolved, allowed, rule) = self.decide_target(&t);
                 out.push(Decision { target: Some(t), resolved, allowed, rule, ..base.clone() });
             }
         }
@@ -113,13 +114,18 @@ impl Guard {
     }
 
     /// `Err` with every refusal if any target is refused.
-    pub fn check_plan(&self, plan: &Plan) -> Result<Vec<Decision>, Refused> {
-        let decisions = self.decide_plan(plan);
+    pub fn check(
+        &self,
+        plan: &str,
+        failures: &[Arc<dyn Failure>],
+        plan_destructive: bool,
+    ) -> Result<Vec<Decision>, Refused> {
+        let decisions = self.decide(failures, plan_destructive);
         let refusals: Vec<Decision> = decisions.iter().filter(|d| !d.allowed).cloned().collect();
-        if refusals.is_empty() { Ok(decisions) } else { Err(Refused { plan: plan.name.clone(), refusals }) }
+        if refusals.is_empty() { Ok(decisions) } else { Err(Refused { plan: plan.to_string(), refusals }) }
     }
 
-    fn decide(&self, t: &Target) -> (Option<String>, bool, String) {
+    fn decide_target(&self, t: &Target) -> (Option<String>, bool, String) {
         match t {
             Target::Path(p) => match self.path_rule(p) {
                 Ok((resolved, entry)) => (
@@ -226,28 +232,6 @@ fn unit_name(u: &str) -> &str {
     u.strip_suffix(".service").unwrap_or(u)
 }
 
-/// An absolute path with every symlink and `..` resolved. Parts that do not
-/// exist yet are appended to the resolved deepest existing ancestor.
-pub fn resolve(p: &Path) -> io::Result<PathBuf> {
-    let abs = std::path::absolute(p)?;
-    match abs.canonicalize() {
-        Ok(c) => Ok(c),
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
-            let Some(parent) = abs.parent() else { return Err(e) };
-            let mut base = resolve(parent)?;
-            match abs.components().next_back() {
-                Some(Component::ParentDir) => {
-                    base.pop();
-                }
-                Some(Component::Normal(name)) => base.push(name),
-                _ => {}
-            }
-            Ok(base)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// The pid in a pidfile and that process's name (`/proc/PID/comm`).
 pub fn pid_and_name(pidfile: &Path) -> Result<(i32, String), String> {
     let text =
@@ -272,18 +256,6 @@ pub fn process_name(pid: i32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resolve_handles_missing_tails_and_dotdot() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir(root.join("data")).unwrap();
-        assert_eq!(resolve(&root.join("data/new/file")).unwrap(), root.join("data/new/file"));
-        assert_eq!(resolve(&root.join("data/../x")).unwrap(), root.join("x"));
-        assert_eq!(resolve(&root.join("data/missing/../../y")).unwrap(), root.join("y"));
-        std::os::unix::fs::symlink("/etc", root.join("data/link")).unwrap();
-        assert_eq!(resolve(&root.join("data/link/passwd")).unwrap(), PathBuf::from("/etc/passwd"));
-    }
 
     #[test]
     fn prefix_of_a_name_is_not_containment() {

@@ -3,7 +3,6 @@
 //! for it to exit, and on rollback runs the optional `restart` command.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -12,9 +11,10 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::guard::{pid_and_name, process_name};
-use super::{Failure, FailureCtx, Target, run_shell};
+use super::{Failure, FailureCtx, Target, Undo};
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::duration::HumanDuration;
+use crate::proc::Reap;
 
 pub const KIND: &str = "kill";
 
@@ -41,8 +41,6 @@ pub struct Kill {
     wait: HumanDuration,
     /// Rollback: a shell command that starts the process again.
     restart: Option<String>,
-    #[serde(skip)]
-    killed: Mutex<Option<Vec<i32>>>,
 }
 
 fn default_signal() -> String {
@@ -166,30 +164,38 @@ impl Failure for Kill {
                 pids
             }
         };
-        // Kept before signalling: the rollback restarts even after a partial kill.
-        *self.killed.lock().expect("not poisoned") = Some(pids.clone());
+        // Logged before signalling: the rollback restarts even after a partial kill.
+        ctx.undo.push(KIND, Restart { pids: pids.clone(), restart: self.restart.clone() });
         for pid in &pids {
             // SAFETY: kill(2) has no memory effects; the pid was checked just above.
             if unsafe { libc::kill(*pid, signal) } != 0 {
                 bail!("cannot signal pid {pid}: {}", std::io::Error::last_os_error());
             }
         }
+        // Not our children: there is nothing to wait on but /proc.
         let until = Instant::now() + self.wait.0;
         while !pids.iter().all(|p| exited(*p)) {
-            if Instant::now() >= until || ctx.cancel.is_cancelled() {
+            if Instant::now() >= until || ctx.run.cancel.sleep(Duration::from_millis(20)) {
                 bail!("pid(s) {pids:?} still running {} after the signal", self.wait);
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
         Ok(format!("sent signal {signal} to pid(s) {pids:?}; they exited"))
     }
+}
 
+#[derive(Debug)]
+struct Restart {
+    pids: Vec<i32>,
+    restart: Option<String>,
+}
+
+impl Undo for Restart {
     fn rollback(&self, ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
-        let Some(pids) = self.killed.lock().expect("not poisoned").take() else { return Ok(None) };
         let Some(restart) = &self.restart else {
-            return Ok(Some(format!("pid(s) {pids:?} stay stopped: no `restart` command")));
+            return Ok(Some(format!("pid(s) {:?} stay stopped: no `restart` command", self.pids)));
         };
-        let out = run_shell(restart, ctx, "kill-restart")?;
+        // The restarted process is production's again: never reaped by the drill.
+        let out = ctx.shell(restart, "kill-restart", Reap::Never)?;
         Ok(Some(format!("restarted with `{restart}`: {out}")))
     }
 }

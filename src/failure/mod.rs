@@ -8,13 +8,14 @@
 //!   something it does not list here is a bug.
 //! - `prepare` runs before T_fail and may take time (it is not part of RTO).
 //! - `inject` is the incident itself and returns what it did, for the record. It
-//!   must keep whatever `rollback` needs *before* it changes anything, so that a
-//!   half-applied failure can still be undone. Live paths are resolved through
-//!   `ctx.guard` again at inject time, so a symlink swapped in after the check
-//!   cannot widen the blast radius.
-//! - `rollback` always runs after the drill (pass, fail, error, abort), in
-//!   reverse order of injection, and is a no-op for a failure that did nothing.
-//!   Undo state lives inside the failure, so one plan object runs one drill at a time.
+//!   writes what must be undone into the run's [`UndoLog`] (`ctx.undo`) *before*
+//!   it changes anything, so that a half-applied failure is still undone. Live
+//!   data it moves aside or overwrites is kept in the run's quarantine through
+//!   the same log. Live paths are resolved through `ctx.guard` again at inject
+//!   time, so a symlink swapped in after the check cannot widen the blast radius.
+//! - The engine owns the undo log of each run and rolls back every entry after
+//!   the drill (pass, fail, error, abort), newest first. A failure kind holds no
+//!   state of its own: the parsed plan stays immutable and could run twice at once.
 
 pub mod command;
 pub mod corrupt;
@@ -24,23 +25,21 @@ pub mod guard;
 pub mod kill;
 pub mod stop_service;
 pub mod truncate;
+mod undo;
 
 use std::fmt::{self, Debug};
-use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::cancel::Cancel;
+use crate::context::RunCtx;
 use crate::diag::{Diagnostic, KindParser, TomlDoc};
+use crate::proc::Reap;
 use crate::source::Source;
-pub use guard::Guard;
+pub use guard::{Guard, Refused};
+pub use undo::{Undo, UndoLog};
 
 pub trait Failure: Debug + Send + Sync {
     fn kind(&self) -> &'static str;
@@ -54,10 +53,8 @@ pub trait Failure: Debug + Send + Sync {
     fn prepare(&self, _ctx: &FailureCtx) -> anyhow::Result<()> {
         Ok(())
     }
+    /// The incident. Whatever must be undone goes into `ctx.undo` first.
     fn inject(&self, ctx: &FailureCtx) -> anyhow::Result<String>;
-    fn rollback(&self, _ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
-        Ok(None)
-    }
 }
 
 /// Something a failure touches, as the plan names it.
@@ -89,17 +86,37 @@ impl fmt::Display for Target {
 
 #[derive(Clone)]
 pub struct FailureCtx {
+    pub run: RunCtx,
     pub source: Arc<dyn Source>,
-    /// A private folder in the run's scratch space, removed after the run.
-    pub scratch: PathBuf,
-    /// Where live data is moved aside until rollback. Outside the run's scratch
-    /// folder, so that data a rollback could not put back is never swept away.
-    pub quarantine: PathBuf,
-    pub run_id: i64,
+    /// This failure's position in the plan (1-based), for names in scratch.
+    pub index: usize,
     pub guard: Arc<Guard>,
-    /// Long-running work (user commands) stops when this is set. Rollbacks get
-    /// one that is never set: an abort must not cut a rollback short.
-    pub cancel: Cancel,
+    /// Where inject writes what rollback must undo, and keeps live data it moves aside.
+    pub undo: Arc<UndoLog>,
+}
+
+impl FailureCtx {
+    /// A private folder in the run's scratch space for this failure.
+    pub fn scratch(&self) -> PathBuf {
+        self.run.run_dir.join("failure")
+    }
+
+    /// Runs `sh -c script` for this failure (its output in a log in scratch)
+    /// and returns the tail of its output. `reap` says what becomes of what it
+    /// leaves running: a rollback's restarted service stays.
+    pub fn shell(&self, script: &str, label: &str, reap: Reap) -> anyhow::Result<String> {
+        let dir = self.scratch();
+        std::fs::create_dir_all(&dir)?;
+        let done = self
+            .run
+            .shell(script)
+            .env("DRDRILL_SCRATCH", &dir)
+            .log(dir.join(format!("{label}.log")))
+            .reap(reap)
+            .run(&self.run.cancel)?;
+        done.check()?;
+        Ok(if done.tail.is_empty() { "exit 0".into() } else { done.tail })
+    }
 }
 
 /// The failure kinds. A new kind is one file and one line here.
@@ -131,80 +148,4 @@ pub(crate) fn require_path(doc: &TomlDoc, value: &Spanned<DeValue>, kind: &str, 
         ));
     }
     Ok(())
-}
-
-/// Runs `sh -c script` with the drill's environment, its output in a log file
-/// (a pipe could block a command that leaves a daemon behind holding it), and
-/// kills it when the run is cancelled. Returns the tail of its output.
-pub(crate) fn run_shell(script: &str, ctx: &FailureCtx, label: &str) -> anyhow::Result<String> {
-    fs::create_dir_all(&ctx.scratch).with_context(|| format!("cannot create {}", ctx.scratch.display()))?;
-    let log_path = ctx.scratch.join(format!("{label}.log"));
-    let log = fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let mut child = Process::new("sh")
-        .arg("-c")
-        .arg(script)
-        .env("DRDRILL_SCRATCH", &ctx.scratch)
-        .env("DRDRILL_RUN_ID", ctx.run_id.to_string())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Its own process group: a Ctrl-C meant for drdrill does not hit it
-        // directly (drdrill decides), and on abort the whole group is killed.
-        .process_group(0)
-        .spawn()
-        .context("cannot start `sh`")?;
-    let status = loop {
-        match child.try_wait().with_context(|| format!("cannot wait for `{script}`"))? {
-            Some(status) => break status,
-            None if ctx.cancel.is_cancelled() => {
-                // SAFETY: kill(2) on the group this child leads; no memory effects.
-                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                let _ = child.wait();
-                bail!("`{script}` was killed: the run was aborted");
-            }
-            None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    };
-    let output = crate::check::command::tail(&log_path);
-    if !status.success() {
-        bail!("`{script}` exited with {status}: {output}");
-    }
-    Ok(if output.is_empty() { "exit 0".into() } else { output })
-}
-
-/// The file in a quarantine folder that says what each kept item is, so that
-/// after a crash (when no rollback ran) a person can put things back by hand.
-pub const QUARANTINE_INDEX: &str = "WHAT-IS-HERE.txt";
-
-/// A path in the quarantine for data kept from `live`, with a line in the
-/// quarantine's index saying what it is and how to put it back.
-pub(crate) fn quarantine_keep(ctx: &FailureCtx, live: &Path, what: &str, how: &str) -> anyhow::Result<PathBuf> {
-    use std::io::Write;
-    fs::create_dir_all(&ctx.quarantine)
-        .with_context(|| format!("cannot create quarantine folder {}", ctx.quarantine.display()))?;
-    let item = ctx.quarantine.join(quarantine_name(live, what));
-    // A rename onto it would replace data an earlier, crashed run kept here.
-    if fs::symlink_metadata(&item).is_ok() {
-        bail!(
-            "quarantine already holds {} (see {} there): put it back or remove it before running this drill again",
-            item.display(),
-            QUARANTINE_INDEX
-        );
-    }
-    let index = ctx.quarantine.join(QUARANTINE_INDEX);
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&index)
-        .with_context(|| format!("cannot write {}", index.display()))?;
-    writeln!(f, "{}: run {} {what} of {}; {how}", item.display(), ctx.run_id, live.display())?;
-    f.sync_all()?;
-    Ok(item)
-}
-
-/// A stable file name for a live path inside the quarantine folder.
-pub(crate) fn quarantine_name(path: &Path, what: &str) -> String {
-    let digest = crate::hashing::sha256_hex(path.as_os_str().as_encoded_bytes());
-    let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
-    format!("{}-{base}.{what}", &digest[..12])
 }

@@ -3,16 +3,15 @@
 //! path, or `systemctl --user` through a wrapper script).
 
 use std::path::PathBuf;
-use std::process::Command as Process;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx, Target};
+use super::{Failure, FailureCtx, Target, Undo};
 use crate::diag::{Diagnostic, TomlDoc};
+use crate::proc::{Output, Reap};
 
 pub const KIND: &str = "stop-service";
 
@@ -22,8 +21,6 @@ pub struct StopService {
     unit: String,
     #[serde(default = "default_systemctl")]
     systemctl: PathBuf,
-    #[serde(skip)]
-    stopped: AtomicBool,
 }
 
 fn default_systemctl() -> PathBuf {
@@ -42,14 +39,15 @@ pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dy
     Ok(std::sync::Arc::new(s))
 }
 
-impl StopService {
-    fn systemctl(&self, verb: &str) -> anyhow::Result<std::process::Output> {
-        Process::new(&self.systemctl)
-            .arg(verb)
-            .arg(&self.unit)
-            .output()
-            .with_context(|| format!("cannot run {} {verb} {}", self.systemctl.display(), self.unit))
-    }
+/// Runs `systemctl VERB UNIT`; a unit's own processes are never reaped by us.
+fn systemctl(systemctl: &std::path::Path, unit: &str, verb: &str, ctx: &FailureCtx) -> anyhow::Result<Output> {
+    ctx.run
+        .cmd(systemctl)
+        .args([verb, unit])
+        .label(format!("{} {verb} {unit}", systemctl.display()))
+        .reap(Reap::Never)
+        .run(&ctx.run.cancel)
+        .with_context(|| format!("cannot run {} {verb} {unit}", systemctl.display()))
 }
 
 impl Failure for StopService {
@@ -69,32 +67,33 @@ impl Failure for StopService {
         vec![Target::Unit(self.unit.clone())]
     }
 
-    fn inject(&self, _ctx: &FailureCtx) -> anyhow::Result<String> {
+    fn inject(&self, ctx: &FailureCtx) -> anyhow::Result<String> {
         // Stopping a unit that is already down would make rollback start
         // something that was meant to be off.
-        let active = self.systemctl("is-active")?;
-        if !active.status.success() {
-            bail!(
-                "unit {} is not active ({}): nothing to stop",
-                self.unit,
-                String::from_utf8_lossy(&active.stdout).trim()
-            );
+        let active = systemctl(&self.systemctl, &self.unit, "is-active", ctx)?;
+        if !active.success() {
+            bail!("unit {} is not active ({}): nothing to stop", self.unit, active.tail);
         }
-        self.stopped.store(true, Ordering::SeqCst);
-        let out = self.systemctl("stop")?;
-        if !out.status.success() {
-            bail!("systemctl stop {} failed: {}", self.unit, String::from_utf8_lossy(&out.stderr).trim());
+        ctx.undo.push(KIND, StartAgain { unit: self.unit.clone(), systemctl: self.systemctl.clone() });
+        let out = systemctl(&self.systemctl, &self.unit, "stop", ctx)?;
+        if !out.success() {
+            bail!("systemctl stop {} failed: {}", self.unit, out.tail);
         }
         Ok(format!("stopped {}", self.unit))
     }
+}
 
-    fn rollback(&self, _ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
-        if !self.stopped.swap(false, Ordering::SeqCst) {
-            return Ok(None);
-        }
-        let out = self.systemctl("start")?;
-        if !out.status.success() {
-            bail!("systemctl start {} failed: {}", self.unit, String::from_utf8_lossy(&out.stderr).trim());
+#[derive(Debug)]
+struct StartAgain {
+    unit: String,
+    systemctl: PathBuf,
+}
+
+impl Undo for StartAgain {
+    fn rollback(&self, ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
+        let out = systemctl(&self.systemctl, &self.unit, "start", ctx)?;
+        if !out.success() {
+            bail!("systemctl start {} failed: {}", self.unit, out.tail);
         }
         Ok(Some(format!("started {}", self.unit)))
     }

@@ -5,14 +5,13 @@
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Failure, FailureCtx, Target, quarantine_keep};
+use super::{Failure, FailureCtx, Target, Undo};
 use crate::diag::{Diagnostic, TomlDoc};
 
 pub const KIND: &str = "truncate";
@@ -24,9 +23,6 @@ pub struct Truncate {
     /// Bytes to keep.
     #[serde(default)]
     size: u64,
-    /// (resolved path, original length, copy of the tail).
-    #[serde(skip)]
-    cut: Mutex<Option<(PathBuf, u64, PathBuf)>>,
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
@@ -65,7 +61,7 @@ impl Failure for Truncate {
         }
         let how =
             format!("bytes {}..{len}; put back with `truncate -s {} FILE && cat TAIL >> FILE`", self.size, self.size);
-        let tail_path = quarantine_keep(ctx, &path, "tail", &how)?;
+        let tail_path = ctx.undo.keep(&path, "tail", &how)?;
         let mut tail =
             fs::File::create(&tail_path).with_context(|| format!("cannot create {}", tail_path.display()))?;
         file.seek(SeekFrom::Start(self.size))?;
@@ -75,20 +71,32 @@ impl Failure for Truncate {
         if copied != len - self.size {
             bail!("{} changed size while its tail was copied; not truncating", path.display());
         }
-        *self.cut.lock().expect("not poisoned") = Some((path.clone(), len, tail_path));
+        ctx.undo.push(KIND, AppendTail { path: path.clone(), size: self.size, len, tail: tail_path });
         file.set_len(self.size)?;
         file.sync_all()?;
         Ok(format!("truncated {} from {len} to {} bytes", path.display(), self.size))
     }
+}
 
+/// The cut tail, kept in the quarantine, and the length to restore.
+#[derive(Debug)]
+struct AppendTail {
+    path: PathBuf,
+    size: u64,
+    len: u64,
+    tail: PathBuf,
+}
+
+impl Undo for AppendTail {
     fn rollback(&self, _ctx: &FailureCtx) -> anyhow::Result<Option<String>> {
-        let Some((path, len, tail_path)) = self.cut.lock().expect("not poisoned").take() else { return Ok(None) };
-        let mut file = OpenOptions::new().write(true).open(&path).with_context(|| {
+        let AppendTail { path, size, len, tail: tail_path } = self;
+        let (size, len) = (*size, *len);
+        let mut file = OpenOptions::new().write(true).open(path).with_context(|| {
             format!("cannot reopen {}; its tail is kept at {}", path.display(), tail_path.display())
         })?;
-        file.set_len(self.size)?;
-        file.seek(SeekFrom::Start(self.size))?;
-        let mut tail = fs::File::open(&tail_path)?;
+        file.set_len(size)?;
+        file.seek(SeekFrom::Start(size))?;
+        let mut tail = fs::File::open(tail_path)?;
         std::io::copy(&mut tail, &mut file)?;
         file.sync_all()?;
         let now = file.metadata()?.len();
@@ -99,7 +107,7 @@ impl Failure for Truncate {
                 tail_path.display()
             );
         }
-        fs::remove_file(&tail_path)?;
-        Ok(Some(format!("appended the {} cut bytes back to {}", len - self.size, path.display())))
+        fs::remove_file(tail_path)?;
+        Ok(Some(format!("appended the {} cut bytes back to {}", len - size, path.display())))
     }
 }

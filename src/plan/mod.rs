@@ -1,6 +1,8 @@
 //! Drill plans: `drills/NAME.toml`, parsed with file:line errors and validated
 //! against the config (stores) and against themselves (checks that fit the source).
 
+pub mod timeline;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use crate::check::{self, Check};
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics, TomlDoc};
 use crate::duration::HumanDuration;
-use crate::failure::{self, Failure};
+use crate::failure::{self, Failure, Guard, Refused, guard::Decision};
 use crate::hashing::sha256_hex;
 use crate::schedule::Schedule;
 use crate::source::{self, Source};
@@ -45,10 +47,18 @@ pub struct Plan {
     /// Approval gates: the run waits before each of these phases until a person
     /// (or the API) approves.
     pub pause_before: Vec<String>,
+    /// Variables of drdrill's environment passed to the processes the drill
+    /// starts; nothing else is inherited (see [`crate::proc`]).
+    pub env: Vec<String>,
 }
 
 /// Phases a plan may pause before with `pause_before`.
-pub const GATE_PHASES: &[&str] = &["backup", "failure", "restore", "verify"];
+pub const GATE_PHASES: [&str; 4] = [
+    timeline::Gated::Backup.name(),
+    timeline::Gated::Failure.name(),
+    timeline::Gated::Restore.name(),
+    timeline::Gated::Verify.name(),
+];
 
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +182,8 @@ struct PlanFile {
     destructive: bool,
     #[serde(default)]
     pause_before: Vec<Spanned<String>>,
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
     targets: Targets,
     // The kind tables are parsed from the span-keeping tree; these only make
     // serde accept the keys.
@@ -274,11 +286,11 @@ impl Plan {
             match check::parse(&doc, v) {
                 Ok(c) => {
                     if let Some(src) = &source
-                        && let Err(why) = c.fits(src.kind())
+                        && let Err(why) = c.needs().fits(src.yields())
                     {
                         errors.push(doc.at(
                             v.span(),
-                            format!("check `{}` does not fit this source: {why}", c.kind()),
+                            format!("check `{}` does not fit this source: {why} (a `{}` source)", c.kind(), src.kind()),
                             None,
                         ));
                     }
@@ -315,13 +327,33 @@ impl Plan {
                     Some(format!(
                         "use {}{}",
                         GATE_PHASES.join(", "),
-                        crate::diag::closest(g.get_ref(), GATE_PHASES)
+                        crate::diag::closest(g.get_ref(), &GATE_PHASES)
                             .map(|c| format!(" (did you mean `{c}`?)"))
                             .unwrap_or_default()
                     )),
                 ));
             } else if !pause_before.contains(g.get_ref()) {
                 pause_before.push(g.get_ref().clone());
+            }
+        }
+
+        let mut env = Vec::new();
+        for v in &file.env {
+            let name = v.get_ref();
+            let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain {
+                errors.push(
+                    doc.at(
+                        v.span(),
+                        format!("`env` entry {name:?} is not an environment variable name"),
+                        Some(
+                            "list names only, e.g. `env = [\"AWS_PROFILE\"]`; values come from drdrill's environment"
+                                .into(),
+                        ),
+                    ),
+                );
+            } else if !env.contains(name) {
+                env.push(name.clone());
             }
         }
 
@@ -386,11 +418,22 @@ impl Plan {
             failures,
             checks,
             pause_before,
+            env,
         })
     }
 
     pub fn store_name(&self) -> &str {
         self.backup.store.get_ref()
+    }
+
+    /// What the blast-radius guard says about every target of every failure.
+    pub fn guard_decisions(&self, guard: &Guard) -> Vec<Decision> {
+        guard.decide(&self.failures, self.destructive)
+    }
+
+    /// `Err` with every refusal if the guard refuses any target.
+    pub fn guard_check(&self, guard: &Guard) -> Result<Vec<Decision>, Refused> {
+        guard.check(&self.name, &self.failures, self.destructive)
     }
 }
 
@@ -423,7 +466,7 @@ pub fn plan_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Finds a plan by file path or by name in the plans folder.
-pub fn resolve(arg: &str, config: &Config) -> anyhow::Result<PathBuf> {
+pub fn find(arg: &str, config: &Config) -> anyhow::Result<PathBuf> {
     let as_path = Path::new(arg);
     if arg.ends_with(".toml") || arg.contains('/') {
         anyhow::ensure!(as_path.is_file(), "plan file {arg} does not exist");

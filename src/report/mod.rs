@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::db::evidence::{ChainEntry, EvidenceRecord, Verified, parse_ms};
-use crate::engine::report::fmt_ms;
+use crate::duration::fmt_ms;
 use crate::schedule::Schedule;
 
 /// What a text cell says when a record does not carry the value.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use super::{Point, day, escape};
-use crate::engine::report::fmt_ms;
+use crate::duration::fmt_ms;
 
 const W: f64 = 560.0;
 const H: f64 = 170.0;

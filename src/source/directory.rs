@@ -12,8 +12,10 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Canary, Restored, Source, SourceBackup};
+use super::{Canary, LiveTree, Restored, Source, SourceBackup, Yields};
 use crate::archive::{TreeWriter, unpack_verified};
+use crate::cancel::Cancel;
+use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::store::Manifest;
 
@@ -43,11 +45,15 @@ impl Source for DirectorySource {
         format!("directory {}", self.path.display())
     }
 
-    fn live_path(&self) -> Option<&Path> {
-        Some(&self.path)
+    fn yields(&self) -> Yields {
+        Yields::tree(true)
     }
 
-    fn preflight(&self) -> anyhow::Result<()> {
+    fn live_tree(&self) -> Option<LiveTree> {
+        Some(LiveTree { path: self.path.clone(), ignore: vec![CANARY_FILE.into(), format!("{CANARY_FILE}.tmp")] })
+    }
+
+    fn preflight(&self, _ctx: &RunCtx) -> anyhow::Result<()> {
         let meta = fs::metadata(&self.path).with_context(|| {
             format!("source directory {} cannot be read: fix `path` in [source] or create it", self.path.display())
         })?;
@@ -62,25 +68,25 @@ impl Source for DirectorySource {
         "tar"
     }
 
-    fn backup(&self, _staging: &Path, out: &mut dyn Write) -> anyhow::Result<SourceBackup> {
+    fn backup(&self, ctx: &RunCtx, out: &mut dyn Write) -> anyhow::Result<SourceBackup> {
         // A folder is read file by file, not frozen: everything written before the
         // walk started is in the copy, later writes may or may not be.
         let consistency_point = Utc::now();
-        let mut writer = TreeWriter::new(out);
+        let mut writer = TreeWriter::new(out, ctx.cancel.clone());
         writer.add_tree(&self.path)?;
         let skipped = std::mem::take(&mut writer.skipped);
         let (_, files) = writer.finish()?;
         Ok(SourceBackup { files, consistency_point, skipped })
     }
 
-    fn restore(&self, input: &mut dyn Read, dest: &Path, manifest: &Manifest) -> anyhow::Result<Restored> {
-        let root = dest.join("tree");
+    fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, manifest: &Manifest) -> anyhow::Result<Restored> {
+        let root = ctx.restore_dir().join("tree");
         fs::create_dir(&root)?;
-        let stats = unpack_verified(input, &root, &manifest.files)?;
-        Ok(Restored { path: root, files: stats.files, bytes: stats.bytes })
+        let stats = unpack_verified(input, &root, &manifest.files, &ctx.cancel)?;
+        Ok(Restored::tree(root, stats.files, stats.bytes))
     }
 
-    fn replicate(&self, dest: &Path) -> anyhow::Result<PathBuf> {
+    fn replicate(&self, _ctx: &RunCtx, dest: &Path) -> anyhow::Result<PathBuf> {
         let root = dest.join("tree");
         copy_tree(&self.path, &root)?;
         Ok(root)
@@ -122,8 +128,8 @@ impl Canary for DirCanary {
         Ok(())
     }
 
-    fn newest_marker(&self, restored: &Path) -> anyhow::Result<Option<DateTime<Utc>>> {
-        match fs::read_to_string(restored.join(CANARY_FILE)) {
+    fn newest_marker(&self, restored: &Restored, _cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>> {
+        match fs::read_to_string(restored.root.join(CANARY_FILE)) {
             Ok(text) => Ok(Some(DateTime::parse_from_rfc3339(text.trim())?.with_timezone(&Utc))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),

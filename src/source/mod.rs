@@ -5,10 +5,14 @@
 //! - `backup` writes a *consistent* copy (a snapshot, not a torn read of a file
 //!   being written) and reports the instant it is consistent as of, which is the
 //!   RPO when no canary is used. It never modifies the live source.
-//! - `restore` writes only below `dest` and verifies what it writes against the
-//!   manifest; an error means nothing restored may be trusted.
-//! - Both are blocking and run on a blocking thread; the caller owns compression,
-//!   hashing of the payload, and moving bytes to and from the store.
+//! - `restore` writes only below [`RunCtx::restore_dir`] (an empty folder),
+//!   verifies what it writes against the manifest, and returns what it yields;
+//!   an error means nothing restored may be trusted. What it can yield is known
+//!   before the run ([`Source::yields`]) so that checks are matched at validation.
+//! - Every step is blocking, runs on a blocking thread, and stops promptly when
+//!   `ctx.cancel` is set: processes go through [`RunCtx::cmd`], loops check the
+//!   token. The caller owns compression, hashing of the payload, and moving bytes
+//!   to and from the store.
 
 pub mod command;
 pub mod directory;
@@ -24,34 +28,46 @@ use chrono::{DateTime, Utc};
 use toml::Spanned;
 use toml::de::DeValue;
 
+use crate::cancel::Cancel;
+use crate::context::RunCtx;
 use crate::diag::{Diagnostic, KindParser, TomlDoc};
+pub use crate::restored::{LiveTree, Restored, Yields};
 use crate::store::{FileEntry, Manifest};
 
 pub trait Source: Debug + Send + Sync {
     fn kind(&self) -> &'static str;
     /// What is protected, for people.
     fn describe(&self) -> String;
-    /// The live data's path, for checks that compare a restore with it.
-    fn live_path(&self) -> Option<&Path> {
+    /// What a restore of this source yields, for matching checks at validation.
+    fn yields(&self) -> Yields;
+    /// The live folder, for checks that compare a restored tree with it.
+    fn live_tree(&self) -> Option<LiveTree> {
         None
     }
     /// Cheap proof that the source exists and is readable, before anything runs.
-    fn preflight(&self) -> anyhow::Result<()>;
+    fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()>;
     /// The decompressed payload's format, recorded in the manifest (`tar`, ...).
     fn payload_format(&self) -> &'static str;
-    /// Writes a consistent copy into `out`. `staging` is a private empty folder in
-    /// the run's scratch space for temporary files.
-    fn backup(&self, staging: &Path, out: &mut dyn Write) -> anyhow::Result<SourceBackup>;
-    /// Rebuilds the data below `dest` (an empty folder) from the payload.
-    fn restore(&self, input: &mut dyn Read, dest: &Path, manifest: &Manifest) -> anyhow::Result<Restored>;
-    /// Copies the live data below `dest`, for failures that must leave production alone.
-    fn replicate(&self, dest: &Path) -> anyhow::Result<PathBuf>;
-    /// Stops whatever `restore` started below the run's `scratch` folder (a
-    /// throwaway server, ...). The engine calls it at the end of every run that
-    /// had a scratch folder (passed, failed, aborted or timed out) before the
-    /// folder is removed, so it must work from the folder alone, whatever state a
-    /// half-done restore left there. Returns what it stopped, for the record.
-    fn cleanup(&self, _scratch: &Path) -> anyhow::Result<Option<String>> {
+    /// Writes a consistent copy into `out`. [`RunCtx::staging`] is a private
+    /// empty folder for temporary files.
+    fn backup(&self, ctx: &RunCtx, out: &mut dyn Write) -> anyhow::Result<SourceBackup>;
+    /// Rebuilds the data below [`RunCtx::restore_dir`] (an empty folder) from the payload.
+    fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, manifest: &Manifest) -> anyhow::Result<Restored>;
+    /// Copies the live data below `dest`, for failures that must leave production
+    /// alone. Kinds that cannot say why and what to use instead.
+    fn replicate(&self, _ctx: &RunCtx, _dest: &Path) -> anyhow::Result<PathBuf> {
+        anyhow::bail!(
+            "a {} source cannot be replicated into scratch: use `kind = \"declare\"`, or a `command` failure against a test copy",
+            self.kind()
+        )
+    }
+    /// Stops whatever `restore` started (a throwaway server, ...). The engine
+    /// calls it at the end of every run that had a scratch folder (passed,
+    /// failed, aborted or timed out) before the folder is removed, so it must
+    /// work from the folder alone, whatever state a half-done restore left there.
+    /// It gets a context of its own: the run's token may be cancelled already.
+    /// Returns what it stopped, for the record.
+    fn cleanup(&self, _ctx: &RunCtx) -> anyhow::Result<Option<String>> {
         Ok(None)
     }
     /// Marker writer for measured RPO, where this kind supports one.
@@ -64,24 +80,16 @@ pub trait Source: Debug + Send + Sync {
 pub struct SourceBackup {
     pub files: Vec<FileEntry>,
     pub consistency_point: DateTime<Utc>,
-    /// Entries that could not be backed up meaningfully (sockets, fifos, ...).
+    /// Entries that could not be backed up meaningfully (sockets, devices), by name.
     pub skipped: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Restored {
-    /// What checks look at: the restored database file, or the restored tree.
-    pub path: PathBuf,
-    pub files: u64,
-    pub bytes: u64,
 }
 
 /// Writes timestamped markers into the live source so that the restored copy
 /// shows how recent its data really is.
 pub trait Canary: Send + Sync {
     fn write_marker(&self, at: DateTime<Utc>) -> anyhow::Result<()>;
-    /// The newest marker in a restored copy (at [`Restored::path`]).
-    fn newest_marker(&self, restored: &Path) -> anyhow::Result<Option<DateTime<Utc>>>;
+    /// The newest marker in a restored copy.
+    fn newest_marker(&self, restored: &Restored, cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>>;
 }
 
 /// The source kinds. A new kind is one file and one line here.

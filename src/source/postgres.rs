@@ -6,19 +6,19 @@
 //! keeps writing. Restore runs `initdb` into `<restore>/pgdata` (as the `postgres`
 //! OS user when drdrill runs as root, since initdb refuses root), starts it with
 //! `pg_ctl` on a free loopback port with its socket in the restore folder, and
-//! `pg_restore`s into a database of the source's name. Checks reach it through
-//! `<restore>/connection.json` ([`PgConn`]). [`Source::cleanup`] stops the cluster
-//! at the end of every run, found from its `postmaster.pid` alone.
+//! `pg_restore`s into a database of the source's name. The restore yields a SQL
+//! service ([`PgConn`], also written to `<restore>/connection.json` for people
+//! and scripts) and `PG*` variables for command checks. [`Source::cleanup`]
+//! stops the cluster at the end of every run, found from its `postmaster.pid` alone.
 //!
 //! The password never appears in the plan: it is read from `password_env` or
 //! `password_file` when needed and handed to the tools as `PGPASSWORD`, which
 //! no log, record or error message ever includes.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,13 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::command::{free_port, tail};
-use super::{Canary, Restored, Source, SourceBackup};
+use super::{Canary, Restored, Source, SourceBackup, Yields};
+use crate::cancel::Cancel;
+use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
+use crate::net::free_port;
+use crate::proc::Cmd;
+use crate::restored::{Shape, SqlClient};
 use crate::store::Manifest;
 
 pub const KIND: &str = "postgres";
@@ -100,44 +104,57 @@ pub struct PgConn {
 }
 
 impl PgConn {
-    pub fn load(path: &Path) -> anyhow::Result<PgConn> {
-        let text = fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}: the PostgreSQL restore did not finish", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
-    }
-
     /// The first column of the first row of `sql`; `None` for NULL. No rows is an error.
-    pub fn query_first(&self, sql: &str, password: Option<&str>) -> anyhow::Result<Option<String>> {
-        let text = self.execute(sql, password)?;
+    pub fn query_first(&self, sql: &str, password: Option<&str>, cancel: &Cancel) -> anyhow::Result<Option<String>> {
+        let text = self.execute(sql, password, cancel)?;
         let line = text.lines().next().context("the query returned no rows")?;
         let first = line.split(FIELD_SEP).next().unwrap_or("");
         Ok((first != NULL_MARK).then(|| first.to_string()))
     }
 
     /// Runs `sql` (one `-c`, so one transaction) and returns psql's bare output.
-    pub fn execute(&self, sql: &str, password: Option<&str>) -> anyhow::Result<String> {
-        let mut cmd = psql(&self.psql, &self.host, self.port, &self.user, &self.dbname, password);
-        let out = cmd
+    pub fn execute(&self, sql: &str, password: Option<&str>, cancel: &Cancel) -> anyhow::Result<String> {
+        let mut out = Vec::new();
+        let done = psql(&self.psql, &self.host, self.port, &self.user, &self.dbname, password)
             .args(["-P", &format!("null={NULL_MARK}"), "-F", FIELD_SEP, "-c", sql])
-            .output()
-            .with_context(|| format!("cannot run {}", self.psql.display()))?;
-        if !out.status.success() {
-            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+            .run_reading(cancel, &mut out)?;
+        if !done.success() {
+            bail!("{}", done.tail_or_none());
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// What command checks get to reach it with `psql`.
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PGHOST".into(), self.host.clone()),
+            ("PGPORT".into(), self.port.to_string()),
+            ("PGUSER".into(), self.user.clone()),
+            ("PGDATABASE".into(), self.dbname.clone()),
+            ("DRDRILL_PORT".into(), self.port.to_string()),
+        ]
+    }
+}
+
+/// The restored cluster as a SQL service for checks.
+impl SqlClient for PgConn {
+    fn query_first(&self, sql: &str, database: Option<&str>, cancel: &Cancel) -> anyhow::Result<Option<String>> {
+        match database {
+            Some(db) => PgConn { dbname: db.to_string(), ..self.clone() }.query_first(sql, None, cancel),
+            None => PgConn::query_first(self, sql, None, cancel),
+        }
     }
 }
 
 /// A psql that never prompts, stops at the first error and prints bare values.
-fn psql(bin: &Path, host: &str, port: u16, user: &str, db: &str, password: Option<&str>) -> Command {
-    let mut c = Command::new(bin);
-    c.args(["-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+fn psql(bin: &Path, host: &str, port: u16, user: &str, db: &str, password: Option<&str>) -> Cmd {
+    let mut c = Cmd::new(bin)
+        .label(format!("psql on {host}:{port}"))
+        .args(["-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
         .args(["-h", host, "-p", &port.to_string(), "-U", user, "-d", db])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .env_remove("PGPASSWORD")
-        .stdin(Stdio::null());
+        .env("PGCONNECT_TIMEOUT", "10");
     if let Some(p) = password {
-        c.env("PGPASSWORD", p);
+        c = c.env("PGPASSWORD", p);
     }
     c
 }
@@ -216,11 +233,9 @@ fn default_bin_dir() -> Option<PathBuf> {
 
 /// `pg_dump (PostgreSQL) 15.18 (Debian 15.18-1)` -> ("15.18", 15).
 fn tool_version(path: &Path) -> anyhow::Result<(String, u32)> {
-    let out = Command::new(path)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("cannot run {} --version", path.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut out = Vec::new();
+    Cmd::new(path).arg("--version").timeout(Duration::from_secs(10)).run_reading(&Cancel::new(), &mut out)?;
+    let text = String::from_utf8_lossy(&out);
     parse_version(&text).with_context(|| format!("{} printed an unknown version: {}", path.display(), text.trim()))
 }
 
@@ -236,12 +251,15 @@ impl PostgresSource {
             let p = std::env::var(var).with_context(|| {
                 format!("environment variable {var} (named by `password_env`) is not set: export it for drdrill")
             })?;
+            crate::redact::register(&p);
             return Ok(Some(p));
         }
         if let Some(file) = &self.password_file {
             let text = fs::read_to_string(file)
                 .with_context(|| format!("cannot read password file {} named by `password_file`", file.display()))?;
-            return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+            let p = text.lines().next().unwrap_or("").to_string();
+            crate::redact::register(&p);
+            return Ok(Some(p));
         }
         Ok(None)
     }
@@ -270,14 +288,18 @@ impl Source for PostgresSource {
         format!("postgres {}", self.target())
     }
 
+    fn yields(&self) -> Yields {
+        Yields::sql_service("PostgreSQL")
+    }
+
     /// Tools present and matching, the server reachable with these credentials,
     /// and not newer than pg_dump (which refuses to dump newer servers).
-    fn preflight(&self) -> anyhow::Result<()> {
+    fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()> {
         let tools = Tools::find(self.bin_dir.as_deref())?;
         let password = self.password()?;
         let num = self
             .live(&tools)
-            .query_first("SHOW server_version_num", password.as_deref())
+            .query_first("SHOW server_version_num", password.as_deref(), &ctx.cancel)
             .with_context(|| format!("cannot connect to {}", self.target()))?
             .unwrap_or_default();
         let server_major = num.trim().parse::<u32>().map(|n| n / 10000).unwrap_or(0);
@@ -297,61 +319,37 @@ impl Source for PostgresSource {
         "pgdump"
     }
 
-    fn backup(&self, staging: &Path, out: &mut dyn Write) -> anyhow::Result<SourceBackup> {
+    fn backup(&self, ctx: &RunCtx, out: &mut dyn Write) -> anyhow::Result<SourceBackup> {
         let tools = Tools::find(self.bin_dir.as_deref())?;
         let password = self.password()?;
-        let err_path = staging.join("pg_dump.stderr");
-        let mut cmd = Command::new(tools.path("pg_dump"));
-        // A dump that waits forever on a table lock would outlive the run's
-        // timeout (the engine can only stop a dump that is writing), so give up.
-        cmd.args([
-            "-Fc",
-            "-w",
-            "--lock-wait-timeout=60s",
-            "-h",
-            &self.host,
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            &self.user,
-            "-d",
-            &self.database,
-        ])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .env_remove("PGPASSWORD")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(fs::File::create(&err_path)?);
+        let mut cmd = ctx
+            .cmd(tools.path("pg_dump"))
+            .label(format!("pg_dump of {}", self.target()))
+            .log(ctx.staging().join("pg_dump.stderr"))
+            // A lock wait is not I/O: give up on it well before the run's deadline.
+            .args(["-Fc", "-w", "--lock-wait-timeout=60s", "-h", &self.host, "-p", &self.port.to_string()])
+            .args(["-U", &self.user, "-d", &self.database])
+            .env("PGCONNECT_TIMEOUT", "10");
         if let Some(p) = &password {
-            cmd.env("PGPASSWORD", p);
+            cmd = cmd.env("PGPASSWORD", p);
         }
         // pg_dump's snapshot is taken after it connects, so a clock read before
         // it starts is never later than the data it holds.
         let consistency_point = Utc::now();
-        let mut child = cmd.spawn().with_context(|| format!("cannot start {}", tools.path("pg_dump").display()))?;
-        let mut stdout = child.stdout.take().context("pg_dump has no stdout")?;
-        let copied = io::copy(&mut stdout, out);
-        drop(stdout);
-        if copied.is_err() {
-            // The store stopped taking data (or the run was cancelled): that is the
-            // cause, not pg_dump dying of the kill that follows.
-            let _ = child.kill();
+        let done = cmd.run_reading(&ctx.cancel, out)?;
+        if !done.success() {
+            bail!("pg_dump of {} failed ({}): {}", self.target(), done.status, done.tail_or_none());
         }
-        let status = child.wait()?;
-        let bytes = copied.context("streaming pg_dump's output to the store failed")?;
-        if !status.success() {
-            bail!("pg_dump of {} failed ({status}): {}", self.target(), tail(&err_path));
-        }
-        if bytes == 0 {
-            bail!("pg_dump of {} wrote nothing: {}", self.target(), tail(&err_path));
+        if done.bytes == 0 {
+            bail!("pg_dump of {} wrote nothing: {}", self.target(), done.tail_or_none());
         }
         Ok(SourceBackup { files: Vec::new(), consistency_point, skipped: Vec::new() })
     }
 
-    fn restore(&self, input: &mut dyn Read, dest: &Path, _manifest: &Manifest) -> anyhow::Result<Restored> {
+    fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, _manifest: &Manifest) -> anyhow::Result<Restored> {
         let tools = Tools::find(self.bin_dir.as_deref())?;
         let runner = ClusterRunner::new()?;
-        let run_dir = dest.parent().unwrap_or(dest);
+        let dest = ctx.restore_dir();
         let data = dest.join(DATA_DIR);
         // The server's socket path must fit in sockaddr_un (107 bytes).
         if dest.as_os_str().len() + 20 > 107 {
@@ -360,47 +358,50 @@ impl Source for PostgresSource {
                 dest.display()
             );
         }
-        runner.prepare_dirs(run_dir, dest)?;
+        runner.prepare_dirs(&ctx.run_dir, &dest)?;
 
         let initdb_log = dest.join("initdb.log");
         runner.touch_owned(&initdb_log)?;
-        let status = runner
-            .command(&tools.path("initdb"))
+        let done = runner
+            .cmd(ctx, &tools.path("initdb"))
             .args(["-D", path_str(&data)?, "-A", "trust", "-U", CLUSTER_SUPERUSER, "--no-sync", "-E", "UTF8"])
             .arg("--locale=C.UTF-8")
-            .stdout(fs::File::options().append(true).open(&initdb_log)?)
-            .stderr(fs::File::options().append(true).open(&initdb_log)?)
-            .status()
-            .context("cannot run initdb")?;
-        if !status.success() {
-            bail!("initdb of the throwaway cluster in {} failed ({status}): {}", data.display(), tail(&initdb_log));
+            .log(&initdb_log)
+            .run(&ctx.cancel)?;
+        if !done.success() {
+            bail!(
+                "initdb of the throwaway cluster in {} failed ({}): {}",
+                data.display(),
+                done.status,
+                done.tail_or_none()
+            );
         }
 
         let port = free_port()?;
         // Settings go into the cluster's own config file, which needs no shell quoting.
         let conf = format!(
             "\n# drdrill throwaway cluster\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\nfull_page_writes = off\nsynchronous_commit = off\n",
-            path_str(dest)?.replace('\'', "''")
+            path_str(&dest)?.replace('\'', "''")
         );
         fs::OpenOptions::new().append(true).open(data.join("postgresql.conf"))?.write_all(conf.as_bytes())?;
         let server_log = dest.join("postgres.log");
         runner.touch_owned(&server_log)?;
-        let out = runner
-            .command(&tools.path("pg_ctl"))
+        // The postmaster is stopped by `cleanup` from its pid file, whatever happened.
+        let done = runner
+            .cmd(ctx, &tools.path("pg_ctl"))
             .args(["-D", path_str(&data)?, "-l", path_str(&server_log)?, "-w", "-t", "60", "start"])
-            .stdin(Stdio::null())
-            .output()
-            .context("cannot run pg_ctl")?;
-        if !out.status.success() {
+            .reap(crate::proc::Reap::Until(ctx.groups.clone()))
+            .run(&ctx.cancel)?;
+        if !done.success() {
             bail!(
                 "pg_ctl could not start the throwaway cluster on port {port}: {} {}",
-                String::from_utf8_lossy(&out.stderr).trim(),
-                tail(&server_log)
+                done.tail_or_none(),
+                crate::proc::tail(&server_log)
             );
         }
 
         let conn = PgConn {
-            host: path_str(dest)?.to_string(),
+            host: path_str(&dest)?.to_string(),
             port,
             dbname: self.database.clone(),
             user: CLUSTER_SUPERUSER.into(),
@@ -408,49 +409,36 @@ impl Source for PostgresSource {
         };
         let admin = PgConn { dbname: "postgres".into(), ..conn.clone() };
         admin
-            .execute(&format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&self.database)), None)
+            .execute(&format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&self.database)), None, &ctx.cancel)
             .context("cannot create the database in the throwaway cluster")?;
 
-        let restore_log = run_dir.join("pg_restore.log");
-        let mut child = Command::new(tools.path("pg_restore"))
+        let done = ctx
+            .cmd(tools.path("pg_restore"))
+            .label("pg_restore into the throwaway cluster")
+            .log(ctx.run_dir.join("pg_restore.log"))
             .args(["-w", "--no-owner", "--no-privileges", "--exit-on-error", "-h", &conn.host])
             .args(["-p", &port.to_string(), "-U", CLUSTER_SUPERUSER, "-d", &self.database])
-            .stdin(Stdio::piped())
-            .stdout(fs::File::create(&restore_log)?)
-            .stderr(fs::File::options().append(true).open(&restore_log)?)
-            .spawn()
-            .context("cannot start pg_restore")?;
-        let mut stdin = child.stdin.take().context("pg_restore has no stdin")?;
-        let copied = io::copy(input, &mut stdin);
-        drop(stdin);
-        let copied = match copied {
-            // The payload itself failed (store, checksum, cancel): that is the cause.
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e).context("reading the dump from the store failed");
-            }
-            other => other,
-        };
-        let status = child.wait()?;
-        if !status.success() {
-            bail!("pg_restore into the throwaway cluster failed ({status}): {}", tail(&restore_log));
+            .run_feeding(&ctx.cancel, input)
+            .context("reading the dump from the store failed")?;
+        if !done.success() {
+            bail!("pg_restore into the throwaway cluster failed ({}): {}", done.status, done.tail_or_none());
         }
-        let bytes = copied.context("feeding the dump to pg_restore failed")?;
 
         let conn_file = dest.join(CONNECTION_FILE);
         fs::write(&conn_file, serde_json::to_vec_pretty(&conn)?)?;
-        Ok(Restored { path: conn_file, files: 0, bytes })
+        Ok(Restored {
+            path: conn_file,
+            root: dest,
+            shape: Shape::Service,
+            env: conn.env(),
+            sql: Some(Arc::new(conn)),
+            files: 0,
+            bytes: done.bytes,
+        })
     }
 
-    fn replicate(&self, _dest: &Path) -> anyhow::Result<PathBuf> {
-        bail!(
-            "a postgres source cannot be replicated into scratch: use `kind = \"declare\"`, or a `command` failure against a test server"
-        )
-    }
-
-    fn cleanup(&self, scratch: &Path) -> anyhow::Result<Option<String>> {
-        let data = scratch.join("restore").join(DATA_DIR);
+    fn cleanup(&self, ctx: &RunCtx) -> anyhow::Result<Option<String>> {
+        let data = ctx.restore_dir().join(DATA_DIR);
         let pid_file = data.join("postmaster.pid");
         let Ok(text) = fs::read_to_string(&pid_file) else { return Ok(None) };
         let pid: i32 = text.lines().next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
@@ -458,12 +446,9 @@ impl Source for PostgresSource {
         // pg_ctl first (clean, immediate); signals if the tools are gone.
         if let (Ok(tools), Ok(runner)) = (Tools::find(self.bin_dir.as_deref()), ClusterRunner::new()) {
             let _ = runner
-                .command(&tools.path("pg_ctl"))
+                .cmd(ctx, &tools.path("pg_ctl"))
                 .args(["-D", path_str(&data)?, "-m", "immediate", "-w", "-t", "30", "stop"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+                .run(&ctx.cancel);
         }
         if pid > 0 && alive(pid) {
             // SIGQUIT is the postmaster's immediate shutdown; SIGKILL if it ignores that.
@@ -525,14 +510,11 @@ impl ClusterRunner {
         Ok(ClusterRunner { switch_to: Some((uid, gid)) })
     }
 
-    fn command(&self, program: &Path) -> Command {
+    fn cmd(&self, ctx: &RunCtx, program: &Path) -> Cmd {
+        let label = format!("`{}`", program.file_name().unwrap_or_default().to_string_lossy());
         match self.switch_to {
-            None => Command::new(program),
-            Some(_) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", CLUSTER_OS_USER, "--"]).arg(program);
-                c
-            }
+            None => ctx.cmd(program).label(label),
+            Some(_) => ctx.cmd("runuser").args(["-u", CLUSTER_OS_USER, "--"]).arg(program).label(label),
         }
     }
 
@@ -544,7 +526,9 @@ impl ClusterRunner {
         fs::set_permissions(run_dir, fs::Permissions::from_mode(mode | 0o001))?;
         std::os::unix::fs::chown(dest, Some(uid), Some(gid))?;
         fs::set_permissions(dest, fs::Permissions::from_mode(0o700))?;
-        let reach = self.command(Path::new("test")).args(["-w", path_str(dest)?]).status()?;
+        let reach = Cmd::new("runuser")
+            .args(["-u", CLUSTER_OS_USER, "--", "test", "-w", path_str(dest)?])
+            .run(&Cancel::new())?;
         if !reach.success() {
             bail!(
                 "the `{CLUSTER_OS_USER}` OS user cannot reach {}: every folder above the scratch root needs o+x (e.g. `chmod o+x` on them), or set `scratch` in the config to a folder under one that is traversable",
@@ -564,7 +548,6 @@ impl ClusterRunner {
     }
 }
 
-/// Timestamped markers in a side table of the live database.
 /// Writes markers into the live database with the source's own settings.
 struct PgCanary {
     src: PostgresSource,
@@ -580,17 +563,17 @@ impl Canary for PgCanary {
             "SET client_min_messages = warning; CREATE TABLE IF NOT EXISTS {CANARY_TABLE} (at_ms bigint NOT NULL); DELETE FROM {CANARY_TABLE} WHERE at_ms < {}; INSERT INTO {CANARY_TABLE} (at_ms) VALUES ({ms})",
             ms - 3_600_000
         );
-        src.live(&tools).execute(&sql, src.password()?.as_deref())?;
+        src.live(&tools).execute(&sql, src.password()?.as_deref(), &Cancel::new())?;
         Ok(())
     }
 
-    fn newest_marker(&self, restored: &Path) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let conn = PgConn::load(restored)?;
-        let exists = conn.query_first(&format!("SELECT to_regclass('{CANARY_TABLE}') IS NOT NULL"), None)?;
+    fn newest_marker(&self, restored: &Restored, cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let sql = restored.sql.as_ref().context("the restore yields no SQL service to read the canary from")?;
+        let exists = sql.query_first(&format!("SELECT to_regclass('{CANARY_TABLE}') IS NOT NULL"), None, cancel)?;
         if exists.as_deref() != Some("t") {
             return Ok(None);
         }
-        let ms = conn.query_first(&format!("SELECT max(at_ms) FROM {CANARY_TABLE}"), None)?;
+        let ms = sql.query_first(&format!("SELECT max(at_ms) FROM {CANARY_TABLE}"), None, cancel)?;
         Ok(ms.and_then(|m| m.trim().parse::<i64>().ok()).and_then(|ms| Utc.timestamp_millis_opt(ms).single()))
     }
 }

@@ -14,8 +14,11 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Canary, Restored, Source, SourceBackup};
+use super::{Canary, Restored, Source, SourceBackup, Yields};
 use crate::archive::{TreeWriter, unpack_verified};
+use crate::backoff::Backoff;
+use crate::cancel::Cancel;
+use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::store::Manifest;
 
@@ -74,21 +77,24 @@ impl SqliteSource {
 
     /// Copies the live database to `dest` with the backup API, returning the
     /// instant the copy is consistent as of.
-    fn snapshot_to(&self, dest: &Path) -> anyhow::Result<DateTime<Utc>> {
+    fn snapshot_to(&self, dest: &Path, cancel: &Cancel) -> anyhow::Result<DateTime<Utc>> {
         let src = self.open_live(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         let mut dst = Connection::open(dest).with_context(|| format!("cannot create {}", dest.display()))?;
         let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
         // One step copies every page under a single read transaction, so the copy
         // holds exactly what was committed when the step began: taking the clock
         // first makes the recorded point conservative, never optimistic.
+        let mut wait = Backoff::new(Duration::from_millis(10), Duration::from_millis(200));
         loop {
             let point = Utc::now();
             match backup.step(-1).with_context(|| format!("online backup of {} failed", self.path.display()))? {
                 rusqlite::backup::StepResult::Done => return Ok(point),
-                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
-                    std::thread::sleep(Duration::from_millis(50))
+                // A writer holds the lock: wait for it, unless the run ends first.
+                _ => {
+                    if cancel.sleep(wait.next_delay()) {
+                        return Err(crate::cancel::Cancelled.into());
+                    }
                 }
-                _ => std::thread::sleep(Duration::from_millis(10)),
             }
         }
     }
@@ -103,11 +109,11 @@ impl Source for SqliteSource {
         format!("sqlite {}", self.path.display())
     }
 
-    fn live_path(&self) -> Option<&Path> {
-        Some(&self.path)
+    fn yields(&self) -> Yields {
+        Yields::file()
     }
 
-    fn preflight(&self) -> anyhow::Result<()> {
+    fn preflight(&self, _ctx: &RunCtx) -> anyhow::Result<()> {
         if !self.path.exists() {
             match &self.seed {
                 Some(seed) => self.create_from_seed(seed)?,
@@ -127,30 +133,31 @@ impl Source for SqliteSource {
         "tar"
     }
 
-    fn backup(&self, staging: &Path, out: &mut dyn Write) -> anyhow::Result<SourceBackup> {
+    fn backup(&self, ctx: &RunCtx, out: &mut dyn Write) -> anyhow::Result<SourceBackup> {
         let name = self.file_name()?;
-        let copy = staging.join(name);
-        let consistency_point = self.snapshot_to(&copy)?;
-        let mut writer = TreeWriter::new(out);
+        let copy = ctx.staging().join(name);
+        let consistency_point = self.snapshot_to(&copy, &ctx.cancel)?;
+        let mut writer = TreeWriter::new(out, ctx.cancel.clone());
         writer.add_path(&copy, name)?;
         let (_, files) = writer.finish()?;
         fs::remove_file(&copy).ok();
         Ok(SourceBackup { files, consistency_point, skipped: Vec::new() })
     }
 
-    fn restore(&self, input: &mut dyn Read, dest: &Path, manifest: &Manifest) -> anyhow::Result<Restored> {
-        let stats = unpack_verified(input, dest, &manifest.files)?;
+    fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, manifest: &Manifest) -> anyhow::Result<Restored> {
+        let dest = ctx.restore_dir();
+        let stats = unpack_verified(input, &dest, &manifest.files, &ctx.cancel)?;
         let name = manifest
             .files
             .first()
             .map(|f| f.path.clone())
             .context("manifest of a sqlite backup lists no database file")?;
-        Ok(Restored { path: dest.join(name), files: stats.files, bytes: stats.bytes })
+        Ok(Restored::file(dest.clone(), dest.join(name), stats.files, stats.bytes))
     }
 
-    fn replicate(&self, dest: &Path) -> anyhow::Result<PathBuf> {
+    fn replicate(&self, ctx: &RunCtx, dest: &Path) -> anyhow::Result<PathBuf> {
         let copy = dest.join(self.file_name()?);
-        self.snapshot_to(&copy)?;
+        self.snapshot_to(&copy, &ctx.cancel)?;
         Ok(copy)
     }
 
@@ -175,8 +182,8 @@ impl Canary for SqliteCanary {
         Ok(())
     }
 
-    fn newest_marker(&self, restored: &Path) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let conn = Connection::open_with_flags(restored, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    fn newest_marker(&self, restored: &Restored, _cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let conn = Connection::open_with_flags(&restored.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let exists: Option<String> = conn
             .query_row("SELECT name FROM sqlite_schema WHERE type = 'table' AND name = ?1", [CANARY_TABLE], |r| {
                 r.get(0)

@@ -146,7 +146,7 @@ impl Store {
     }
 
     /// Adds the store's name and, when the cause is recognised, its fix to an error.
-    pub fn explain<E>(&self, e: E, what: String) -> anyhow::Error
+    pub fn annotate<E>(&self, e: E, what: String) -> anyhow::Error
     where
         E: Into<anyhow::Error>,
     {
@@ -178,7 +178,7 @@ impl Store {
         self.inner
             .put(&probe, PutPayload::from_static(b"probe"))
             .await
-            .map_err(|e| self.explain(e, format!("store `{}` ({}) is not writable", self.name, self.describe)))?;
+            .map_err(|e| self.annotate(e, format!("store `{}` ({}) is not writable", self.name, self.describe)))?;
         self.inner.delete(&probe).await.ok();
         Ok(())
     }
@@ -190,7 +190,7 @@ impl Store {
         let json = serde_json::to_vec(m)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         self.inner.put_opts(&Self::manifest_path(&m.plan, &m.backup_id), PutPayload::from(json), opts).await.map_err(
-            |e| self.explain(e, format!("cannot write manifest of backup {} to store `{}`", m.backup_id, self.name)),
+            |e| self.annotate(e, format!("cannot write manifest of backup {} to store `{}`", m.backup_id, self.name)),
         )?;
         Ok(())
     }
@@ -203,7 +203,7 @@ impl Store {
                 "backup {backup_id} of plan `{plan}` has no manifest in store `{}`: it is incomplete or was deleted; `drdrill backups list` shows what exists",
                 self.name
             ),
-            Err(e) => return Err(self.explain(e, format!("cannot read manifest from store `{}`", self.name))),
+            Err(e) => return Err(self.annotate(e, format!("cannot read manifest from store `{}`", self.name))),
         };
         let m: Manifest = serde_json::from_slice(&bytes)
             .with_context(|| format!("manifest {path} in store `{}` is not valid JSON", self.name))?;
@@ -242,7 +242,7 @@ impl Store {
             .list(prefix.as_ref())
             .try_collect()
             .await
-            .map_err(|e| self.explain(e, format!("cannot list store `{}` ({})", self.name, self.describe)))?;
+            .map_err(|e| self.annotate(e, format!("cannot list store `{}` ({})", self.name, self.describe)))?;
         let mut found: std::collections::BTreeMap<(String, String), (bool, u64)> = Default::default();
         for meta in objects {
             let parts: Vec<_> = meta.location.parts().collect();
@@ -280,19 +280,19 @@ impl Store {
         let manifest = Self::manifest_path(plan, backup_id);
         match self.inner.delete(&manifest).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(self.explain(e, format!("cannot delete {manifest} from store `{}`", self.name))),
+            Err(e) => return Err(self.annotate(e, format!("cannot delete {manifest} from store `{}`", self.name))),
         }
         let objects: Vec<_> = self
             .inner
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|e| self.explain(e, format!("cannot list {prefix} in store `{}`", self.name)))?;
+            .map_err(|e| self.annotate(e, format!("cannot list {prefix} in store `{}`", self.name)))?;
         for meta in objects {
             match self.inner.delete(&meta.location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
-                    return Err(self.explain(e, format!("cannot delete {} from store `{}`", meta.location, self.name)));
+                    return Err(self.annotate(e, format!("cannot delete {} from store `{}`", meta.location, self.name)));
                 }
             }
         }
@@ -309,7 +309,7 @@ impl Store {
                 m.backup_id,
                 self.name
             ),
-            Err(e) => return Err(self.explain(e, format!("cannot fetch {path} from store `{}`", self.name))),
+            Err(e) => return Err(self.annotate(e, format!("cannot fetch {path} from store `{}`", self.name))),
         };
         match result.payload {
             // object_store streams a local file in 8 KiB reads, each a trip to the

@@ -1,9 +1,7 @@
 //! `kind = "command"` sources: the user's backup command streams to stdout and
 //! the restore command reads stdin, with scratch, run id and a free port.
 
-mod common;
-
-use common::{Workspace, reason};
+use crate::common::{Workspace, reason};
 
 fn plan(name: &str, backup: &str, restore: &str, check: &str) -> String {
     format!(

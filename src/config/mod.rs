@@ -11,8 +11,17 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::diag::{Diagnostics, TomlDoc};
-use crate::duration::HumanDuration;
 use crate::store::{self, StoreSpec};
+
+mod api;
+mod daemon;
+mod notify;
+mod safety;
+
+pub use api::ApiConfig;
+pub use daemon::{DaemonConfig, TimeZone};
+pub use notify::{DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
+pub use safety::SafetyConfig;
 
 /// Where the CLI looks when neither `--config` nor `DRDRILL_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/drdrill.toml";
@@ -29,69 +38,7 @@ pub struct Config {
     pub safety: SafetyConfig,
     pub daemon: DaemonConfig,
     /// Email alerts and digests; `None` sends no mail.
-    pub notify: Option<crate::notify::NotifyConfig>,
-}
-
-/// How `drdrill daemon` schedules and stops drills.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub struct DaemonConfig {
-    /// Drills running at once, across all plans; more wait for a free slot.
-    pub concurrency: usize,
-    /// The zone schedules are read in (`0 3 * * *` is 03:00 there).
-    pub timezone: TimeZone,
-    /// On SIGTERM, how long running drills may finish before they are aborted.
-    pub grace_period: HumanDuration,
-}
-
-impl Default for DaemonConfig {
-    fn default() -> Self {
-        DaemonConfig {
-            concurrency: 2,
-            timezone: TimeZone(chrono_tz::UTC),
-            grace_period: HumanDuration(std::time::Duration::from_secs(30)),
-        }
-    }
-}
-
-/// An IANA zone name such as `Europe/Paris`, or `UTC`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimeZone(pub chrono_tz::Tz);
-
-impl<'de> Deserialize<'de> for TimeZone {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse::<chrono_tz::Tz>().map(TimeZone).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "unknown time zone {text:?}; write an IANA name such as \"UTC\", \"Europe/Paris\" or \"America/New_York\""
-            ))
-        })
-    }
-}
-
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiConfig {
-    pub listen: String,
-    pub token_file: PathBuf,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig { listen: "127.0.0.1:7878".into(), token_file: "var/api-token".into() }
-    }
-}
-
-/// What destructive failures may touch. Empty lists allow nothing.
-#[derive(Debug, Deserialize, Clone, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct SafetyConfig {
-    pub allowed_paths: Vec<PathBuf>,
-    pub allowed_units: Vec<String>,
-    pub allowed_processes: Vec<String>,
-    /// `command` failures run a user script whose reach drdrill cannot check;
-    /// they run only when this is true.
-    pub allow_command_failures: bool,
+    pub notify: Option<NotifyConfig>,
 }
 
 #[derive(Deserialize)]
@@ -109,7 +56,7 @@ struct ConfigFile {
     safety: SafetyConfig,
     #[serde(default)]
     daemon: DaemonConfig,
-    notify: Option<crate::notify::NotifyConfig>,
+    notify: Option<NotifyConfig>,
 }
 
 impl Config {

@@ -1,10 +1,8 @@
 //! End-to-end drills through the real binary, with real files and SQLite.
 
-mod common;
-
 use std::fs;
 
-use common::{Workspace, make_tricky_tree, measurement, phase};
+use crate::common::{Workspace, make_tricky_tree, measurement, phase};
 
 #[test]
 fn quickstart_passes_and_is_recorded_with_its_phases() {

@@ -1,9 +1,7 @@
 //! The evidence chain catches edits and deletions made behind drdrill's back
 //! with the real sqlite3 tool, and re-verifies an exported JSON report offline.
 
-mod common;
-
-use common::{Workspace, stdout};
+use crate::common::{Workspace, stdout};
 
 /// Three finished runs: passed, passed, failed (RTO target 1ms).
 fn three_runs() -> Workspace {
@@ -98,7 +96,7 @@ fn operator_notes_are_part_of_the_record() {
 fn exported_json_verifies_offline_and_catches_edits() {
     let ws = three_runs();
     let out = ws.output(&["report", "--format", "json", "-o", "report.json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::common::stderr(&out));
     // Offline: the database is gone.
     std::fs::remove_dir_all(ws.path().join("var")).unwrap();
     let ok = ws.output(&["evidence", "verify", "--file", "report.json"]);
@@ -135,7 +133,7 @@ fn an_export_filtered_by_plan_still_verifies_offline() {
         assert_eq!(ws.output(&["run", plan]).status.code(), Some(0), "{plan}");
     }
     let out = ws.output(&["report", "--plan", "quickstart", "--format", "json", "-o", "q.json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::common::stderr(&out));
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ws.path().join("q.json")).unwrap()).unwrap();
     assert_eq!(doc["selected_runs"], serde_json::json!([1, 3]));

@@ -2,8 +2,6 @@
 //! gates driven through stdin, operator notes, and aborts (Ctrl-C, SIGTERM)
 //! that still roll every failure back.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -12,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, describe, sha256};
+use crate::common::{Workspace, describe, sha256};
 
 /// A workspace with live data under `allowed/` and a config that allows it, plus `safety`.
 fn workspace(safety: &str) -> Workspace {

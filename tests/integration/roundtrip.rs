@@ -2,21 +2,24 @@
 //! back is byte-identical with modes and mtimes, a SQLite copy taken under
 //! concurrent writes is consistent, and standard tools can read every payload.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{make_tricky_tree, tree_fingerprint};
+use crate::common::{make_tricky_tree, tree_fingerprint};
 use drdrill::backup::{BackupOptions, restore_backup, take_backup};
-use drdrill::cancel::Cancel;
+use drdrill::context::RunCtx;
 use drdrill::source::Source;
 use drdrill::source::directory::DirectorySource;
 use drdrill::source::sqlite::SqliteSource;
 use drdrill::store::local::LocalSpec;
 use drdrill::store::{Manifest, Store};
+
+/// A run folder for library calls outside a run (its staging and restore folders below `dir`).
+fn run_ctx(dir: &Path) -> RunCtx {
+    RunCtx::detached(dir.to_path_buf(), std::time::Duration::from_secs(600))
+}
 
 fn local_store(root: &Path) -> Store {
     Store::open("local", &LocalSpec { root: root.to_path_buf() }).unwrap()
@@ -28,10 +31,9 @@ async fn tricky_tree_backup(dir: &Path) -> (PathBuf, Store, Arc<dyn Source>, Man
     make_tricky_tree(&data);
     let store = local_store(&dir.join("store"));
     let source: Arc<dyn Source> = Arc::new(DirectorySource { path: data.clone() });
-    let staging = dir.join("staging");
-    fs::create_dir(&staging).unwrap();
-    let manifest =
-        take_backup(source.clone(), &store, "tree", staging, BackupOptions::default(), Cancel::new()).await.unwrap();
+    let ctx = run_ctx(dir);
+    fs::create_dir(ctx.staging()).unwrap();
+    let manifest = take_backup(source.clone(), &store, "tree", ctx, BackupOptions::default()).await.unwrap();
     (data, store, source, manifest)
 }
 
@@ -41,9 +43,9 @@ async fn directory_round_trip_is_identical_including_modes_and_mtimes() {
     let (data, store, source, manifest) = tricky_tree_backup(tmp.path()).await;
     assert!(manifest.files.iter().any(|f| f.path == "ünïcødé/日本語 ファイル.txt"));
 
-    let dest = tmp.path().join("restore");
-    fs::create_dir(&dest).unwrap();
-    let outcome = restore_backup(source, &store, &Arc::new(manifest), dest.clone(), Cancel::new()).await.unwrap();
+    let ctx = run_ctx(tmp.path());
+    fs::create_dir(ctx.restore_dir()).unwrap();
+    let outcome = restore_backup(source, &store, &Arc::new(manifest), ctx).await.unwrap();
     assert_eq!(tree_fingerprint(&data), tree_fingerprint(&outcome.restored.path));
 }
 
@@ -108,18 +110,17 @@ async fn sqlite_copy_is_consistent_while_the_database_is_written() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     let store = local_store(&tmp.path().join("store"));
     let source: Arc<dyn Source> = Arc::new(SqliteSource { path: db.clone(), seed: None });
-    let staging = tmp.path().join("staging");
-    fs::create_dir(&staging).unwrap();
-    let m =
-        take_backup(source.clone(), &store, "bank", staging, BackupOptions::default(), Cancel::new()).await.unwrap();
+    let ctx = run_ctx(tmp.path());
+    fs::create_dir(ctx.staging()).unwrap();
+    let m = take_backup(source.clone(), &store, "bank", ctx, BackupOptions::default()).await.unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
     stop.store(true, Ordering::SeqCst);
     let transfers = writer.join().unwrap();
     assert!(transfers > 10, "the writer did not run during the backup");
 
-    let dest = tmp.path().join("restore");
-    fs::create_dir(&dest).unwrap();
-    let restored = restore_backup(source, &store, &Arc::new(m), dest, Cancel::new()).await.unwrap().restored;
+    let ctx = run_ctx(tmp.path());
+    fs::create_dir(ctx.restore_dir()).unwrap();
+    let restored = restore_backup(source, &store, &Arc::new(m), ctx).await.unwrap().restored;
     let c = rusqlite::Connection::open(&restored.path).unwrap();
     let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");

@@ -1,13 +1,11 @@
 //! The S3 store against a real S3-compatible server (moto, started by
 //! scripts/services/20-s3.sh), plus a private moto that a test stops mid-upload.
 
-mod common;
-
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, env, example_plan, measurement, reason, unique};
+use crate::common::{Workspace, env, example_plan, measurement, reason, unique};
 use drdrill::store::Store;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};

@@ -2,11 +2,9 @@
 //! (scripts/services/10-postgres.sh): dump, throwaway cluster, sql-query checks,
 //! canary RPO, and the cluster gone afterwards.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Workspace, env, example_plan, measurement, phase, reason, unique};
+use crate::common::{Workspace, env, example_plan, measurement, phase, reason, unique};
 
 struct Pg {
     host: String,

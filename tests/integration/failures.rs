@@ -1,13 +1,11 @@
 //! Failure kinds and the blast-radius guard, against real files and real
 //! processes, through the real `drdrill` binary.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Workspace, describe, sha256};
+use crate::common::{Workspace, describe, sha256};
 
 /// A workspace with live data to back up and break under `allowed/data`.
 fn workspace() -> Workspace {

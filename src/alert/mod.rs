@@ -6,115 +6,19 @@
 //! message that cannot be sent stays queued, its error logged, and is retried by
 //! the next [`flush_outbox`] (after any run, each digest, or `drdrill notify flush`).
 
+mod email;
 mod outbox;
-mod smtp;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use chrono::Utc;
 
+pub use crate::config::NotifyConfig;
 use crate::db::Db;
-use crate::duration::HumanDuration;
-use crate::engine::RunReport;
+use crate::record::RunReport;
 use crate::report::{Format, Report, ReportOptions};
-use crate::schedule::Schedule;
 
 pub use outbox::{OutboxEntry, Outgoing, make_all_due};
-
-/// The `[notify]` section of the config.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyConfig {
-    pub smtp_host: String,
-    /// Default: 587 for starttls, 465 for tls, 25 for plain.
-    pub smtp_port: Option<u16>,
-    #[serde(default)]
-    pub security: Security,
-    pub from: String,
-    pub to: Vec<String>,
-    /// SMTP user name; the password comes from `password_env` or `password_file`.
-    pub username: Option<String>,
-    /// Environment variable holding the SMTP password (default `DRDRILL_SMTP_PASSWORD`).
-    pub password_env: Option<String>,
-    /// File holding the SMTP password (first line), e.g. a systemd credential.
-    pub password_file: Option<PathBuf>,
-    /// Extra PEM root certificate for a server with a private CA.
-    pub ca_file: Option<PathBuf>,
-    /// Alert on failed runs and missed targets (default true).
-    #[serde(default = "yes")]
-    pub on_failure: bool,
-    /// When the daemon sends the digest, in crontab syntax.
-    pub digest: Option<Schedule>,
-    /// How far back the digest's report reaches (default 7d).
-    pub digest_period: Option<HumanDuration>,
-    /// Longest time one delivery attempt may take (default 10s).
-    pub timeout: Option<HumanDuration>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Security {
-    /// Plain connection upgraded with STARTTLS; the upgrade is required.
-    #[default]
-    Starttls,
-    /// TLS from the first byte (SMTPS).
-    Tls,
-    /// No encryption: only for a relay on the loopback interface.
-    Plain,
-}
-
-pub const DEFAULT_PASSWORD_ENV: &str = "DRDRILL_SMTP_PASSWORD";
-
-impl NotifyConfig {
-    /// Problems that a config file must not get past, with the fix.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.security == Security::Plain && !is_loopback(&self.smtp_host) {
-            return Err(format!(
-                "security = \"plain\" sends mail unencrypted, so it is only allowed to a loopback relay, not {:?}: use \"starttls\" or \"tls\", or relay through a local MTA on 127.0.0.1",
-                self.smtp_host
-            ));
-        }
-        if self.to.is_empty() {
-            return Err("`to` is empty: list at least one recipient".into());
-        }
-        for a in std::iter::once(&self.from).chain(&self.to) {
-            a.parse::<lettre::message::Mailbox>().map_err(|e| {
-                format!("{a:?} is not an email address ({e}): write it like \"DR drills <dr@example.com>\"")
-            })?;
-        }
-        if self.password_env.is_some() && self.password_file.is_some() {
-            return Err("set only one of `password_env` and `password_file`".into());
-        }
-        Ok(())
-    }
-
-    pub fn port(&self) -> u16 {
-        self.smtp_port.unwrap_or(match self.security {
-            Security::Starttls => 587,
-            Security::Tls => 465,
-            Security::Plain => 25,
-        })
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.timeout.map(|t| t.0).unwrap_or(Duration::from_secs(10))
-    }
-
-    /// The next time the digest is due after `t`, if a digest is configured.
-    pub fn next_digest_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.digest.as_ref().and_then(|s| s.next_after(t, 1).into_iter().next())
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 /// Whether a finished run deserves an alert: it failed, or a target was missed.
 pub fn needs_alert(report: &RunReport) -> bool {
@@ -205,7 +109,7 @@ pub async fn send_test(config: &NotifyConfig) -> anyhow::Result<()> {
         body: format!("This is a test message from drdrill {}; mail settings work.\n", crate::VERSION),
         attachment: None,
     };
-    smtp::send(config, &msg).await
+    email::send(config, &msg).await
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -229,7 +133,7 @@ pub async fn flush_outbox(config: &NotifyConfig, db: &Db) -> FlushSummary {
         }
     };
     for entry in due {
-        match smtp::send(config, &entry.message).await {
+        match email::send(config, &entry.message).await {
             Ok(()) => {
                 summary.sent += 1;
                 if let Err(e) = outbox::mark_sent(db, entry.id) {
@@ -254,32 +158,3 @@ pub async fn flush_outbox(config: &NotifyConfig, db: &Db) -> FlushSummary {
 }
 
 pub use outbox::pending as pending_count;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(host: &str, security: &str) -> NotifyConfig {
-        toml::from_str(&format!(
-            "smtp_host = {host:?}\nsecurity = {security:?}\nfrom = \"dr@example.com\"\nto = [\"ops@example.com\"]\n"
-        ))
-        .unwrap()
-    }
-
-    #[test]
-    fn plain_is_only_for_loopback() {
-        assert!(cfg("127.0.0.1", "plain").validate().is_ok());
-        assert!(cfg("localhost", "plain").validate().is_ok());
-        let e = cfg("mail.example.com", "plain").validate().unwrap_err();
-        assert!(e.contains("loopback"), "{e}");
-        assert!(cfg("mail.example.com", "starttls").validate().is_ok());
-        assert_eq!(cfg("mail.example.com", "tls").port(), 465);
-    }
-
-    #[test]
-    fn bad_addresses_are_named() {
-        let mut c = cfg("127.0.0.1", "plain");
-        c.to = vec!["not an address".into()];
-        assert!(c.validate().unwrap_err().contains("not an address"));
-    }
-}

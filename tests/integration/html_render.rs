@@ -1,11 +1,9 @@
 //! The HTML report renders in a real browser (Debian's headless Chromium) inside
 //! a network namespace with no network at all, and its charts are in the DOM.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Workspace, env, stderr};
+use crate::common::{Workspace, env, stderr};
 
 fn chromium(ws: &Workspace, args: &[&str]) -> std::process::Output {
     let browser = env("DRDRILL_TEST_CHROMIUM");

@@ -1,11 +1,67 @@
-//! The outcome of one run, as printed by `drdrill run` and stored in the DB.
+//! What a run produced: its phases, checks, measurements, gates and notes, and
+//! the report `drdrill run` prints. Shared by the engine that makes them, the
+//! results database that keeps them, and the outputs (reports, alerts) that
+//! show them.
 
 use std::fmt::Write as _;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::db::{CheckRecord, Measurement, PhaseRecord};
-use crate::duration::format_duration;
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PhaseRecord {
+    pub name: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: f64,
+    /// `ok`, `failed` or `skipped`.
+    pub status: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckRecord {
+    pub kind: String,
+    pub description: String,
+    pub passed: bool,
+    pub attempts: u32,
+    pub duration_ms: f64,
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Measurement {
+    /// `rto`, `rpo`, or a share of RTO: `fetch`, `restore`, `verify`.
+    pub name: String,
+    pub value_ms: Option<f64>,
+    pub target_ms: Option<f64>,
+    /// How it was measured (`monotonic`, `canary`, `consistency-point`, ...).
+    pub method: String,
+    pub met: Option<bool>,
+}
+
+/// A timestamped remark by an operator during a run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunNote {
+    pub at: DateTime<Utc>,
+    pub author: String,
+    pub text: String,
+}
+
+/// Who or what let a run past an approval gate, and when.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GateRecord {
+    /// The phase the run paused before.
+    pub gate: String,
+    pub waiting_since: DateTime<Utc>,
+    pub decided_at: DateTime<Utc>,
+    /// `approved`, or `aborted` when the run stopped while waiting.
+    pub outcome: String,
+    /// `terminal (user alice)`, `api (token ...)`, `abort`, ...
+    pub decided_by: String,
+    pub note: Option<String>,
+}
+
+use crate::duration::fmt_ms;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -98,14 +154,6 @@ impl RunReport {
             let _ = writeln!(out, "   reason: {reason}");
         }
         out
-    }
-}
-
-pub fn fmt_ms(v: Option<f64>) -> String {
-    match v {
-        Some(ms) if ms.is_finite() && ms >= 0.0 => format_duration(std::time::Duration::from_secs_f64(ms / 1000.0)),
-        Some(ms) => format!("{ms:.0}ms"),
-        None => "-".into(),
     }
 }
 

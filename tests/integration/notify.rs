@@ -1,13 +1,11 @@
 //! Email through a real SMTP server (aiosmtpd started by scripts/test, storing a
 //! Maildir), and proof that a dead or silent mail server never fails a drill.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Workspace, env, stderr, stdout};
+use crate::common::{Workspace, env, stderr, stdout};
 use mail_parser::{MessageParser, MimeHeaders};
 
 /// A recipient unique to this test, to find its messages in the shared Maildir.

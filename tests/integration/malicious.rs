@@ -2,13 +2,11 @@
 //! and nothing is written outside. The payloads here are crafted by hand (with a
 //! matching manifest and checksum, as an attacker with store access could).
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use common::{Workspace, unique};
+use crate::common::{Workspace, unique};
 use drdrill::store::{EntryKind, FileEntry, MANIFEST_FORMAT, Manifest, PayloadInfo};
 
 /// A tar header with the name written raw: the tar crate's own setters refuse

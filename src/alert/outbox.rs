@@ -24,7 +24,12 @@ pub struct OutboxEntry {
 
 /// Backoff after `attempts` failures: 1 min doubling, at most 1 h.
 fn backoff(attempts: i64) -> chrono::Duration {
-    chrono::Duration::minutes(1i64 << attempts.clamp(0, 6)).min(chrono::Duration::hours(1))
+    let d = crate::backoff::Backoff::after(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(3600),
+        attempts.clamp(0, 31) as u32,
+    );
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1))
 }
 
 pub fn enqueue(db: &Db, kind: &str, m: &Outgoing) -> anyhow::Result<i64> {

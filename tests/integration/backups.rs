@@ -1,9 +1,7 @@
 //! Backup management on the local store: list, verify (scrub), retention, and
 //! `latest` mode. The same on S3 lives in tests/s3.rs.
 
-mod common;
-
-use common::{Workspace, example_plan, measurement, phase, reason};
+use crate::common::{Workspace, example_plan, measurement, phase, reason};
 
 fn sqlite_plan(name: &str, backup_extra: &str) -> String {
     example_plan(

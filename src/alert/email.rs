@@ -7,7 +7,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{DEFAULT_PASSWORD_ENV, NotifyConfig, Outgoing, Security};
+use super::Outgoing;
+use crate::config::{DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
 
 pub async fn send(config: &NotifyConfig, msg: &Outgoing) -> anyhow::Result<()> {
     let email = build(config, msg)?;
@@ -49,11 +50,16 @@ fn password(config: &NotifyConfig) -> anyhow::Result<Option<String>> {
     if let Some(file) = &config.password_file {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the SMTP password file {}", file.display()))?;
-        return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+        let p = text.lines().next().unwrap_or("").to_string();
+        crate::redact::register(&p);
+        return Ok(Some(p));
     }
     let var = config.password_env.as_deref().unwrap_or(DEFAULT_PASSWORD_ENV);
     match std::env::var(var) {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => {
+            crate::redact::register(&p);
+            Ok(Some(p))
+        }
         Err(_) if config.password_env.is_some() => {
             anyhow::bail!("environment variable {var} (password_env) is not set: export it with the SMTP password")
         }

@@ -1,8 +1,6 @@
 //! `drdrill report` in every format, each read back with a real parser.
 
-mod common;
-
-use common::{Workspace, stderr, stdout};
+use crate::common::{Workspace, stderr, stdout};
 
 fn report(ws: &Workspace, format: &str) -> String {
     let file = format!("report.{format}");

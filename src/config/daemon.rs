@@ -1,0 +1,42 @@
+//! `[daemon]`: how `drdrill daemon` schedules and stops drills.
+
+use serde::Deserialize;
+
+use crate::duration::HumanDuration;
+
+/// How `drdrill daemon` schedules and stops drills.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Drills running at once, across all plans; more wait for a free slot.
+    pub concurrency: usize,
+    /// The zone schedules are read in (`0 3 * * *` is 03:00 there).
+    pub timezone: TimeZone,
+    /// On SIGTERM, how long running drills may finish before they are aborted.
+    pub grace_period: HumanDuration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            concurrency: 2,
+            timezone: TimeZone(chrono_tz::UTC),
+            grace_period: HumanDuration(std::time::Duration::from_secs(30)),
+        }
+    }
+}
+
+/// An IANA zone name such as `Europe/Paris`, or `UTC`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<chrono_tz::Tz>().map(TimeZone).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown time zone {text:?}; write an IANA name such as \"UTC\", \"Europe/Paris\" or \"America/New_York\""
+            ))
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! A run's timeline, known once: the engine executes these steps in this
+//! order, `--dry-run` describes them, and the progress bar counts them.
+
+use super::Plan;
+
+/// A phase a plan may pause before with `pause_before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gated {
+    Backup,
+    Failure,
+    Restore,
+    Verify,
+}
+
+impl Gated {
+    pub const ALL: [Gated; 4] = [Gated::Backup, Gated::Failure, Gated::Restore, Gated::Verify];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Gated::Backup => "backup",
+            Gated::Failure => "failure",
+            Gated::Restore => "restore",
+            Gated::Verify => "verify",
+        }
+    }
+
+    /// Time waiting here comes after T_fail: a person deciding, not recovery,
+    /// so it is kept out of RTO.
+    pub fn after_t_fail(self) -> bool {
+        matches!(self, Gated::Restore | Gated::Verify)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Everything that can be refused is refused here, before T_fail.
+    Prepare,
+    /// Waits for an approval before the phase.
+    Gate(Gated),
+    Backup,
+    /// T_fail: the first failure is injected.
+    Failure,
+    Restore,
+    /// T_ok: the last check passed. RTO and RPO are measured at its end.
+    Verify,
+    /// Always, after the steps above: undo every injected failure, newest first.
+    Rollback,
+    /// Always: stop what the restore started, remove scratch.
+    Cleanup,
+    /// After a passed run, when the plan sets `keep_last` or `max_age`.
+    Retention,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Prepare => "prepare",
+            Step::Gate(_) => "gate",
+            Step::Backup => "backup",
+            Step::Failure => "failure",
+            Step::Restore => "restore",
+            Step::Verify => "verify",
+            Step::Rollback => "rollback",
+            Step::Cleanup => "cleanup",
+            Step::Retention => "retention",
+        }
+    }
+
+    /// Steps that run whatever happened before them.
+    pub fn always(self) -> bool {
+        matches!(self, Step::Rollback | Step::Cleanup)
+    }
+}
+
+/// Every step of a run of `plan`, in order.
+pub fn steps(plan: &Plan) -> Vec<Step> {
+    let mut out = vec![Step::Prepare];
+    for (gated, step) in Gated::ALL.into_iter().zip([Step::Backup, Step::Failure, Step::Restore, Step::Verify]) {
+        if plan.pause_before.iter().any(|g| g == gated.name()) {
+            out.push(Step::Gate(gated));
+        }
+        out.push(step);
+    }
+    out.extend([Step::Rollback, Step::Cleanup]);
+    if plan.backup.retention().is_set() {
+        out.push(Step::Retention);
+    }
+    out
+}

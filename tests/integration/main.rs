@@ -1,0 +1,24 @@
+//! drdrill's integration tests: one test binary (linked once, as ripgrep does)
+//! with a module per area, over one shared harness ([`common::Workspace`]).
+//! They drive the real binary and real parts: SQLite files, a PostgreSQL
+//! server, an S3 server, SMTP sinks, Chromium, the tools a user would run.
+//! The servers come from `scripts/test`.
+
+mod common;
+
+mod backups;
+mod command_source;
+mod daemon;
+mod drill;
+mod evidence;
+mod failures;
+mod gameday;
+mod html_render;
+mod layers;
+mod malicious;
+mod notify;
+mod postgres;
+mod report;
+mod roundtrip;
+mod s3;
+mod systemd_unit;
