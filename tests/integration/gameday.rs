@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+use std::process::{Child, Command};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use crate::common::{Workspace, describe, sha256};
+use crate::common::{Workspace, describe, expect_line, sha256, spawn, wait_exit};
 
 /// A workspace with live data under `allowed/` and a config that allows it, plus `safety`.
 fn workspace(safety: &str) -> Workspace {
@@ -38,58 +38,11 @@ fn drdrill(ws: &Workspace) -> Command {
     c
 }
 
-/// Starts `c` with stdin and stderr piped; stderr lines arrive on the receiver.
-fn spawn(mut c: Command) -> (Child, Receiver<String>) {
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
 /// Starts `drdrill run PLAN` as a game day is run: at a terminal, stdin open.
 fn spawn_run(ws: &Workspace, plan: &Path) -> (Child, Receiver<String>) {
     let mut c = drdrill(ws);
     c.arg("run").arg(plan);
     spawn(c)
-}
-
-/// Waits for a stderr line containing `needle`; returns every line seen.
-fn expect_line(rx: &Receiver<String>, needle: &str, seen: &mut Vec<String>) {
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.contains(needle);
-                seen.push(line);
-                if hit {
-                    return;
-                }
-            }
-            Err(_) => panic!("no line containing {needle:?} on stderr; saw:\n{}", seen.join("\n")),
-        }
-    }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("drdrill did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
