@@ -14,7 +14,7 @@
 //! | util     | diag, duration, hashing, cancel, schedule, proc, net, redact, backoff, clock, paths, errors |
 //! | store    | store |
 //! | settings | config |
-//! | kinds    | context, restored, archive, scratch, quarantine, source, check, failure, backup |
+//! | kinds    | context, restored, archive, scratch, quarantine, source, check, failure, backup, existing |
 //! | plan     | plan |
 //! | record   | record, db |
 //! | engine   | engine |
@@ -45,6 +45,7 @@ pub mod archive;
 pub mod backup;
 pub mod check;
 pub mod context;
+pub mod existing;
 pub mod failure;
 pub mod quarantine;
 pub mod restored;
