@@ -256,6 +256,61 @@ pub fn unpack_verified(
     Ok(stats)
 }
 
+/// Unpacks a tar archive that has no manifest (a team's own tarball) into
+/// `dest`, with the same refusals as [`unpack_verified`]: no entry lands
+/// outside `dest` or is written through a symlink. Files, folders and
+/// symlinks are restored; other entry types are skipped.
+pub fn unpack_untrusted(input: impl Read, dest: &Path, cancel: &Cancel) -> anyhow::Result<UnpackStats> {
+    let mut safe_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut stats = UnpackStats::default();
+    let mut archive = tar::Archive::new(input);
+    let mut buf = vec![0u8; COPY_BUF];
+    for item in archive.entries().context("not a tar stream")? {
+        cancel.check()?;
+        let mut item = item.context("tar stream is damaged")?;
+        let raw = item.path().context("archive entry has an unreadable name")?.into_owned();
+        let rel = match safe_relative(&raw) {
+            Ok(r) => r,
+            // `./` at the top of many tarballs names the root itself.
+            Err(_) if raw.components().all(|c| matches!(c, Component::CurDir)) => continue,
+            Err(e) => return Err(e),
+        };
+        let full = dest.join(&rel);
+        prepare_parent(dest, &rel, &mut safe_dirs)?;
+        match item.header().entry_type() {
+            tar::EntryType::Directory => {
+                fs::create_dir_all(&full).with_context(|| format!("cannot create {}", full.display()))?;
+                if fs::symlink_metadata(&full).map(|m| !m.file_type().is_dir()).unwrap_or(true) {
+                    bail!("archive entry {raw:?} would turn a symlink into a folder; refusing this archive");
+                }
+                safe_dirs.insert(rel);
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut file = create_exclusive(&full)?;
+                loop {
+                    let n = item.read(&mut buf).with_context(|| format!("archive ends inside {raw:?}"))?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all(&buf[..n]).with_context(|| format!("cannot write {}", full.display()))?;
+                    stats.bytes += n as u64;
+                }
+                if let Ok(mode) = item.header().mode() {
+                    file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))?;
+                }
+                stats.files += 1;
+            }
+            tar::EntryType::Symlink => {
+                let target = item.link_name()?.context("symlink entry without a target")?.into_owned();
+                std::os::unix::fs::symlink(&target, &full)
+                    .with_context(|| format!("cannot create symlink {}", full.display()))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(stats)
+}
+
 /// Files up to this size are read whole and written by the writer threads.
 const SMALL_FILE: u64 = 256 * 1024;
 /// Small files queued for the writers: bounds memory to a few MiB.

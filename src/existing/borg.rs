@@ -16,7 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Existing, Found, Secret, count_tree, restored_as};
+use super::{Access, Existing, Found, Secret, count_tree, restored_as};
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::proc::Cmd;
@@ -155,7 +155,8 @@ impl Existing for Borg {
         Ok(())
     }
 
-    fn list(&self, ctx: &RunCtx, _source: &dyn Source) -> anyhow::Result<Vec<Found>> {
+    fn list(&self, at: &Access) -> anyhow::Result<Vec<Found>> {
+        let ctx = at.ctx;
         let mut cmd = self.cmd(ctx, "borg-list.log")?.arg("list").args(self.lock_args()).arg("--json");
         if let Some(g) = &self.glob {
             cmd = cmd.args(["--glob-archives", g]);
@@ -181,7 +182,8 @@ impl Existing for Borg {
         Ok(found)
     }
 
-    fn restore(&self, ctx: &RunCtx, found: &Found, source: &dyn Source) -> anyhow::Result<Restored> {
+    fn restore(&self, at: &Access, found: &Found) -> anyhow::Result<Restored> {
+        let (ctx, source) = (at.ctx, at.source);
         let dest = ctx.restore_dir();
         let path = self.path(source).context("borg needs `path` in [backup.borg]: the folder the archives hold")?;
         let done = self

@@ -14,6 +14,8 @@
 //! - every tool runs through [`RunCtx::cmd`]: cancellable, its stderr tail in errors.
 
 pub mod borg;
+pub mod objects;
+pub mod pgbackrest;
 pub mod restic;
 
 use std::fmt::Debug;
@@ -31,6 +33,7 @@ use crate::context::RunCtx;
 use crate::diag::{Diagnostic, KindParser, TomlDoc};
 use crate::restored::{Restored, Yields};
 use crate::source::Source;
+use crate::store::Store;
 
 pub trait Existing: Debug + Send + Sync {
     fn kind(&self) -> &'static str;
@@ -42,14 +45,26 @@ pub trait Existing: Debug + Send + Sync {
     fn yields(&self, source: &dyn Source) -> Yields;
     /// The tool is there and recent enough, the repository opens with these credentials.
     fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()>;
-    /// Every backup matching the plan's filters (for this live `source`), any order.
-    fn list(&self, ctx: &RunCtx, source: &dyn Source) -> anyhow::Result<Vec<Found>>;
-    /// Restores `found` below `ctx.restore_dir()` with the tool's own restore.
-    fn restore(&self, ctx: &RunCtx, found: &Found, source: &dyn Source) -> anyhow::Result<Restored>;
+    /// The configured store it reads from, for kinds whose backups are objects.
+    fn store(&self) -> Option<&str> {
+        None
+    }
+    /// Every backup matching the plan's filters, any order.
+    fn list(&self, at: &Access) -> anyhow::Result<Vec<Found>>;
+    /// Restores `found` below `at.ctx.restore_dir()` with the tool's own restore.
+    fn restore(&self, at: &Access, found: &Found) -> anyhow::Result<Restored>;
     /// Stops what `restore` started (a throwaway server); works from the folder alone.
     fn cleanup(&self, _ctx: &RunCtx) -> anyhow::Result<Option<String>> {
         Ok(None)
     }
+}
+
+/// What a step is handed: the run, the live source the backups protect, and
+/// the store named by [`Existing::store`], opened.
+pub struct Access<'a> {
+    pub ctx: &'a RunCtx,
+    pub source: &'a dyn Source,
+    pub store: Option<&'a Store>,
 }
 
 /// One backup in a team's repository.
@@ -144,7 +159,12 @@ impl Secret {
 }
 
 /// The adapters. A new one is one file and one line here.
-const KINDS: &[KindParser<Arc<dyn Existing>>] = &[(restic::KIND, restic::parse), (borg::KIND, borg::parse)];
+const KINDS: &[KindParser<Arc<dyn Existing>>] = &[
+    (restic::KIND, restic::parse),
+    (borg::KIND, borg::parse),
+    (pgbackrest::KIND, pgbackrest::parse),
+    (objects::KIND, objects::parse),
+];
 
 pub fn kind_names() -> Vec<&'static str> {
     KINDS.iter().map(|(k, _)| *k).collect()

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Existing, Found, Secret, count_tree, restored_as};
+use super::{Access, Existing, Found, Secret, count_tree, restored_as};
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::proc::Cmd;
@@ -185,7 +185,9 @@ impl Existing for Restic {
         Ok(())
     }
 
-    fn list(&self, ctx: &RunCtx, source: &dyn Source) -> anyhow::Result<Vec<Found>> {
+    fn list(&self, at: &Access) -> anyhow::Result<Vec<Found>> {
+        let ctx = at.ctx;
+        let source = at.source;
         let mut cmd = self.cmd(ctx, "restic-snapshots.log")?.args(["snapshots", "--json"]);
         if let Some(h) = &self.host {
             cmd = cmd.args(["--host", h]);
@@ -227,7 +229,8 @@ impl Existing for Restic {
         Ok(found)
     }
 
-    fn restore(&self, ctx: &RunCtx, found: &Found, source: &dyn Source) -> anyhow::Result<Restored> {
+    fn restore(&self, at: &Access, found: &Found) -> anyhow::Result<Restored> {
+        let (ctx, source) = (at.ctx, at.source);
         if self.deep {
             let done = self
                 .cmd(ctx, "restic-check.log")?

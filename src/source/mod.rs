@@ -44,6 +44,11 @@ pub trait Source: Debug + Send + Sync {
     fn live_tree(&self) -> Option<LiveTree> {
         None
     }
+    /// The database it protects, for kinds that protect one database of a
+    /// server: a restore made by another tool opens the same one.
+    fn database_name(&self) -> Option<&str> {
+        None
+    }
     /// Cheap proof that the source exists and is readable, before anything runs.
     fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()>;
     /// The decompressed payload's format, recorded in the manifest (`tar`, ...).

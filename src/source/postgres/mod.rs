@@ -150,6 +150,10 @@ impl Source for PostgresSource {
         Yields::sql_service("PostgreSQL")
     }
 
+    fn database_name(&self) -> Option<&str> {
+        Some(&self.database)
+    }
+
     /// Tools present and matching, the server reachable with these credentials,
     /// and not newer than pg_dump (which refuses to dump newer servers).
     fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()> {
