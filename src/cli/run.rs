@@ -276,6 +276,11 @@ fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
                     plan.name,
                     plan.store_name()
                 ),
+                BackupMode::Existing => format!(
+                    "  backup   choose a backup ({}) among {}\n",
+                    plan.backup.select.as_str(),
+                    plan.existing.as_ref().map(|e| e.describe()).unwrap_or_default()
+                ),
             },
             Step::Failure => {
                 let mut t = String::new();
@@ -293,9 +298,16 @@ fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
                 }
                 t
             }
-            Step::Restore => {
-                format!("  restore  into {}/run-<id>/restore, verifying every checksum\n", config.scratch.display())
-            }
+            Step::Restore => match &plan.existing {
+                Some(e) => format!(
+                    "  restore  with {}'s own restore into {}/run-<id>/restore (the backups are only read)\n",
+                    e.kind(),
+                    config.scratch.display()
+                ),
+                None => {
+                    format!("  restore  into {}/run-<id>/restore, verifying every checksum\n", config.scratch.display())
+                }
+            },
             Step::Verify => {
                 let mut t: String =
                     plan.checks.iter().map(|c| format!("  verify   {}: {}\n", c.kind(), c.describe())).collect();

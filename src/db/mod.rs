@@ -264,6 +264,30 @@ impl Db {
         Ok(conn.last_insert_rowid())
     }
 
+    /// When each backup of `repository` (as runs record it in `store`) was last
+    /// restored by a drill of `plan`: the restore step finished, whatever the checks said.
+    pub fn last_restored(
+        &self,
+        plan: &str,
+        repository: &str,
+    ) -> anyhow::Result<std::collections::HashMap<String, DateTime<Utc>>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT r.backup_id, max(r.started_at) FROM runs r
+             WHERE r.plan = ?1 AND r.store = ?2 AND r.backup_id IS NOT NULL
+               AND EXISTS (SELECT 1 FROM phases p WHERE p.run_id = r.id AND p.name = 'restore' AND p.status = 'ok')
+             GROUP BY r.backup_id",
+        )?;
+        let rows =
+            stmt.query_map(params![plan, repository], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (id, at) = row?;
+            out.insert(id, parse_ts(&at));
+        }
+        Ok(out)
+    }
+
     /// When the newest run of `plan` (of any status) was started or recorded.
     pub fn last_started(&self, plan: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
         let text: Option<String> =

@@ -37,10 +37,11 @@ use crate::context::RunCtx;
 use crate::db::{Db, NewRun, RunEnd, ms};
 use crate::duration::{fmt_ms, format_duration};
 use crate::errors::explain;
+use crate::existing::{self, Access, Existing, Found, Select};
 use crate::failure::{FailureCtx, Guard, Refused, UndoLog};
 use crate::net::hostname;
 use crate::plan::timeline::{self, Gated, Step};
-use crate::plan::{BackupMode, Plan};
+use crate::plan::{BackupMode, Plan, ProbeKind};
 use crate::quarantine::Quarantine;
 use crate::record::{CheckRecord, GateRecord, Measurement, PhaseRecord, RunNote, RunReport, Status};
 use crate::scratch::{RunScratch, ScratchRoot};
@@ -190,6 +191,8 @@ impl Engine {
             canary: None,
             canary_log: None,
             manifest: None,
+            found: None,
+            existing_store: None,
             t_fail: None,
             restored: None,
         };
@@ -289,6 +292,9 @@ struct RunState<'a> {
     canary_log: Option<CanaryLog>,
     /// Shared, not cloned: a large tree's manifest lists every file.
     manifest: Option<Arc<Manifest>>,
+    /// With `mode = "existing"`: the backup chosen, and the store its adapter reads.
+    found: Option<Found>,
+    existing_store: Option<Store>,
     t_fail: Option<Started>,
     /// The restore's outcome and how long the whole restore step took.
     restored: Option<(RestoreOutcome, Duration)>,
@@ -368,7 +374,7 @@ impl RunState<'_> {
         scratch.subdir("failure")?;
         let prepare_ctx = self.failure_ctx(self.ctx.clone(), 0);
         let ctx = self.ctx.clone();
-        let (store, writer) = self
+        let (store, writer, existing_store) = self
             .phase("prepare", async {
                 let store = store?;
                 if plan.backup.mode == BackupMode::Fresh {
@@ -376,25 +382,44 @@ impl RunState<'_> {
                 }
                 let (src, c) = (source.clone(), ctx.clone());
                 blocking(move || src.preflight(&c)).await?;
+                let existing_store = match &plan.existing {
+                    Some(e) => {
+                        let (e2, c) = (e.clone(), ctx.clone());
+                        blocking(move || e2.preflight(&c)).await?;
+                        match e.store() {
+                            Some(name) => Some(self.engine.open_store(name)?),
+                            None => None,
+                        }
+                    }
+                    None => None,
+                };
                 for (i, f) in plan.failures.iter().enumerate() {
                     let (f, ctx) = (f.clone(), FailureCtx { index: i + 1, ..prepare_ctx.clone() });
                     blocking(move || f.prepare(&ctx)).await?;
                 }
-                let writer = match (&plan.probe, source.canary()) {
-                    (Some(p), Some(c)) => Some(CanaryWriter::start(c, p.interval.0)?),
+                // A heartbeat is the daemon's: it writes markers all the time.
+                let writer = match (&plan.probe, plan.canary()) {
+                    (Some(p), Some(c)) if p.kind == ProbeKind::Canary => Some(CanaryWriter::start(c, p.interval.0)?),
                     _ => None,
                 };
-                let detail = format!("{}; store `{}` ({})", source.describe(), store.name, store.describe);
-                Ok(((store, writer), detail))
+                let detail = match &plan.existing {
+                    Some(e) => format!("{}; backups: {}", source.describe(), e.describe()),
+                    None => format!("{}; store `{}` ({})", source.describe(), store.name, store.describe),
+                };
+                Ok(((store, writer, existing_store), detail))
             })
             .await?;
         self.store = Some(store);
         self.canary = writer;
+        self.existing_store = existing_store;
         Ok(())
     }
 
     async fn backup(&mut self, scratch: &RunScratch) -> anyhow::Result<()> {
         let plan = self.plan;
+        if let Some(existing) = &plan.existing {
+            return self.choose_existing(existing.clone()).await;
+        }
         let store = self.store.clone().context("prepare opened no store")?;
         scratch.subdir("staging")?;
         let ctx = self.ctx.clone();
@@ -423,6 +448,7 @@ impl RunState<'_> {
                         let detail = format!("newest backup {} from {}", m.backup_id, m.created_at.to_rfc3339());
                         Ok((Arc::new(m), detail))
                     }
+                    BackupMode::Existing => unreachable!("existing backups are chosen by choose_existing"),
                 }
             })
             .await?;
@@ -430,6 +456,46 @@ impl RunState<'_> {
         self.end.backup_sha256 = Some(manifest.payload.sha256.clone());
         self.end.backup_created_at = Some(manifest.created_at);
         self.manifest = Some(manifest);
+        Ok(())
+    }
+
+    /// Picks the team's backup to drill, by the plan's `select`.
+    async fn choose_existing(&mut self, existing: Arc<dyn Existing>) -> anyhow::Result<()> {
+        let plan = self.plan;
+        let (ctx, store, db) = (self.ctx.clone(), self.existing_store.clone(), self.engine.db.clone());
+        let repository = existing.repository();
+        let found = self
+            .phase("backup", async {
+                let (e, source, name, repo) =
+                    (existing.clone(), plan.source.clone(), plan.name.clone(), repository.clone());
+                let (select, window) = (plan.backup.select, plan.backup.window.map(|w| w.0));
+                blocking(move || {
+                    let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref() };
+                    let all = e.list(&at)?;
+                    let count = all.len();
+                    let tested = if select == Select::LeastTested {
+                        db.last_restored(&name, &repo)?
+                    } else {
+                        Default::default()
+                    };
+                    let found = existing::choose(all, select, window, Utc::now(), &|f| tested.get(&f.id).copied())
+                        .context("no backup to choose from")?;
+                    let detail = format!(
+                        "{} {} from {} ({count} backup(s) there; select = {})",
+                        found.label,
+                        found.time.to_rfc3339(),
+                        repo,
+                        select.as_str()
+                    );
+                    Ok((found, detail))
+                })
+                .await
+            })
+            .await?;
+        self.end.store = Some(repository);
+        self.end.backup_id = Some(found.id.clone());
+        self.end.backup_created_at = Some(found.time);
+        self.found = Some(found);
         Ok(())
     }
 
@@ -468,6 +534,32 @@ impl RunState<'_> {
     /// waiting on the store.
     async fn restore(&mut self, scratch: &RunScratch) -> anyhow::Result<()> {
         scratch.subdir("restore")?;
+        if let (Some(existing), Some(found)) = (&self.plan.existing, self.found.clone()) {
+            let (e, ctx, store, source) =
+                (existing.clone(), self.ctx.clone(), self.existing_store.clone(), self.plan.source.clone());
+            let started = Instant::now();
+            let restored = self
+                .phase("restore", async {
+                    blocking(move || {
+                        let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref() };
+                        let r = e.restore(&at, &found)?;
+                        let detail = format!(
+                            "{} restored with {}: {} files, {} bytes into {}",
+                            found.label,
+                            e.kind(),
+                            r.files,
+                            r.bytes,
+                            r.path.display()
+                        );
+                        Ok((r, detail))
+                    })
+                    .await
+                })
+                .await?;
+            // The tool fetches and restores in one go: its time is all restore.
+            self.restored = Some((RestoreOutcome { restored, fetch_wait: Duration::ZERO }, started.elapsed()));
+            return Ok(());
+        }
         let store = self.store.clone().context("prepare opened no store")?;
         let manifest = self.manifest.clone().context("no backup to restore")?;
         let (source, ctx) = (self.plan.source.clone(), self.ctx.clone());
@@ -573,22 +665,29 @@ impl RunState<'_> {
     /// The newest instant whose data the restore holds, and how it was found:
     /// the canary's newest marker in the restore, else the backup's consistency point.
     async fn newest_data(&self, outcome: &RestoreOutcome) -> (Result<DateTime<Utc>, String>, String) {
-        let manifest = self.manifest.as_ref().map(|m| m.consistency_point);
-        let (Some(_), Some(c)) = (&self.plan.probe, self.plan.source.canary()) else {
-            let point = manifest.ok_or_else(|| "no backup was restored".to_string());
-            return (point, "backup consistency point".into());
+        let point = self.manifest.as_ref().map(|m| m.consistency_point).or(self.found.as_ref().map(|f| f.time));
+        let (Some(probe), Some(c)) = (&self.plan.probe, self.plan.canary()) else {
+            let point = point.ok_or_else(|| "no backup was restored".to_string());
+            let method =
+                if self.found.is_some() { "backup age (the backup's own time)" } else { "backup consistency point" };
+            return (point, method.into());
+        };
+        let marker_method = match probe.kind {
+            ProbeKind::Canary => "canary marker in the restored copy",
+            ProbeKind::Heartbeat => "measured (heartbeat in the restore)",
         };
         let (restored, cancel) = (outcome.restored.clone(), self.ctx.cancel.clone());
         let found = blocking(move || c.newest_marker(&restored, &cancel)).await;
         let result = match found {
-            Ok(Some(t)) => return (Ok(t), "canary marker in the restored copy".into()),
+            Ok(Some(t)) => return (Ok(t), marker_method.into()),
             Ok(None) => match self.canary_log.as_ref().and_then(|l| l.last_error.clone()) {
-                Some(e) => format!("no canary marker in the restored copy; the probe reported: {e}"),
+                Some(e) => format!("no {} marker in the restored copy; the probe reported: {e}", probe.kind.as_str()),
+                None if probe.kind == ProbeKind::Heartbeat => "no heartbeat marker in the restored copy: is the daemon running with this plan, and was the backup taken after it started?".to_string(),
                 None => "no canary marker in the restored copy (the backup predates the probe?)".to_string(),
             },
-            Err(e) => format!("cannot read the canary from the restore: {e:#}"),
+            Err(e) => format!("cannot read the {} marker from the restore: {e:#}", probe.kind.as_str()),
         };
-        (Err(result), "canary".into())
+        (Err(result), probe.kind.as_str().into())
     }
 
     /// Runs every check once, retrying those that wait for something to come
@@ -599,7 +698,7 @@ impl RunState<'_> {
         let ctx = Arc::new(CheckCtx {
             run: self.ctx.clone(),
             restored: restored.restored.clone(),
-            live: self.plan.source.live_tree(),
+            live: self.plan.live_tree(),
         });
         let cancel = self.ctx.cancel.clone();
         let mut all_passed = true;
@@ -734,8 +833,16 @@ impl RunState<'_> {
         };
         self.observer.phase_started(self.run_id, "cleanup");
         let (ctx, timer) = self.afterwards("cleanup");
-        let (src, c) = (self.plan.source.clone(), ctx.clone());
-        let stopped = blocking(move || src.cleanup(&c)).await;
+        let (src, c, existing) = (self.plan.source.clone(), ctx.clone(), self.plan.existing.clone());
+        let stopped = blocking(move || {
+            let mut what = Vec::new();
+            if let Some(e) = existing {
+                what.extend(e.cleanup(&c)?);
+            }
+            what.extend(src.cleanup(&c)?);
+            Ok((!what.is_empty()).then(|| what.join("; ")))
+        })
+        .await;
         timer.abort();
         let groups = ctx.groups.clone();
         let leftovers = tokio::task::spawn_blocking(move || groups.kill_all()).await.unwrap_or(0);

@@ -15,6 +15,7 @@ use crate::check::{self, Check};
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics, TomlDoc};
 use crate::duration::HumanDuration;
+use crate::existing::{self, Existing, Select};
 use crate::failure::{self, Failure, Guard, Refused, guard::Decision};
 use crate::hashing::sha256_hex;
 use crate::schedule::Schedule;
@@ -41,6 +42,8 @@ pub struct Plan {
     pub targets: Targets,
     pub source: Arc<dyn Source>,
     pub backup: BackupSection,
+    /// With `mode = "existing"`: the adapter of the team's own backups.
+    pub existing: Option<Arc<dyn Existing>>,
     pub probe: Option<ProbeSection>,
     pub failures: Vec<Arc<dyn Failure>>,
     pub checks: Vec<Arc<dyn Check>>,
@@ -74,6 +77,8 @@ pub enum BackupMode {
     Fresh,
     /// Restore the newest complete backup already in the store.
     Latest,
+    /// Restore a backup the team's own tool made (`from = "restic"`, ...).
+    Existing,
 }
 
 impl BackupMode {
@@ -81,6 +86,7 @@ impl BackupMode {
         match self {
             BackupMode::Fresh => "fresh",
             BackupMode::Latest => "latest",
+            BackupMode::Existing => "existing",
         }
     }
 }
@@ -99,6 +105,13 @@ pub struct BackupSection {
     pub keep_last: Option<usize>,
     /// Retention: delete backups older than this (the newest complete one stays).
     pub max_age: Option<HumanDuration>,
+    /// With `mode = "existing"`: the tool whose backups are drilled.
+    pub from: Option<Spanned<String>>,
+    /// Which existing backup a run restores.
+    #[serde(default)]
+    pub select: Select,
+    /// `random` and `least-tested` choose among backups this young.
+    pub window: Option<HumanDuration>,
 }
 
 impl BackupSection {
@@ -125,6 +138,9 @@ impl Default for BackupSection {
             compression_level: default_level(),
             keep_last: None,
             max_age: None,
+            from: None,
+            select: Select::default(),
+            window: None,
         }
     }
 }
@@ -152,16 +168,31 @@ impl MissedPolicy {
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeKind {
+    /// Markers written by the drill until T_fail, into the source it backs up now.
     Canary,
+    /// Markers written by the daemon all the time, so a backup made by any tool
+    /// holds them: the drill reads the newest one in the restore.
+    Heartbeat,
+}
+
+impl ProbeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Canary => "canary",
+            ProbeKind::Heartbeat => "heartbeat",
+        }
+    }
 }
 
 /// Measured RPO: markers written into the live source until T_fail.
-#[derive(Debug, Deserialize, Clone, Copy)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSection {
     pub kind: ProbeKind,
     #[serde(default = "default_interval")]
     pub interval: HumanDuration,
+    /// For a folder source: where the marker file goes, relative to the folder.
+    pub marker: Option<PathBuf>,
 }
 
 fn default_interval() -> HumanDuration {
@@ -189,8 +220,9 @@ struct PlanFile {
     // serde accept the keys.
     #[allow(dead_code)]
     source: Option<toml::Value>,
-    #[serde(default)]
-    backup: BackupSection,
+    // Parsed from the span-keeping tree: its adapter table is cut out first.
+    #[allow(dead_code)]
+    backup: Option<toml::Value>,
     probe: Option<ProbeSection>,
     #[allow(dead_code)]
     #[serde(default)]
@@ -234,7 +266,14 @@ impl Plan {
             }
         };
 
-        let store = &file.backup.store;
+        let (backup, existing) = match parse_backup(&doc, config) {
+            Ok(b) => b,
+            Err(mut d) => {
+                errors.append(&mut d);
+                (BackupSection::default(), None)
+            }
+        };
+        let store = &backup.store;
         if !config.stores.contains_key(store.get_ref()) {
             errors.push(doc.at(
                 store.span(),
@@ -285,14 +324,21 @@ impl Plan {
         for v in array_items(&doc, "check") {
             match check::parse(&doc, v) {
                 Ok(c) => {
-                    if let Some(src) = &source
-                        && let Err(why) = c.needs().fits(src.yields())
-                    {
-                        errors.push(doc.at(
-                            v.span(),
-                            format!("check `{}` does not fit this source: {why} (a `{}` source)", c.kind(), src.kind()),
-                            None,
-                        ));
+                    if let Some(src) = &source {
+                        let (yields, from) = match &existing {
+                            Some(e) => (
+                                e.yields(src.as_ref()),
+                                format!("a `{}` backup of a `{}` source", e.kind(), src.kind()),
+                            ),
+                            None => (src.yields(), format!("a `{}` source", src.kind())),
+                        };
+                        if let Err(why) = c.needs().fits(yields) {
+                            errors.push(doc.at(
+                                v.span(),
+                                format!("check `{}` does not fit this source: {why} ({from})", c.kind()),
+                                None,
+                            ));
+                        }
                     }
                     checks.push(c);
                 }
@@ -307,8 +353,34 @@ impl Plan {
             ));
         }
 
+        if let Some(probe) = &file.probe {
+            let span = doc.get("probe").map(|v| v.span()).unwrap_or(0..0);
+            if probe.kind == ProbeKind::Canary && backup.mode == BackupMode::Existing {
+                errors.push(doc.at(
+                    span.clone(),
+                    "a `canary` probe writes markers during the run, and a backup your tool made before the run cannot hold them".into(),
+                    Some("use `kind = \"heartbeat\"`: the daemon writes markers all the time, so your backups hold them".into()),
+                ));
+            }
+            if probe.marker.is_some() && source.as_ref().is_some_and(|s| s.live_tree().is_none()) {
+                errors.push(doc.at(
+                    span.clone(),
+                    "`marker` names a file in a folder source, and this source is not a folder".into(),
+                    Some("remove `marker`".into()),
+                ));
+            }
+            if let Some(m) = &probe.marker
+                && m.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                errors.push(doc.at(
+                    span,
+                    format!("`marker` {} must be a plain path inside the source folder", m.display()),
+                    Some("e.g. `marker = \".drdrill/heartbeat\"`".into()),
+                ));
+            }
+        }
         if let (Some(probe), Some(src)) = (&file.probe, &source)
-            && src.canary().is_none()
+            && src.canary(None).is_none()
         {
             let span = doc.get("probe").map(|v| v.span()).unwrap_or(0..0);
             errors.push(doc.at(
@@ -413,7 +485,8 @@ impl Plan {
             destructive: file.destructive,
             targets: file.targets,
             source: source.expect("errors were returned above"),
-            backup: file.backup,
+            backup,
+            existing,
             probe: file.probe,
             failures,
             checks,
@@ -426,6 +499,22 @@ impl Plan {
         self.backup.store.get_ref()
     }
 
+    /// The source's marker writer, with the probe's `marker`.
+    pub fn canary(&self) -> Option<Arc<dyn crate::source::Canary>> {
+        self.source.canary(self.probe.as_ref().and_then(|p| p.marker.as_deref()))
+    }
+
+    /// The live folder comparisons use, skipping the probe's marker and the
+    /// folders it created for it.
+    pub fn live_tree(&self) -> Option<crate::restored::LiveTree> {
+        let mut live = self.source.live_tree()?;
+        if let Some(m) = self.probe.as_ref().and_then(|p| p.marker.as_deref()) {
+            live.ignore.push(format!("{}", m.with_extension("tmp").display()));
+            live.ignore.extend(m.ancestors().filter(|a| !a.as_os_str().is_empty()).map(|a| a.display().to_string()));
+        }
+        Some(live)
+    }
+
     /// What the blast-radius guard says about every target of every failure.
     pub fn guard_decisions(&self, guard: &Guard) -> Vec<Decision> {
         guard.decide(&self.failures, self.destructive)
@@ -435,6 +524,64 @@ impl Plan {
     pub fn guard_check(&self, guard: &Guard) -> Result<Vec<Decision>, Refused> {
         guard.check(&self.name, &self.failures, self.destructive)
     }
+}
+
+/// `[backup]` and the adapter of the team's backups it names.
+type ParsedBackup = (BackupSection, Option<Arc<dyn Existing>>);
+
+/// `[backup]`: its own keys, and with `mode = "existing"` the table of the
+/// tool `from` names (`[backup.restic]`), parsed by that adapter.
+fn parse_backup(doc: &TomlDoc, config: &Config) -> Result<ParsedBackup, Vec<Diagnostic>> {
+    let Some(value) = doc.get("backup") else { return Ok((BackupSection::default(), None)) };
+    let toml::de::DeValue::Table(table) = value.get_ref() else {
+        return Err(vec![doc.at(value.span(), "[backup] must be a table".into(), None)]);
+    };
+    let mut own = table.clone();
+    let from: Option<Spanned<String>> = match own.get("from") {
+        Some(f) => Some(doc.deserialize(f).map_err(|d| vec![d])?),
+        None => None,
+    };
+    let adapter_table = from.as_ref().and_then(|f| own.remove(f.get_ref().as_str()));
+    let section: BackupSection =
+        doc.deserialize(&Spanned::new(value.span(), toml::de::DeValue::Table(own))).map_err(|d| vec![d])?;
+    let mut errors = Vec::new();
+    let existing = match (&section.from, section.mode) {
+        (Some(f), BackupMode::Existing) => match existing::parse(doc, f, adapter_table.as_ref()) {
+            Ok(e) => Some(e),
+            Err(d) => {
+                errors.push(d);
+                None
+            }
+        },
+        (None, BackupMode::Existing) => {
+            errors.push(doc.at(
+                value.span(),
+                "`mode = \"existing\"` needs `from`: the tool that made the backups".into(),
+                Some(format!("add `from = \"...\"` with one of: {}", existing::kind_names().join(" | "))),
+            ));
+            None
+        }
+        (Some(f), _) => {
+            errors.push(doc.at(
+                f.span(),
+                "`from` names the tool of existing backups, but the plan's `mode` is not \"existing\"".into(),
+                Some("set `mode = \"existing\"`, or remove `from`".into()),
+            ));
+            None
+        }
+        (None, _) => None,
+    };
+    if let Some(name) = existing.as_ref().and_then(|e| e.store())
+        && !config.stores.contains_key(name)
+    {
+        let span = adapter_table.as_ref().map(|t| t.span()).unwrap_or(value.span());
+        errors.push(doc.at(
+            span,
+            format!("unknown store `{name}`"),
+            Some(format!("use one of the stores in {}: {}", config.origin(), config.store_names().join(", "))),
+        ));
+    }
+    if errors.is_empty() { Ok((section, existing)) } else { Err(errors) }
 }
 
 fn array_items<'d, 'a>(doc: &'d TomlDoc<'a>, key: &str) -> Vec<&'d Spanned<toml::de::DeValue<'a>>> {

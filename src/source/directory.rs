@@ -92,8 +92,9 @@ impl Source for DirectorySource {
         Ok(root)
     }
 
-    fn canary(&self) -> Option<Arc<dyn Canary>> {
-        Some(Arc::new(DirCanary { file: self.path.join(CANARY_FILE) }))
+    fn canary(&self, marker: Option<&Path>) -> Option<Arc<dyn Canary>> {
+        let rel = marker.unwrap_or(Path::new(CANARY_FILE)).to_path_buf();
+        Some(Arc::new(DirCanary { file: self.path.join(&rel), rel }))
     }
 }
 
@@ -117,11 +118,16 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
 
 struct DirCanary {
     file: PathBuf,
+    /// The same, relative to the folder: where a restore holds it.
+    rel: PathBuf,
 }
 
 impl Canary for DirCanary {
     fn write_marker(&self, at: DateTime<Utc>) -> anyhow::Result<()> {
         // Write then rename, so a backup never reads half a marker.
+        if let Some(dir) = self.file.parent() {
+            fs::create_dir_all(dir)?;
+        }
         let tmp = self.file.with_extension("tmp");
         fs::write(&tmp, at.to_rfc3339())?;
         fs::rename(&tmp, &self.file)?;
@@ -129,7 +135,7 @@ impl Canary for DirCanary {
     }
 
     fn newest_marker(&self, restored: &Restored, _cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>> {
-        match fs::read_to_string(restored.root.join(CANARY_FILE)) {
+        match fs::read_to_string(restored.root.join(&self.rel)) {
             Ok(text) => Ok(Some(DateTime::parse_from_rfc3339(text.trim())?.with_timezone(&Utc))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),

@@ -75,8 +75,9 @@ pub trait Source: Debug + Send + Sync {
     fn cleanup(&self, _ctx: &RunCtx) -> anyhow::Result<Option<String>> {
         Ok(None)
     }
-    /// Marker writer for measured RPO, where this kind supports one.
-    fn canary(&self) -> Option<Arc<dyn Canary>> {
+    /// Marker writer for measured RPO, where this kind supports one. `marker`
+    /// is the plan's `[probe] marker`: where a folder keeps it.
+    fn canary(&self, _marker: Option<&Path>) -> Option<Arc<dyn Canary>> {
         None
     }
 }

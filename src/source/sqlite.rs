@@ -161,7 +161,7 @@ impl Source for SqliteSource {
         Ok(copy)
     }
 
-    fn canary(&self) -> Option<Arc<dyn Canary>> {
+    fn canary(&self, _marker: Option<&Path>) -> Option<Arc<dyn Canary>> {
         Some(Arc::new(SqliteCanary { db: self.path.clone() }))
     }
 }

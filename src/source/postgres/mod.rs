@@ -221,7 +221,7 @@ impl Source for PostgresSource {
         cluster::stop(ctx, self.bin_dir.as_deref())
     }
 
-    fn canary(&self) -> Option<Arc<dyn Canary>> {
+    fn canary(&self, _marker: Option<&std::path::Path>) -> Option<Arc<dyn Canary>> {
         Some(Arc::new(PgCanary { src: self.clone() }))
     }
 }
