@@ -8,7 +8,7 @@
 //! pushes WAL into the team's repository), and pgBackRest's lock and log files
 //! go to the run's scratch folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::restored::{Restored, Yields};
 use crate::source::Source;
-use crate::source::postgres::cluster::{self, Throwaway, path_str};
+use crate::source::postgres::cluster::{self, ClusterRunner, Throwaway, path_str};
 
 pub const KIND: &str = "pgbackrest";
 
@@ -94,10 +94,11 @@ struct Stamps {
 }
 
 impl PgBackRest {
-    /// pgbackrest as the cluster's OS user, its state in scratch.
-    fn cmd(&self, ctx: &RunCtx, cluster: &Throwaway, log: &str) -> anyhow::Result<crate::proc::Cmd> {
-        let dest = &cluster.dest;
-        let mut c = cluster
+    /// pgbackrest as the cluster's OS user, its lock and log files in a
+    /// folder of the run's own (`state`).
+    fn cmd(&self, ctx: &RunCtx, runner: &ClusterRunner, state: &Path, log: &str) -> anyhow::Result<crate::proc::Cmd> {
+        let dest = state;
+        let mut c = runner
             .cmd(ctx, &self.bin)
             .label(format!("`{}`", self.bin.display()))
             .log(ctx.run_dir.join(log))
@@ -151,10 +152,13 @@ impl Existing for PgBackRest {
 
     fn list(&self, at: &Access) -> anyhow::Result<Vec<Found>> {
         let ctx = at.ctx;
-        let cluster = Throwaway::prepare(ctx, self.bin_dir.as_deref())?;
+        let runner = ClusterRunner::new()?;
+        let state = ctx.run_dir.join("pgbackrest");
+        std::fs::create_dir_all(&state)?;
+        runner.give(&state)?;
         let mut out = Vec::new();
         let done = self
-            .cmd(ctx, &cluster, "pgbackrest-info.log")?
+            .cmd(ctx, &runner, &state, "pgbackrest-info.log")?
             .args(["info", "--output=json"])
             .run_reading(&ctx.cancel, &mut out)?;
         if !done.success() {
@@ -192,7 +196,7 @@ impl Existing for PgBackRest {
         let cluster = Throwaway::prepare(ctx, self.bin_dir.as_deref())?;
         let data = cluster.data();
         let done = self
-            .cmd(ctx, &cluster, "pgbackrest-restore.log")?
+            .cmd(ctx, &cluster.runner, &cluster.dest, "pgbackrest-restore.log")?
             .arg(format!("--pg1-path={}", path_str(&data)?))
             .arg(format!("--set={}", found.id))
             // The restored server must never archive into the team's repository.

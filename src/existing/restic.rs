@@ -244,25 +244,34 @@ impl Existing for Restic {
         let path =
             self.path(Some(source)).context("restic needs `path` in [backup.restic]: the folder the snapshots hold")?;
         let name = path.file_name().context("the restic `path` has no last component to restore")?;
-        // restic 0.14 keeps each backed-up path under its last component at the tree's top.
-        let include = format!("/{}", name.to_string_lossy());
-        let done = self
-            .cmd(ctx, "restic-restore.log")?
-            .args(["restore", &found.id, "--target"])
-            .arg(&dest)
-            .args(["--include", &include, "--verify"])
-            .run(&ctx.cancel)?;
-        if !done.success() {
-            bail!("restic restore of snapshot {} failed: {}", found.id, self.explain(done.tail_or_none()));
+        // A snapshot of an absolute path holds the whole path; one made from a
+        // relative path holds only its last component at the top.
+        let mut restored = None;
+        for inside in [path.strip_prefix("/").unwrap_or(&path), Path::new(name)] {
+            let done = self
+                .cmd(ctx, "restic-restore.log")?
+                .args(["restore", &found.id, "--target"])
+                .arg(&dest)
+                .arg("--include")
+                .arg(Path::new("/").join(inside))
+                .arg("--verify")
+                .run(&ctx.cancel)?;
+            if !done.success() {
+                bail!("restic restore of snapshot {} failed: {}", found.id, self.explain(done.tail_or_none()));
+            }
+            let r = restored_as(source, &dest.join(inside.parent().unwrap_or(Path::new(""))), inside);
+            if r.path.exists() {
+                restored = Some(r);
+                break;
+            }
         }
-        let mut restored = restored_as(source, &dest, &path);
-        if !restored.path.exists() {
+        let Some(mut restored) = restored else {
             bail!(
-                "restic restored nothing at {} from snapshot {}: does `path` name what the snapshot holds?",
-                restored.path.display(),
+                "restic restored nothing of {} from snapshot {}: does `path` name what the snapshot holds?",
+                path.display(),
                 found.id
             );
-        }
+        };
         (restored.files, restored.bytes) = count_tree(&restored.path);
         Ok(restored)
     }

@@ -11,6 +11,7 @@ mod command_source;
 mod daemon;
 mod drill;
 mod evidence;
+mod existing;
 mod failures;
 mod gameday;
 mod html_render;
