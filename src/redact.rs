@@ -8,6 +8,7 @@
 //! - the user-info of a URL (`http://user:pass@host`) is replaced by `***`.
 
 use std::borrow::Cow;
+use std::io::Write;
 use std::sync::{OnceLock, RwLock};
 
 /// What a redacted secret becomes.
@@ -99,6 +100,45 @@ pub fn url(u: &str) -> String {
     url_userinfo(u).unwrap_or_else(|| u.to_string())
 }
 
+/// The log's writer: each event is formatted whole into a buffer, then
+/// written scrubbed, so no log line shows a secret whatever was formatted into
+/// it (an error chain quoting a store URL, a command line).
+pub struct Scrubbed<M>(pub M);
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a> for Scrubbed<M> {
+    type Writer = ScrubbedEvent<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ScrubbedEvent { buf: Vec::new(), out: self.0.make_writer() }
+    }
+}
+
+/// One log event on its way out; written when dropped.
+pub struct ScrubbedEvent<W: Write> {
+    buf: Vec<u8>,
+    out: W,
+}
+
+impl<W: Write> Write for ScrubbedEvent<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for ScrubbedEvent<W> {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        // Nowhere to report a failed log write.
+        let _ = self.out.write_all(scrub(&text).as_bytes());
+        let _ = self.out.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +152,31 @@ mod tests {
             "store at http://***@h:1 and s3://***@bucket/x failed"
         );
         assert_eq!(scrub("user@example.com wrote").as_ref(), "user@example.com wrote");
+    }
+
+    #[test]
+    fn log_lines_are_scrubbed() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let out = sink.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(Scrubbed(move || out.clone())).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!("cannot list http://user:s3cret@127.0.0.1:9000/drills");
+        });
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("cannot list http://***@127.0.0.1:9000/drills"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
     }
 
     #[test]

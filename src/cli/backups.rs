@@ -68,7 +68,7 @@ pub async fn cmd_list(config: Arc<Config>, plan: Option<&str>, store: Option<&st
                 l.stored_bytes,
                 "-".into(),
                 match &l.manifest_error {
-                    Some(e) => format!("damaged manifest: {e}"),
+                    Some(e) => format!("damaged manifest: {}", drdrill::redact::scrub(e)),
                     None => "incomplete (no manifest)".into(),
                 },
             ),
@@ -86,7 +86,7 @@ fn row_json(l: &Listing) -> serde_json::Value {
         "created_at": l.manifest.as_ref().map(|m| m.created_at),
         "size": l.manifest.as_ref().map_or(l.stored_bytes, |m| m.payload.size),
         "sha256": l.manifest.as_ref().map(|m| m.payload.sha256.clone()),
-        "manifest_error": l.manifest_error,
+        "manifest_error": l.manifest_error.as_deref().map(drdrill::redact::scrub),
     })
 }
 
@@ -100,7 +100,7 @@ pub async fn cmd_verify(config: Arc<Config>, plan: Option<&str>, store: Option<&
         let id = format!("{}/{}", l.plan, l.backup_id);
         let Some(m) = &l.manifest else {
             if let Some(e) = &l.manifest_error {
-                println!("BAD  {id}: {e}");
+                println!("BAD  {id}: {}", drdrill::redact::scrub(e));
                 bad += 1;
             } else {
                 println!("skip {id}: incomplete (no manifest), never restored");
@@ -121,7 +121,7 @@ pub async fn cmd_verify(config: Arc<Config>, plan: Option<&str>, store: Option<&
                 bad += 1;
             }
             Err(e) => {
-                println!("BAD  {id}: {e:#}");
+                println!("BAD  {id}: {}", drdrill::errors::explain(&e));
                 bad += 1;
             }
         }

@@ -1,6 +1,10 @@
 //! The HTTP API on loopback. Reads are open; every mutating call needs
 //! `Authorization: Bearer <token>` (compared in constant time). Responses carry
-//! what the results database holds, never a secret.
+//! what the results database holds, never a secret. [`serve`] bounds how many
+//! connections are open and how long a client may take to send its request.
+
+mod listen;
+pub use listen::{HEADER_TIMEOUT, max_connections, serve};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +45,8 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        // Errors can quote a store's URL or a command's output.
+        let mut r = (self.0, Json(json!({ "error": crate::redact::scrub(&self.1) }))).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }

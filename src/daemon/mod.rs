@@ -491,13 +491,9 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     let (stop_api, api_stopped) = oneshot::channel::<()>();
     let server = {
         let app = api::router(daemon.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = api_stopped.await;
-                })
-                .await
-        })
+        tokio::spawn(api::serve(listener, app, async {
+            let _ = api_stopped.await;
+        }))
     };
 
     scheduler::catch_up(&daemon);
@@ -536,7 +532,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     }
     let _ = stop_api.send(());
     match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Err(e))) => tracing::warn!("API server: {e}"),
+        Ok(Err(e)) => tracing::warn!("API server: {e}"),
         Err(_) => tracing::warn!("API server did not stop within 5s"),
         _ => {}
     }

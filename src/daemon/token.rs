@@ -9,15 +9,16 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 /// Reads the token, creating the file (mode 0600, 32 random bytes as hex) if
-/// missing. Refuses a file other users can read or write: anyone holding the
-/// token can start drills.
+/// missing. Refuses a file with any group or other permission bit: anyone
+/// holding the token can start drills, and a group is not always as small as
+/// it looks (0640 under a shared group is readable by every member).
 pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
     match fs::metadata(path) {
         Ok(meta) => {
             let mode = meta.permissions().mode() & 0o777;
             anyhow::ensure!(
-                mode & 0o007 == 0,
-                "API token file {} has mode {mode:04o}, so every user can use it: run `chmod 600 {}`",
+                mode & 0o077 == 0,
+                "API token file {} has mode {mode:04o}, so users other than its owner can read or change it, and whoever holds the token can start drills: run `chmod 600 {}`",
                 path.display(),
                 path.display()
             );
@@ -78,16 +79,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn created_private_and_refused_when_world_readable() {
+    fn created_private_and_refused_with_any_group_or_other_bit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/token");
         let t = load_or_create(&path).unwrap();
         assert_eq!(t.len(), 64);
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(load_or_create(&path).unwrap(), t);
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        let e = load_or_create(&path).unwrap_err().to_string();
-        assert!(e.contains("chmod 600"), "{e}");
+        for mode in [0o644, 0o640, 0o660, 0o604, 0o610] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let e = load_or_create(&path).unwrap_err().to_string();
+            assert!(e.contains(&format!("mode {mode:04o}")) && e.contains("chmod 600"), "{e}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(load_or_create(&path).unwrap(), t);
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Report {
         }
         let plans = by_plan
             .into_iter()
-            .map(|(name, runs)| summarize(name, &runs, files.get(name).map(Path::new), opts))
+            .map(|(name, runs)| summarize(name, &runs, files.get(name).map(Path::new), opts, || first_run(db, name)))
             .collect();
         Ok(Report {
             generated_at: opts.now,
@@ -324,7 +324,13 @@ fn stat(runs: &[&EvidenceRecord], name: &str) -> Stat {
     s
 }
 
-fn summarize(name: &str, runs: &[&EvidenceRecord], file: Option<&Path>, opts: &ReportOptions) -> PlanSummary {
+fn summarize(
+    name: &str,
+    runs: &[&EvidenceRecord],
+    file: Option<&Path>,
+    opts: &ReportOptions,
+    first_run: impl FnOnce() -> Option<DateTime<Utc>>,
+) -> PlanSummary {
     let count = |r: &str| runs.iter().filter(|x| x.result == r).count();
     let (passed, failed, aborted) = (count("passed"), count("failed"), count("aborted"));
     let last = runs.last();
@@ -334,7 +340,7 @@ fn summarize(name: &str, runs: &[&EvidenceRecord], file: Option<&Path>, opts: &R
         .find(|r| r.result == "passed")
         .map(|r| r.finished_at.clone().unwrap_or_else(|| r.started_at.clone()));
     let starts: Vec<DateTime<Utc>> = runs.iter().filter_map(|r| rfc(&r.started_at)).collect();
-    let schedule = schedule_info(file, &starts, opts);
+    let schedule = schedule_info(file, &starts, opts, first_run);
     // One lucky pass does not hide a run of failures: two failures among the
     // last five runs also count as failing.
     let recent_failures = runs.iter().rev().take(5).filter(|r| r.result != "passed").count();
@@ -373,7 +379,23 @@ fn read_schedule(file: &Path) -> Result<Option<Schedule>, String> {
     }
 }
 
-fn schedule_info(file: Option<&Path>, starts: &[DateTime<Utc>], opts: &ReportOptions) -> ScheduleInfo {
+/// When `plan` first ran: its oldest evidence record, whatever the period.
+fn first_run(db: &Db, plan: &str) -> Option<DateTime<Utc>> {
+    db.evidence_entries(None, Some(plan)).ok()?.iter().filter_map(|e| rfc(&e.record.started_at)).min()
+}
+
+/// Scheduled firings without a run, from the later of the period's start and
+/// the plan's first run: a plan first run yesterday missed nothing last month.
+/// `first_run` (the plan's first run at any time, which costs a read of its
+/// whole history) is asked only when firings went unanswered between the
+/// period's start and its first run in the period, to tell a plan that did not
+/// exist yet from one that had stopped running.
+fn schedule_info(
+    file: Option<&Path>,
+    starts: &[DateTime<Utc>],
+    opts: &ReportOptions,
+    first_run: impl FnOnce() -> Option<DateTime<Utc>>,
+) -> ScheduleInfo {
     let mut info = ScheduleInfo { schedule: None, note: None, gaps: Vec::new(), overdue_since: None };
     let Some(file) = file else {
         info.note = Some("schedule not recorded (plan never ran from a file)".into());
@@ -391,10 +413,19 @@ fn schedule_info(file: Option<&Path>, starts: &[DateTime<Utc>], opts: &ReportOpt
         }
     };
     info.schedule = Some(schedule.text.clone());
-    // Without a period the schedule is checked from the first run on.
-    let Some(from) = opts.since.or_else(|| starts.first().copied()) else {
+    let Some(first_in_period) = starts.iter().min().copied() else {
         info.note = Some("no runs to compare with the schedule".into());
         return info;
+    };
+    let from = match opts.since {
+        None => first_in_period,
+        Some(since) => {
+            let leading = schedule.next_after(since - ChronoDuration::seconds(1), 2);
+            let unanswered = leading.len() == 2 && leading[1] <= first_in_period;
+            // Unknown (an unreadable history) counts from the period's start: a
+            // report may show a gap too many, never hide one.
+            if unanswered && first_run().is_some_and(|f| f >= since) { first_in_period } else { since }
+        }
     };
     let cutoff = opts.now - GRACE;
     let mut firings: Vec<DateTime<Utc>> = Vec::new();
@@ -497,11 +528,35 @@ mod tests {
         let opts = ReportOptions { since: Some(now - ChronoDuration::days(9)), plan: None, now };
         // Runs on Jan 2, 3, then 7; nothing after: Jan 4-6 is a gap, Jan 8- is overdue.
         let starts: Vec<_> = [2, 3, 7].iter().map(|d| Utc.with_ymd_and_hms(2026, 1, *d, 3, 0, 5).unwrap()).collect();
-        let info = schedule_info(Some(&file), &starts, &opts);
+        let info = schedule_info(Some(&file), &starts, &opts, || Some(now - ChronoDuration::days(30)));
         assert_eq!(info.gaps.len(), 2, "{info:?}");
         assert_eq!(info.gaps[0].from, Utc.with_ymd_and_hms(2026, 1, 4, 3, 0, 0).unwrap());
         assert_eq!(info.gaps[0].missed, 3);
         assert_eq!(info.overdue_since, Some(Utc.with_ymd_and_hms(2026, 1, 8, 3, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn gaps_start_at_the_first_run_of_a_plan_newer_than_the_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "schedule = \"0 3 * * *\"\n").unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 1, 30, 12, 0, 0).unwrap();
+        let opts = ReportOptions { since: Some(now - ChronoDuration::days(29)), plan: None, now };
+        // Daily runs from Jan 20 on, none before in the period.
+        let starts: Vec<_> = (20..=30).map(|d| Utc.with_ymd_and_hms(2026, 1, d, 3, 0, 5).unwrap()).collect();
+        // First run ever on Jan 20: the plan did not exist before, nothing was missed.
+        let new = schedule_info(Some(&file), &starts, &opts, || Some(starts[0]));
+        assert!(new.gaps.is_empty() && new.overdue_since.is_none(), "{new:?}");
+        // It ran before the period too: Jan 2 to Jan 19 are missed firings.
+        let old = schedule_info(Some(&file), &starts, &opts, || Some(now - ChronoDuration::days(100)));
+        assert_eq!(old.gaps.len(), 1, "{old:?}");
+        assert_eq!((old.gaps[0].from.format("%d").to_string(), old.gaps[0].missed), ("02".to_string(), 18));
+        // History unreadable: counted from the period's start rather than hidden.
+        assert_eq!(schedule_info(Some(&file), &starts, &opts, || None).gaps.len(), 1);
+        // A plan that ran at the start of the period needs no look at its history.
+        let on_time: Vec<_> = (2..=30).map(|d| Utc.with_ymd_and_hms(2026, 1, d, 3, 0, 5).unwrap()).collect();
+        let info = schedule_info(Some(&file), &on_time, &opts, || panic!("history read although nothing was missed"));
+        assert!(info.gaps.is_empty(), "{info:?}");
     }
 
     fn record(result: &str) -> EvidenceRecord {
@@ -522,7 +577,7 @@ mod tests {
         let health = |results: &[&str]| {
             let recs: Vec<EvidenceRecord> = results.iter().map(|r| record(r)).collect();
             let refs: Vec<&EvidenceRecord> = recs.iter().collect();
-            summarize("p", &refs, None, &opts).health
+            summarize("p", &refs, None, &opts, || None).health
         };
         assert_eq!(health(&["passed", "passed", "failed"]), Health::Failing);
         assert_eq!(health(&["failed", "failed", "passed"]), Health::Failing);

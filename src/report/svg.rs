@@ -1,10 +1,12 @@
 //! Inline SVG trend charts: measured values over time with the target as a line.
+//! The time axis spans the runs, not the report's period, so a day of runs in a
+//! 90-day report is spread across the chart instead of piled at its right edge.
 //! Many runs are bucketed per pixel column (keeping the worst value) so a chart
 //! of 100,000 runs stays small and still shows every miss.
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Point, day, escape};
 use crate::duration::fmt_ms;
@@ -16,6 +18,35 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 26.0;
 const MAX_MARKS: usize = 400;
+/// Share of the axis left empty on each side, so the first and last marks sit
+/// inside the frame.
+const PAD: f64 = 0.04;
+
+/// The time axis: from the first to the last run (the period when there are
+/// none); runs at one instant sit in its middle.
+fn axis(points: &[Point], from: DateTime<Utc>, to: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (lo, hi) = match (points.iter().map(|p| p.at).min(), points.iter().map(|p| p.at).max()) {
+        (Some(lo), Some(hi)) => (lo, hi),
+        _ => return (from, to),
+    };
+    let span = (hi - lo).max(TimeDelta::milliseconds(2));
+    let mid = lo + (hi - lo) / 2;
+    let half = span / 2 + TimeDelta::milliseconds((span.num_milliseconds() as f64 * PAD) as i64);
+    (mid - half, mid + half)
+}
+
+/// An axis end: the day, with the time of day as precise as the span needs.
+fn label(t: DateTime<Utc>, span: TimeDelta) -> String {
+    if span < TimeDelta::seconds(10) {
+        t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    } else if span < TimeDelta::minutes(10) {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else if span < TimeDelta::days(2) {
+        t.format("%Y-%m-%d %H:%M").to_string()
+    } else {
+        day(t)
+    }
+}
 
 pub fn trend_chart(
     title: &str,
@@ -31,6 +62,7 @@ pub fn trend_chart(
         escape(title)
     );
     let (plot_w, plot_h) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    let (from, to) = axis(points, from, to);
     let span = (to - from).num_milliseconds().max(1) as f64;
     let x_of = |t: DateTime<Utc>| LEFT + ((t - from).num_milliseconds() as f64 / span).clamp(0.0, 1.0) * plot_w;
     let max_v = points.iter().filter_map(|p| p.value_ms).fold(target_ms.unwrap_or(0.0), f64::max);
@@ -58,10 +90,10 @@ pub fn trend_chart(
         out,
         r#"<text x="{LEFT}" y="{:.1}" class="ax">{}</text><text x="{:.1}" y="{:.1}" text-anchor="end" class="ax">{}</text>"#,
         H - 8.0,
-        day(from),
+        label(from, to - from),
         LEFT + plot_w,
         H - 8.0,
-        day(to)
+        label(to, to - from)
     );
 
     // Few runs: one mark each. Many: one per column, keeping the worst value

@@ -173,9 +173,11 @@ impl StoreSpec for S3Spec {
         KIND
     }
 
+    /// Shown in logs, phase details, reports and errors: an endpoint's
+    /// `user:password@` never is.
     fn describe(&self) -> String {
         match &self.endpoint {
-            Some(ep) => format!("s3 bucket {} at {ep}", self.bucket),
+            Some(ep) => format!("s3 bucket {} at {}", self.bucket, crate::redact::url(ep)),
             None => format!("s3 bucket {} in {}", self.bucket, self.region),
         }
     }

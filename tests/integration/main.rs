@@ -9,6 +9,7 @@ mod common;
 mod backups;
 mod command_source;
 mod daemon;
+mod doors;
 mod drill;
 mod evidence;
 mod existing;
