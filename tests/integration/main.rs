@@ -18,6 +18,7 @@ mod layers;
 mod malicious;
 mod notify;
 mod postgres;
+mod records;
 mod report;
 mod roundtrip;
 mod s3;
