@@ -1,4 +1,10 @@
 //! Per-run throwaway folders under the scratch root, always removed afterwards.
+//!
+//! A crash leaves a run's folder behind; start-up sweeps it once the run's
+//! owner is known to be gone (the caller decides, from the results database),
+//! never while the run still goes on in another process. The root also holds
+//! what a run could not write to the results database: why its result was not
+//! recorded ([`ScratchRoot::leave_cause`]), for the next start-up to record.
 
 use std::fs;
 use std::io;
@@ -9,6 +15,9 @@ use anyhow::Context;
 
 /// Prefix of every run folder, so a sweep after a crash touches nothing else.
 const RUN_PREFIX: &str = "run-";
+
+/// Folder (under the root) of causes left by runs that could not be recorded.
+const UNRECORDED: &str = "unrecorded";
 
 #[derive(Debug, Clone)]
 pub struct ScratchRoot {
@@ -45,8 +54,37 @@ impl ScratchRoot {
         Ok(RunScratch { path, cleaned: false })
     }
 
-    /// Removes run folders whose run is not `active` (after a crash); returns what it removed.
+    /// Says why run `run_id`'s result could not be written to the results
+    /// database, where the next start-up finds it ([`ScratchRoot::cause`]).
+    /// Best effort: the scratch disk may be full too.
+    pub fn leave_cause(&self, run_id: i64, cause: &str) -> io::Result<PathBuf> {
+        let dir = self.root.join(UNRECORDED);
+        fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{RUN_PREFIX}{run_id}.txt"));
+        fs::write(&path, cause)?;
+        Ok(path)
+    }
+
+    /// What [`ScratchRoot::leave_cause`] left for run `run_id`, if anything.
+    pub fn cause(&self, run_id: i64) -> Option<String> {
+        let text = fs::read_to_string(self.root.join(UNRECORDED).join(format!("{RUN_PREFIX}{run_id}.txt"))).ok()?;
+        Some(text.trim().to_string()).filter(|t| !t.is_empty())
+    }
+
+    /// Removes run folders whose run is not `active` (its owner died, or it is
+    /// over), and the causes left for such runs; returns the folders removed.
+    /// `active` must say yes for every run that may still be going on, in any
+    /// process: its folder is in use.
     pub fn sweep(&self, active: impl Fn(i64) -> bool) -> anyhow::Result<Vec<PathBuf>> {
+        if let Ok(causes) = fs::read_dir(self.root.join(UNRECORDED)) {
+            for entry in causes.flatten() {
+                let name = entry.file_name();
+                let id = name.to_str().and_then(|n| n.strip_prefix(RUN_PREFIX)?.strip_suffix(".txt")?.parse().ok());
+                if id.is_some_and(|id| !active(id)) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
         let mut removed = Vec::new();
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,
@@ -143,8 +181,12 @@ mod tests {
         let keep = s.create_run(2).unwrap();
         std::mem::forget(s.create_run(3).unwrap());
         fs::create_dir(root.path().join("not-a-run")).unwrap();
+        s.leave_cause(2, "disk full").unwrap();
+        s.leave_cause(3, "disk full").unwrap();
         let removed = s.sweep(|id| id == 2).unwrap();
         assert_eq!(removed, vec![root.path().join("run-3")]);
         assert!(keep.path().exists() && root.path().join("not-a-run").exists());
+        assert_eq!(s.cause(2).as_deref(), Some("disk full"));
+        assert_eq!(s.cause(3), None, "the cause of a run that is over goes with it");
     }
 }

@@ -36,6 +36,9 @@ pub fn cmd_verify(config: Arc<Config>, file: Option<&Path>) -> anyhow::Result<u8
                 println!("  starts after an earlier record with hash {} (an exported slice)", v.anchor);
             }
             println!("  head {}", v.head);
+            if let Some(seq) = v.logged {
+                println!("  the head log beside the database agrees, up to record #{seq}");
+            }
             Ok(EXIT_PASSED)
         }
         Err(b) => {

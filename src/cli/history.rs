@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use drdrill::config::Config;
+use drdrill::db::evidence::note_line;
 use drdrill::duration::fmt_ms;
 
 use super::{EXIT_BAD_INPUT, EXIT_PASSED};
@@ -63,16 +64,47 @@ pub fn cmd_show(config: Arc<Config>, run_id: i64, json: bool) -> anyhow::Result<
     for p in &d.phases {
         println!("  {:<9} {:>9}  {:<6}  {}", p.name, fmt_ms(Some(p.duration_ms)), p.status, p.detail);
     }
-    for g in &d.gates {
-        println!(
-            "  gate before {:<8} {} by {} at {} (waiting since {}){}",
-            g.gate,
-            g.outcome,
-            g.decided_by,
-            drdrill::db::ts(g.decided_at),
-            drdrill::db::ts(g.waiting_since),
-            g.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
-        );
+    // Once the run finished, approvals and notes are shown as its evidence
+    // record holds them; rows that disagree with it are named, not passed off.
+    let record = d.evidence.as_ref().map(|e| &e.record);
+    match record.and_then(|r| r.gates.as_ref()) {
+        Some(chained) => {
+            for g in chained {
+                println!(
+                    "  gate before {:<8} {} by {} at {} (waiting since {}){}",
+                    g.gate,
+                    g.outcome,
+                    g.decided_by,
+                    g.decided_at,
+                    g.waiting_since,
+                    g.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+                );
+            }
+            for g in d.gates.iter().filter(|g| !chained.iter().any(|c| same_gate(c, g))) {
+                println!(
+                    "  WARNING: the approval row \"gate before {} {} by {}\" is not in the run's evidence record: it was added or changed after the run; `drdrill evidence verify` reports it",
+                    g.gate, g.outcome, g.decided_by
+                );
+            }
+        }
+        None => {
+            for g in &d.gates {
+                println!(
+                    "  gate before {:<8} {} by {} at {} (waiting since {}){}",
+                    g.gate,
+                    g.outcome,
+                    g.decided_by,
+                    drdrill::db::ts(g.decided_at),
+                    drdrill::db::ts(g.waiting_since),
+                    g.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+                );
+            }
+            if record.is_some() && !d.gates.is_empty() {
+                println!(
+                    "  (this run's evidence record predates approvals in records: the gates above are not vouched for)"
+                );
+            }
+        }
     }
     for c in &d.checks {
         println!(
@@ -89,10 +121,48 @@ pub fn cmd_show(config: Arc<Config>, run_id: i64, json: bool) -> anyhow::Result<
     if let Some(r) = &s.reason {
         println!("  reason: {r}");
     }
-    for n in &d.notes {
-        println!("  note {} {}: {}", drdrill::db::ts(n.at), n.author, n.text);
+    match record.filter(|r| r.note_count().is_some()) {
+        Some(r) => {
+            let chained: Vec<&str> = r.notes.as_deref().map(|n| n.lines().collect()).unwrap_or_default();
+            for line in &chained {
+                println!("  note {line}");
+            }
+            if d.notes.len() < chained.len() {
+                println!(
+                    "  WARNING: notes of the run's evidence record were deleted from the database; `drdrill evidence verify` reports it"
+                );
+            }
+            for (i, n) in d.notes.iter().enumerate() {
+                let at = drdrill::db::ts(n.at);
+                match chained.get(i) {
+                    Some(c) if *c == note_line(&at, &n.author, &n.text) => {}
+                    Some(_) => println!(
+                        "  WARNING: note {} no longer matches the run's evidence record: it was changed after the run; `drdrill evidence verify` reports it",
+                        i + 1
+                    ),
+                    None => println!(
+                        "  note [{at}] {}: {} (added after the run; not in its evidence record)",
+                        n.author, n.text
+                    ),
+                }
+            }
+        }
+        None => {
+            for n in &d.notes {
+                println!("  note {} {}: {}", drdrill::db::ts(n.at), n.author, n.text);
+            }
+        }
     }
     Ok(EXIT_PASSED)
+}
+
+fn same_gate(c: &drdrill::db::evidence::EvidenceGate, g: &drdrill::db::GateRecord) -> bool {
+    c.gate == g.gate
+        && c.outcome == g.outcome
+        && c.decided_by == g.decided_by
+        && c.note == g.note
+        && c.decided_at == drdrill::db::ts(g.decided_at)
+        && c.waiting_since == drdrill::db::ts(g.waiting_since)
 }
 
 pub fn open_db(config: &Config) -> anyhow::Result<drdrill::db::Db> {

@@ -128,6 +128,7 @@ pub async fn cmd_run(
         return Ok(report_refusal(&refused, arg));
     }
     let engine = Engine::open(config)?;
+    recover_at_start(&engine);
     let opts = RunOptions { notes, ..RunOptions::default() };
     let signals = tokio::spawn(abort_on_signals(opts.abort.clone()));
     let run_id = Arc::new(OnceLock::new());
@@ -171,6 +172,30 @@ pub async fn cmd_run(
         print!("{}", report.render());
     }
     Ok(if report.passed() { EXIT_PASSED } else { EXIT_FAILED })
+}
+
+/// What the daemon does at start-up, for runs a crashed `drdrill run` (or
+/// daemon) left: record them aborted, remove their scratch, name the live
+/// data they left in quarantine. Runs other live processes own are left
+/// alone. A problem here is only a warning: this run can still go ahead.
+fn recover_at_start(engine: &Engine) {
+    match engine.recover("the start-up of `drdrill run`") {
+        Ok(found) => {
+            for r in &found.aborted {
+                eprintln!(
+                    "warning: run {} of {} was left `running` by a process that is gone; recorded it aborted: {}",
+                    r.run_id, r.plan, r.reason
+                );
+            }
+            for f in &found.swept {
+                eprintln!("warning: removed scratch folder {} of a run that is over", f.display());
+            }
+            for q in &found.quarantine {
+                eprintln!("warning: {}", q.message());
+            }
+        }
+        Err(e) => eprintln!("warning: cannot check for runs left by processes that died: {e:#}"),
+    }
 }
 
 fn report_refusal(refused: &Refused, arg: &str) -> u8 {

@@ -1,8 +1,9 @@
 //! `drdrill daemon`: runs plans on their schedules, serves the API, and stops cleanly.
 //!
 //! Start-up order matters: signals are caught first (a SIGHUP before the handler
-//! would kill the process), then runs left `running` by a dead daemon are marked
-//! aborted and their scratch folders swept, and only then can anything start.
+//! would kill the process), then runs left `running` by processes that died are
+//! marked aborted and their scratch folders swept (runs another live process
+//! owns are left alone), and only then can anything start.
 //! READY=1 is sent once the API listens and the scheduler runs.
 
 pub mod api;
@@ -34,9 +35,6 @@ use crate::engine::{Engine, Gates, Observer, RunOptions};
 use crate::net::hostname;
 use crate::plan::Plan;
 use plans::PlanSet;
-
-/// The reason recorded on runs found `running` at start-up.
-pub const STALE_REASON: &str = "daemon stopped while the run was in progress (found at the next start-up)";
 
 /// A plan's run that the daemon holds: queued for a concurrency slot, or running.
 #[derive(Debug, Clone, Serialize)]
@@ -455,17 +453,17 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     let token = token::load_or_create(&config.api.token_file)?;
     let engine = Arc::new(Engine::open(config.clone())?);
 
-    // Crash recovery, before anything can start.
-    let stale = engine.db.abort_stale_runs(STALE_REASON)?;
-    if !stale.is_empty() {
-        tracing::warn!(runs = ?stale, "marked runs left running by a previous daemon as aborted");
+    // Crash recovery, before anything can start: only runs whose process died
+    // (a `drdrill run` in another terminal goes on untouched).
+    let found = engine.recover("the daemon's start-up")?;
+    for r in &found.aborted {
+        tracing::warn!(plan = %r.plan, run = r.run_id, "marked a run left running by a dead process as aborted: {}", r.reason);
     }
-    let swept = engine.scratch.sweep(|_| false)?;
-    if !swept.is_empty() {
-        tracing::warn!(folders = ?swept, "removed scratch folders left by a previous daemon");
+    if !found.swept.is_empty() {
+        tracing::warn!(folders = ?found.swept, "removed scratch folders of runs that are over");
     }
     // Live data that a crashed destructive run moved aside: never removed, only told.
-    for q in crate::quarantine::find(engine.scratch.path(), |_| false) {
+    for q in &found.quarantine {
         tracing::error!("{}", q.message());
     }
 

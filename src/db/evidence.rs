@@ -5,12 +5,21 @@
 //! only strings, integers, booleans and nulls: durations are fixed-point strings
 //! (`"1234.567"` ms) so no float formatting can make two encoders disagree.
 //!
+//! Every finished run has a record: passed, failed, aborted and skipped alike.
+//!
 //! Verification checks three things per record: the link to the previous hash,
 //! the hash of the stored record, and (against a database) that the record still
-//! matches the run's rows in `runs`/`measurements`/`checks`/`phases`. Editing any
-//! of them, deleting a record, or deleting a run is named by run id.
+//! matches the run's rows in `runs`/`measurements`/`checks`/`phases` (and, from
+//! format 2 on, `run_notes` and `gate_approvals`). Editing any of them, deleting
+//! a record, or deleting a run is named by run id. Deleting the newest records
+//! leaves a shorter chain that is valid in itself: the head log beside the
+//! database ([`super::headlog`]) is what catches that.
+//!
+//! Each record is re-built with the format it was written in, so records of
+//! older drdrill versions keep verifying after an upgrade.
 
 use std::fmt;
+use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -23,7 +32,12 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// Bumped if the record's fields ever change, so old records still verify with
 /// the encoding they were written with.
-pub const RECORD_FORMAT: u32 = 1;
+///
+/// - 1: notes until `finished_at` as one string of `[time] author: text` lines.
+/// - 2: every note recorded before the record, whatever its time, escaped so
+///   that no note can pass for two or for another author's; and every
+///   approval gate decision (`gates`).
+pub const RECORD_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +55,7 @@ pub struct EvidenceRecord {
     pub finished_at: Option<String>,
     /// The incident time; `null` when the run ended before a failure was injected.
     pub t_fail: Option<String>,
-    /// `passed`, `failed` or `aborted`.
+    /// `passed`, `failed`, `aborted` or `skipped`.
     pub result: String,
     pub reason: Option<String>,
     /// RTO, RPO and the RTO shares, sorted by name.
@@ -49,9 +63,50 @@ pub struct EvidenceRecord {
     pub checks: Vec<EvidenceCheck>,
     pub phases: Vec<EvidencePhase>,
     pub backup: EvidenceBackup,
-    /// Operator notes written until the run finished, one per line as
-    /// `[time] author: text`. Later remarks stay in `run_notes`, outside the chain.
+    /// Operator notes, one per line as `[time] author: text`. Format 1: those
+    /// timed until `finished_at`. Format 2: every note recorded before the
+    /// record was written, with `\`, line breaks (and `]` in the time, `:` in
+    /// the author) escaped by a `\`, so no note can pass for two or for
+    /// another author's. Later remarks stay in `run_notes`, outside the chain.
     pub notes: Option<String>,
+    /// Format 2 on: who let the run past each approval gate, and when. Absent
+    /// (not empty) in format 1, whose records never held it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Vec<EvidenceGate>>,
+}
+
+/// One note as a format-2 record spells it.
+pub fn note_line(at: &str, author: &str, text: &str) -> String {
+    fn esc(s: &str, also: char) -> String {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c if c == also => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+    format!("[{}] {}: {}", esc(at, ']'), esc(author, ':'), esc(text, '\n'))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceGate {
+    /// The phase the run paused before.
+    pub gate: String,
+    pub waiting_since: String,
+    pub decided_at: String,
+    /// `approved` or `aborted`.
+    pub outcome: String,
+    pub decided_by: String,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -107,6 +162,11 @@ impl EvidenceRecord {
     pub fn measurement(&self, name: &str) -> Option<&EvidenceMeasurement> {
         self.measurements.iter().find(|m| m.name == name)
     }
+
+    /// Format 2 on: how many notes the record holds (remarks added later are not in it).
+    pub fn note_count(&self) -> Option<usize> {
+        (self.format >= 2).then(|| self.notes.as_deref().map_or(0, |n| n.lines().count()))
+    }
 }
 
 /// Fixed-point milliseconds: the one spelling of a duration inside evidence.
@@ -136,21 +196,47 @@ pub struct ChainEntry {
     pub record: EvidenceRecord,
 }
 
-/// Builds the record of `run_id` from its rows. Used when appending (inside the
-/// finishing transaction) and when verifying, so both read the same fields.
+impl ChainEntry {
+    /// Whether the run was a drill that ran, not a firing that was skipped.
+    pub fn ran(&self) -> bool {
+        self.record.result != "skipped"
+    }
+}
+
+/// Builds the record of `run_id` from its rows, in the current format. Used
+/// when appending (inside the finishing transaction), so it holds every note
+/// and gate decision recorded until then.
 pub fn build_record(conn: &Connection, run_id: i64) -> rusqlite::Result<Option<EvidenceRecord>> {
-    let base = conn
-        .prepare_cached(
-            "SELECT plan, plan_sha256, version, host, trigger, started_at, finished_at, t_fail, status, reason,
-                    backup_mode, store, backup_id, backup_sha256, backup_created_at,
-                    (SELECT group_concat('[' || n.at || '] ' || n.author || ': ' || n.text, char(10))
+    build(conn, run_id, RECORD_FORMAT, None)
+}
+
+/// Builds the record of `run_id` as format `format` spells it. `notes_upto`
+/// (format 2) takes only the first notes by sequence: as many as the stored
+/// record holds, since remarks may be added after the run.
+fn build(
+    conn: &Connection,
+    run_id: i64,
+    format: u32,
+    notes_upto: Option<usize>,
+) -> rusqlite::Result<Option<EvidenceRecord>> {
+    // Format 1 chose notes by time and joined them into one string; kept
+    // exactly, so its records still hash the same.
+    let notes_v1 = if format == 1 {
+        "(SELECT group_concat('[' || n.at || '] ' || n.author || ': ' || n.text, char(10))
                      FROM (SELECT at, author, text FROM run_notes
-                           WHERE run_id = runs.id AND at <= coalesce(runs.finished_at, at) ORDER BY seq) n)
-             FROM runs WHERE id = ?1",
-        )?
+                           WHERE run_id = runs.id AND at <= coalesce(runs.finished_at, at) ORDER BY seq) n)"
+    } else {
+        "NULL"
+    };
+    let base = conn
+        .prepare_cached(&format!(
+            "SELECT plan, plan_sha256, version, host, trigger, started_at, finished_at, t_fail, status, reason,
+                    backup_mode, store, backup_id, backup_sha256, backup_created_at, {notes_v1}
+             FROM runs WHERE id = ?1"
+        ))?
         .query_row([run_id], |r| {
             Ok(EvidenceRecord {
-                format: RECORD_FORMAT,
+                format,
                 run_id,
                 plan: r.get(0)?,
                 plan_sha256: r.get(1)?,
@@ -173,6 +259,7 @@ pub fn build_record(conn: &Connection, run_id: i64) -> rusqlite::Result<Option<E
                     created_at: r.get(14)?,
                 },
                 notes: r.get(15)?,
+                gates: None,
             })
         })
         .optional()?;
@@ -220,6 +307,33 @@ pub fn build_record(conn: &Connection, run_id: i64) -> rusqlite::Result<Option<E
             })
         })?
         .collect::<Result<_, _>>()?;
+    if format >= 2 {
+        let upto = notes_upto.map(|n| n as i64).unwrap_or(i64::MAX);
+        let lines: Vec<String> = conn
+            .prepare_cached("SELECT at, author, text FROM run_notes WHERE run_id = ?1 AND seq < ?2 ORDER BY seq")?
+            .query_map(params![run_id, upto], |r| {
+                Ok(note_line(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?, &r.get::<_, String>(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        rec.notes = (!lines.is_empty()).then(|| lines.join("\n"));
+        rec.gates = Some(
+            conn.prepare_cached(
+                "SELECT gate, waiting_since, decided_at, outcome, decided_by, note FROM gate_approvals
+                 WHERE run_id = ?1 ORDER BY waiting_since, gate",
+            )?
+            .query_map([run_id], |r| {
+                Ok(EvidenceGate {
+                    gate: r.get(0)?,
+                    waiting_since: r.get(1)?,
+                    decided_at: r.get(2)?,
+                    outcome: r.get(3)?,
+                    decided_by: r.get(4)?,
+                    note: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?,
+        );
+    }
     Ok(Some(rec))
 }
 
@@ -270,6 +384,9 @@ pub struct Verified {
     /// previous hash of the first record of an exported slice.
     pub anchor: String,
     pub head: String,
+    /// The newest record the head log beside the database confirms; `None`
+    /// when no head log was compared (an exported file, or none is kept yet).
+    pub logged: Option<i64>,
 }
 
 /// Verifies links and hashes of a sequence of entries, in order. The first
@@ -316,28 +433,41 @@ pub fn verify_entries<'a>(
         expected_seq = Some(seq + 1);
         count += 1;
     }
-    Ok(Verified { records: count, anchor, head: expected_prev.unwrap_or_else(|| GENESIS.to_string()) })
+    Ok(Verified { records: count, anchor, head: expected_prev.unwrap_or_else(|| GENESIS.to_string()), logged: None })
 }
 
-/// Verifies links and hashes of the whole chain from genesis, and that every
-/// finished run has a record, without comparing records with their rows: what
-/// a report needs, since it shows the hashed records themselves.
-pub fn verify_chain(conn: &Connection) -> anyhow::Result<Result<Verified, Break>> {
-    let mut stmt = conn.prepare("SELECT seq, prev_hash, hash, run_id, record FROM evidence ORDER BY seq")?;
-    let mut rows = stmt.query([])?;
-    let mut batch: Vec<(i64, String, String, i64, String)> = Vec::new();
-    while let Some(r) = rows.next()? {
-        batch.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
-    }
-    let verified =
-        verify_entries(batch.iter().map(|(s, p, h, r, c)| (*s, p.as_str(), h.as_str(), *r, c.as_str())), true);
-    if verified.is_err() {
-        return Ok(verified);
-    }
+/// Verifies links and hashes of the whole chain from genesis, that every
+/// finished run has a record, and that the chain still holds every head the
+/// head log `log` saw, without comparing records with their rows: what a
+/// report needs, since it shows the hashed records themselves.
+pub fn verify_chain(conn: &Connection, log: Option<&Path>) -> anyhow::Result<Result<Verified, Break>> {
+    let rows = chain_rows(conn)?;
+    let mut verified = match verify_rows(&rows) {
+        Ok(v) => v,
+        Err(b) => return Ok(Err(b)),
+    };
     if let Some(b) = unchained_run(conn)? {
         return Ok(Err(b));
     }
-    Ok(verified)
+    if let Some(log) = log {
+        match super::headlog::check(conn, log, &rows)? {
+            Ok(logged) => verified.logged = logged,
+            Err(b) => return Ok(Err(b)),
+        }
+    }
+    Ok(Ok(verified))
+}
+
+/// (seq, prev_hash, hash, run_id, record) of every record, in chain order.
+pub(super) type ChainRow = (i64, String, String, i64, String);
+
+fn chain_rows(conn: &Connection) -> rusqlite::Result<Vec<ChainRow>> {
+    let mut stmt = conn.prepare("SELECT seq, prev_hash, hash, run_id, record FROM evidence ORDER BY seq")?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect()
+}
+
+fn verify_rows(rows: &[ChainRow]) -> Result<Verified, Break> {
+    verify_entries(rows.iter().map(|(s, p, h, r, c)| (*s, p.as_str(), h.as_str(), *r, c.as_str())), true)
 }
 
 fn unchained_run(conn: &Connection) -> anyhow::Result<Option<Break>> {
@@ -356,29 +486,43 @@ fn unchained_run(conn: &Connection) -> anyhow::Result<Option<Break>> {
     }))
 }
 
+/// The formats this build can re-build from rows.
+pub const KNOWN_FORMATS: std::ops::RangeInclusive<u32> = 1..=RECORD_FORMAT;
+
 /// Verifies the whole chain in a database: links, hashes, that every record
-/// still matches its run's rows, and that every finished run has a record.
-pub fn verify_db(conn: &Connection) -> anyhow::Result<Result<Verified, Break>> {
-    let mut stmt = conn.prepare("SELECT seq, prev_hash, hash, run_id, record FROM evidence ORDER BY seq")?;
-    let rows: Vec<(i64, String, String, i64, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-        .collect::<Result<_, _>>()?;
-    let verified =
-        match verify_entries(rows.iter().map(|(s, p, h, r, c)| (*s, p.as_str(), h.as_str(), *r, c.as_str())), true) {
-            Ok(v) => v,
-            Err(b) => return Ok(Err(b)),
-        };
+/// still matches its run's rows (re-built in the record's own format), that
+/// every finished run has a record, and that the chain still holds every head
+/// the head log `log` saw (so records cut from its end are named).
+pub fn verify_db(conn: &Connection, log: Option<&Path>) -> anyhow::Result<Result<Verified, Break>> {
+    let rows = chain_rows(conn)?;
+    let mut verified = match verify_rows(&rows) {
+        Ok(v) => v,
+        Err(b) => return Ok(Err(b)),
+    };
     for (seq, _, _, run_id, canonical) in &rows {
         let at = |problem: String| Break { seq: Some(*seq), run_id: Some(*run_id), problem };
-        let Some(now) = build_record(conn, *run_id)? else {
+        let stored = match serde_json::from_str::<EvidenceRecord>(canonical) {
+            Ok(s) if KNOWN_FORMATS.contains(&s.format) => s,
+            Ok(s) => {
+                return Ok(Err(at(format!(
+                    "its record has format {}, which this drdrill ({}) does not know (it knows {} to {}): verify with the drdrill that wrote it",
+                    s.format,
+                    crate::VERSION,
+                    KNOWN_FORMATS.start(),
+                    KNOWN_FORMATS.end()
+                ))));
+            }
+            Err(e) => {
+                return Ok(Err(at(format!(
+                    "its record cannot be read ({e}): it was written by a newer drdrill, or altered together with its hash"
+                ))));
+            }
+        };
+        let Some(now) = build(conn, *run_id, stored.format, stored.note_count())? else {
             return Ok(Err(at("its run was deleted from the runs table".into())));
         };
-        let now_text = now.canonical();
-        if &now_text != canonical {
-            let field = match serde_json::from_str::<EvidenceRecord>(canonical) {
-                Ok(stored) => differing_field(&stored, &now),
-                Err(_) => "the stored record".into(),
-            };
+        if now.canonical() != *canonical {
+            let field = differing_field(&stored, &now);
             return Ok(Err(at(format!(
                 "the run's rows no longer match its evidence record (field `{field}` differs): the database was edited after the run"
             ))));
@@ -386,6 +530,12 @@ pub fn verify_db(conn: &Connection) -> anyhow::Result<Result<Verified, Break>> {
     }
     if let Some(b) = unchained_run(conn)? {
         return Ok(Err(b));
+    }
+    if let Some(log) = log {
+        match super::headlog::check(conn, log, &rows)? {
+            Ok(logged) => verified.logged = logged,
+            Err(b) => return Ok(Err(b)),
+        }
     }
     Ok(Ok(verified))
 }
@@ -451,9 +601,10 @@ pub fn verify_exported(entries: &[ChainEntry]) -> Result<Verified, Break> {
 mod tests {
     use super::*;
 
+    /// A format-1 record, as drdrill 0.1 wrote them.
     fn rec(id: i64) -> EvidenceRecord {
         EvidenceRecord {
-            format: RECORD_FORMAT,
+            format: 1,
             run_id: id,
             plan: "p".into(),
             plan_sha256: "ab".into(),
@@ -476,6 +627,7 @@ mod tests {
             phases: vec![],
             backup: EvidenceBackup { mode: None, store: None, id: None, sha256: None, created_at: None },
             notes: None,
+            gates: None,
         }
     }
 
@@ -503,6 +655,41 @@ mod tests {
     }
 
     #[test]
+    fn format_1_records_hash_exactly_as_they_were_written() {
+        // The bytes drdrill 0.1 hashed for such a record; they must never change.
+        let mut r = rec(7);
+        r.notes = Some("[2026-01-01T00:00:01.000Z] alice: go".into());
+        let text = r#"{"format":1,"run_id":7,"plan":"p","plan_sha256":"ab","drdrill_version":"0.1.0","host":"h","trigger":"manual","started_at":"2026-01-01T00:00:00.000Z","finished_at":null,"t_fail":null,"result":"passed","reason":null,"measurements":[{"name":"rto","value_ms":"1.500","target_ms":"1000.000","method":"monotonic","met":true}],"checks":[],"phases":[],"backup":{"mode":null,"store":null,"id":null,"sha256":null,"created_at":null},"notes":"[2026-01-01T00:00:01.000Z] alice: go"}"#;
+        assert_eq!(r.canonical(), text);
+        let back: EvidenceRecord = serde_json::from_str(text).unwrap();
+        assert_eq!((back.canonical(), &back.gates), (text.to_string(), &None));
+        assert_eq!(back.note_count(), None);
+    }
+
+    #[test]
+    fn format_2_notes_cannot_pass_for_other_notes() {
+        let line = |a: &str, b: &str, c: &str| note_line(a, b, c);
+        assert_eq!(
+            line("t", "operator (--note)", "game day, observer: J. Doe"),
+            "[t] operator (--note): game day, observer: J. Doe"
+        );
+        // The same words, the author cut elsewhere: another line.
+        assert_ne!(line("t", "a: b", "c"), line("t", "a", "b: c"));
+        // A note cannot forge a second line, nor a time end early.
+        assert_eq!(line("t", "a", "x\n[u] b: approved"), "[t] a: x\\n[u] b: approved");
+        assert_ne!(line("t] a: x", "b", "c"), line("t", "a", "x] b: c"));
+        assert_eq!(line("t", "a\\", "c"), "[t] a\\\\: c");
+        let mut r = rec(7);
+        r.format = 2;
+        r.notes = Some(format!("{}\n{}", line("t", "a", "one"), line("u", "b", "two\nthree")));
+        r.gates = Some(vec![]);
+        assert_eq!(r.note_count(), Some(2));
+        let text = r.canonical();
+        assert!(text.ends_with(r#"\\nthree","gates":[]}"#), "{text}");
+        assert_eq!(serde_json::from_str::<EvidenceRecord>(&text).unwrap(), r);
+    }
+
+    #[test]
     fn exported_chain_verifies_and_names_the_altered_record() {
         let mut c = chain(5);
         let v = verify_exported(&c).unwrap();
@@ -517,22 +704,33 @@ mod tests {
     fn runs_aborted_after_a_crash_are_chained_too() {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::Db::open(&dir.path().join("d.db")).unwrap();
-        let new = crate::db::NewRun {
+        let host = crate::net::hostname();
+        let mut new = crate::db::NewRun {
             plan: "p",
             plan_file: "p.toml",
             plan_sha256: "ab",
             description: "",
             trigger: "manual",
-            host: "h",
+            host: "elsewhere.invalid",
             started_at: chrono::Utc::now(),
         };
+        // Another host's run is never judged from here, dead owner or not.
+        let foreign = db.start_run(&new).unwrap();
+        db.with_conn(|c| c.execute("UPDATE runs SET owner_pid = 0 WHERE id = ?1", [foreign])).unwrap();
+        new.host = &host;
         let a = db.start_run(&new).unwrap();
         let b = db.start_run(&new).unwrap();
         let end = crate::db::RunEnd { status: "failed".into(), reason: Some("x".into()), ..Default::default() };
-        db.finish_run(b, &end, &[], &[]).unwrap();
+        db.finish_run(b, &end, &[], &[], &[]).unwrap();
         // A run still `running` has no record yet, and that is not a break.
         assert_eq!(db.verify_evidence().unwrap().unwrap().records, 1);
-        assert_eq!(db.abort_stale_runs("process died").unwrap(), vec![a]);
+        // Its owner (this process) lives: recovery leaves it alone.
+        assert!(db.recover_stale_runs("a test", |_| None).unwrap().is_empty());
+        // Now its pid belongs to another process: the owner is gone.
+        db.with_conn(|c| c.execute("UPDATE runs SET owner_started = owner_started + 1 WHERE id = ?1", [a])).unwrap();
+        let found = db.recover_stale_runs("a test", |_| Some("disk full".into())).unwrap();
+        assert_eq!(found.iter().map(|r| r.run_id).collect::<Vec<_>>(), vec![a]);
+        assert!(found[0].reason.contains("found by a test") && found[0].reason.contains("disk full"), "{found:?}");
         let v = db.verify_evidence().unwrap().unwrap();
         assert_eq!(v.records, 2);
         let entries = db.evidence_entries(None, None).unwrap();
@@ -541,6 +739,7 @@ mod tests {
             [(b, "failed"), (a, "aborted")]
         );
         assert_eq!(db.evidence_head().unwrap(), Some((2, v.head)));
+        assert!(db.is_running(foreign));
     }
 
     #[test]

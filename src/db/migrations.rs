@@ -1,7 +1,13 @@
 //! Numbered schema migrations. Append new ones; never edit one that has shipped.
+//!
+//! A database whose schema is newer than this build knows (written by a newer
+//! drdrill) is refused before anything is written to it.
 
+use anyhow::Context;
 use rusqlite::Connection;
 
+/// The SQL of each migration, in order; [`FOLLOW_UPS`] adds data changes that
+/// need Rust.
 const MIGRATIONS: &[&str] = &[
     // 1: plans, runs, phases, measurements, checks.
     "CREATE TABLE plans (
@@ -109,20 +115,68 @@ const MIGRATIONS: &[&str] = &[
         sent_at TEXT
      );
      CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE sent_at IS NULL;",
+    // 4: who owns a running run (pid, its start time in clock ticks, the boot),
+    // so start-up recovery touches only runs whose process died; and when the
+    // head log beside the database was started (see `headlog`).
+    "ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+     ALTER TABLE runs ADD COLUMN owner_started INTEGER;
+     ALTER TABLE runs ADD COLUMN owner_boot TEXT;
+     CREATE TABLE evidence_head_log (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        created_at TEXT NOT NULL,
+        from_seq INTEGER NOT NULL
+     );
+     CREATE TRIGGER evidence_head_log_update BEFORE UPDATE ON evidence_head_log
+        BEGIN SELECT RAISE(ABORT, 'the head log marker is append-only'); END;
+     CREATE TRIGGER evidence_head_log_delete BEFORE DELETE ON evidence_head_log
+        BEGIN SELECT RAISE(ABORT, 'the head log marker is append-only'); END;",
 ];
 
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+type FollowUp = fn(&rusqlite::Transaction) -> anyhow::Result<()>;
+
+/// Run in the same transaction as the migration of the same number.
+const FOLLOW_UPS: &[(i64, FollowUp)] = &[(4, chain_skipped_runs)];
+
+/// Skipped runs got no evidence record before migration 4, so verification
+/// called every untouched history with a skip broken. They get their records
+/// now, built from their rows as they are at the upgrade.
+fn chain_skipped_runs(tx: &rusqlite::Transaction) -> anyhow::Result<()> {
+    let ids: Vec<i64> = tx
+        .prepare(
+            "SELECT id FROM runs r WHERE status = 'skipped'
+               AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.run_id = r.id) ORDER BY id",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        super::evidence::append(tx, id)?;
+    }
+    Ok(())
+}
+
+/// The newest schema version this build knows.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )?;
     let current: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        current <= LATEST,
+        "its schema version is {current}, but this drdrill ({}) knows schema versions up to {LATEST}: it was written by a newer drdrill. Nothing was changed; upgrade drdrill, or point `database` in the config at another file",
+        crate::VERSION
+    );
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
         if version <= current {
             continue;
         }
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(sql).with_context(|| format!("migration {version}"))?;
+        for (_, follow_up) in FOLLOW_UPS.iter().filter(|(v, _)| *v == version) {
+            follow_up(&tx).with_context(|| format!("migration {version}"))?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
             rusqlite::params![version, super::ts(chrono::Utc::now())],
@@ -142,6 +196,18 @@ mod tests {
         migrate(&mut c).unwrap();
         migrate(&mut c).unwrap();
         let v: i64 = c.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0)).unwrap();
-        assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(v, LATEST);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_untouched() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        c.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 'later')", [LATEST + 5]).unwrap();
+        let e = migrate(&mut c).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("schema version is {}", LATEST + 5)) && e.contains(&format!("up to {LATEST}")),
+            "{e}"
+        );
     }
 }

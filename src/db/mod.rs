@@ -2,12 +2,17 @@
 //!
 //! SQLite in WAL mode so the CLI can read history while the daemon writes, with
 //! numbered migrations recorded in `schema_migrations` so an old database is
-//! upgraded in place, never recreated.
+//! upgraded in place, never recreated; a database from a newer drdrill is
+//! refused. Beside it live the evidence head log ([`headlog`]) and space kept
+//! in reserve for recording a run's end on a full disk ([`reserve`]).
 
 pub mod evidence;
+pub mod headlog;
 mod migrations;
+pub mod owner;
+pub mod reserve;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,6 +25,17 @@ pub use crate::record::{CheckRecord, GateRecord, Measurement, PhaseRecord, RunNo
 
 pub struct Db {
     conn: Mutex<Connection>,
+    path: PathBuf,
+    head_log: PathBuf,
+    reserve: PathBuf,
+}
+
+/// A run found `running` whose process is gone, now recorded `aborted`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovered {
+    pub run_id: i64,
+    pub plan: String,
+    pub reason: String,
 }
 
 /// Timestamps are stored as RFC 3339 UTC text with milliseconds: sortable and
@@ -99,6 +115,9 @@ pub struct RunDetail {
     pub checks: Vec<CheckRecord>,
     pub gates: Vec<GateRecord>,
     pub notes: Vec<RunNote>,
+    /// The run's evidence record once it finished: what the chain vouches for,
+    /// where `gates` and `notes` above are the rows as they are now.
+    pub evidence: Option<evidence::ChainEntry>,
 }
 
 fn parse_ts(text: &str) -> DateTime<Utc> {
@@ -125,8 +144,52 @@ impl Db {
         conn.pragma_update(None, "synchronous", "normal")?;
         conn.pragma_update(None, "foreign_keys", "on")?;
         let mut conn = conn;
-        migrations::migrate(&mut conn).with_context(|| format!("cannot migrate {}", path.display()))?;
-        Ok(Db { conn: Mutex::new(conn) })
+        migrations::migrate(&mut conn).with_context(|| format!("cannot use results database {}", path.display()))?;
+        let head_log = headlog::path_for(path);
+        if let Err(e) = headlog::ensure(&conn, &head_log) {
+            tracing::warn!("cannot start the evidence head log {}: {e:#}", head_log.display());
+        }
+        let reserve = reserve::path_for(path);
+        if let Err(e) = reserve::ensure(&reserve) {
+            tracing::warn!(
+                "cannot keep {} bytes in reserve at {} for recording runs on a full disk: {e}",
+                reserve::RESERVE_BYTES,
+                reserve.display()
+            );
+        }
+        Ok(Db { conn: Mutex::new(conn), path: path.to_path_buf(), head_log, reserve })
+    }
+
+    /// The database file, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Frees the space kept in reserve, for a write that found the disk full;
+    /// whether there was any to free.
+    pub fn release_reserve(&self) -> bool {
+        let freed = reserve::release(&self.reserve);
+        if freed {
+            tracing::warn!("the disk of {} is full: using the space kept in reserve", self.path.display());
+        }
+        freed
+    }
+
+    /// Allocates the reserve again (after [`Db::release_reserve`]) if there is room.
+    pub fn restore_reserve(&self) {
+        let _ = reserve::ensure(&self.reserve);
+    }
+
+    /// Appends a committed record's head to the head log. After the commit, so
+    /// the log never names a record the chain lacks; a failure only makes it lag.
+    fn log_head(&self, entry: &evidence::ChainEntry) {
+        if let Err(e) = headlog::append(&self.head_log, entry.seq, &entry.hash, entry.record.run_id) {
+            tracing::warn!(
+                "evidence record #{} is committed, but the head log {} could not be appended to: {e}",
+                entry.seq,
+                self.head_log.display()
+            );
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -148,10 +211,22 @@ impl Db {
                description = excluded.description, updated_at = excluded.updated_at",
             params![r.plan, r.plan_file, r.plan_sha256, r.description, ts(r.started_at)],
         )?;
+        // The recording process owns the run until it finishes it.
+        let owner = owner::Owner::current();
         tx.execute(
-            "INSERT INTO runs (plan, plan_sha256, trigger, status, started_at, host, version)
-             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
-            params![r.plan, r.plan_sha256, r.trigger, ts(r.started_at), r.host, crate::VERSION],
+            "INSERT INTO runs (plan, plan_sha256, trigger, status, started_at, host, version, owner_pid, owner_started, owner_boot)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                r.plan,
+                r.plan_sha256,
+                r.trigger,
+                ts(r.started_at),
+                r.host,
+                crate::VERSION,
+                owner.as_ref().map(|o| o.pid),
+                owner.as_ref().map(|o| o.started as i64),
+                owner.as_ref().map(|o| o.boot.as_str()),
+            ],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
@@ -188,16 +263,29 @@ impl Db {
     }
 
     /// Writes the outcome, checks and measurements in one transaction: a run is
-    /// either finished with all its evidence or still `running`.
+    /// either finished with all its evidence or still `running`. `phases` is
+    /// the whole timeline: phases [`Db::add_phase`] could not write as they
+    /// ended (a full disk) are written here, so the record still holds them.
     pub fn finish_run(
         &self,
         run_id: i64,
         end: &RunEnd,
+        phases: &[PhaseRecord],
         checks: &[CheckRecord],
         measurements: &[Measurement],
     ) -> anyhow::Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // Immediate: two processes finishing runs at once must not both read
+        // the same chain head.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let written: i64 = tx.query_row("SELECT count(*) FROM phases WHERE run_id = ?1", [run_id], |r| r.get(0))?;
+        for p in phases.iter().skip(written as usize) {
+            tx.execute(
+                "INSERT INTO phases (run_id, seq, name, started_at, duration_ms, status, detail)
+                 VALUES (?1, (SELECT count(*) FROM phases WHERE run_id = ?1), ?2, ?3, ?4, ?5, ?6)",
+                params![run_id, p.name, ts(p.started_at), p.duration_ms, p.status, p.detail],
+            )?;
+        }
         for (seq, c) in checks.iter().enumerate() {
             tx.execute(
                 "INSERT INTO checks (run_id, seq, kind, description, passed, attempts, duration_ms, output)
@@ -229,39 +317,97 @@ impl Db {
             ],
         )?;
         anyhow::ensure!(changed == 1, "run {run_id} is not running any more; not overwriting its record");
-        evidence::append(&tx, run_id)?;
+        let entry = evidence::append(&tx, run_id)?;
         tx.commit()?;
+        drop(conn);
+        self.log_head(&entry);
         Ok(())
     }
 
-    /// Marks runs left `running` by a process that died; returns their ids.
-    pub fn abort_stale_runs(&self, reason: &str) -> anyhow::Result<Vec<i64>> {
+    /// Marks runs left `running` by a process that died as `aborted`, each with
+    /// its evidence record. Runs whose owner lives, and runs of other hosts, are
+    /// left alone. `found_by` names who found them (for the reason);
+    /// `cause_of` gives what the dead process left saying why it could not
+    /// record the run, if it left anything.
+    pub fn recover_stale_runs(
+        &self,
+        found_by: &str,
+        cause_of: impl Fn(i64) -> Option<String>,
+    ) -> anyhow::Result<Vec<Recovered>> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let ids = tx
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let candidates: Vec<(i64, String, String, String, Option<owner::Owner>)> = tx
             .prepare(
-                "UPDATE runs SET status = 'aborted', reason = ?1, finished_at = ?2 WHERE status = 'running' RETURNING id",
+                "SELECT id, plan, trigger, host, owner_pid, owner_started, owner_boot FROM runs
+                 WHERE status = 'running' ORDER BY id",
             )?
-            .query_map(params![reason, ts(Utc::now())], |r| r.get(0))?
-            .collect::<Result<Vec<i64>, _>>()?;
-        // An aborted run is finished too: it gets its evidence record.
-        for id in &ids {
-            evidence::append(&tx, *id)?;
+            .query_map([], |r| {
+                let owner = match (r.get::<_, Option<i64>>(4)?, r.get::<_, Option<i64>>(5)?, r.get(6)?) {
+                    (Some(pid), Some(started), Some(boot)) => {
+                        Some(owner::Owner { pid: pid as u32, started: started as u64, boot })
+                    }
+                    _ => None,
+                };
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, owner))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut recovered = Vec::new();
+        let mut entries = Vec::new();
+        for (run_id, plan, trigger, host, owner) in candidates {
+            if owner::liveness_of(&host, owner.as_ref()) != owner::Liveness::Dead {
+                continue;
+            }
+            // "daemon stopped" is what this reason said before owners were
+            // recorded; alerts and searches of the history may look for it.
+            let who = if trigger == "manual" { "`drdrill run` stopped" } else { "daemon stopped" };
+            let pid = owner.as_ref().map(|o| format!(" (pid {}, no longer running)", o.pid)).unwrap_or_default();
+            let reason = match cause_of(run_id) {
+                Some(cause) => format!("{who}{pid} without recording the run's result: {cause}; found by {found_by}"),
+                None => format!("{who}{pid} while the run was in progress; found by {found_by}"),
+            };
+            tx.execute(
+                "UPDATE runs SET status = 'aborted', reason = ?2, finished_at = ?3 WHERE id = ?1",
+                params![run_id, reason, ts(Utc::now())],
+            )?;
+            // An aborted run is finished too: it gets its evidence record.
+            entries.push(evidence::append(&tx, run_id)?);
+            recovered.push(Recovered { run_id, plan, reason });
         }
         tx.commit()?;
-        Ok(ids)
+        drop(conn);
+        for e in &entries {
+            self.log_head(e);
+        }
+        Ok(recovered)
+    }
+
+    /// Whether run `id` is recorded as `running` (then its scratch and
+    /// quarantine are in use). When unsure, says yes: nothing is removed on doubt.
+    pub fn is_running(&self, id: i64) -> bool {
+        self.conn()
+            .query_row("SELECT status FROM runs WHERE id = ?1", [id], |r| r.get::<_, String>(0))
+            .optional()
+            .map(|s| s.as_deref() == Some("running"))
+            .unwrap_or(true)
     }
 
     /// Records a run that was due but not started (the previous one was still
-    /// running, or firings were missed while the daemon was down), with why.
+    /// running, firings were missed while the daemon was down, or the guard
+    /// refused it), with why. It is finished, so it gets its evidence record.
     pub fn record_skipped(&self, r: &NewRun, reason: &str) -> anyhow::Result<i64> {
-        let conn = self.conn();
-        conn.execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
             "INSERT INTO runs (plan, plan_sha256, trigger, status, reason, started_at, finished_at, host, version)
              VALUES (?1, ?2, ?3, 'skipped', ?4, ?5, ?5, ?6, ?7)",
             params![r.plan, r.plan_sha256, r.trigger, reason, ts(r.started_at), r.host, crate::VERSION],
         )?;
-        Ok(conn.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        let entry = evidence::append(&tx, id)?;
+        tx.commit()?;
+        drop(conn);
+        self.log_head(&entry);
+        Ok(id)
     }
 
     /// When each backup of `repository` (as runs record it in `store`) was last
@@ -333,13 +479,18 @@ impl Db {
 
     /// Verifies the whole evidence chain against the database's rows.
     pub fn verify_evidence(&self) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
-        evidence::verify_db(&self.conn())
+        evidence::verify_db(&self.conn(), Some(&self.head_log))
+    }
+
+    /// The head log beside the database.
+    pub fn head_log(&self) -> &Path {
+        &self.head_log
     }
 
     /// Verifies links and hashes from genesis (not records against rows): fast,
     /// for reports.
     pub fn verify_chain(&self) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
-        evidence::verify_chain(&self.conn())
+        evidence::verify_chain(&self.conn(), Some(&self.head_log))
     }
 
     /// The newest chain entry's sequence number and hash.
@@ -369,6 +520,13 @@ impl Db {
             "SELECT seq, prev_hash, hash, record FROM evidence WHERE seq >= ?1 ORDER BY seq",
             params![seq],
         )
+    }
+
+    /// The evidence record of run `run_id`, if it has one.
+    pub fn evidence_of(&self, run_id: i64) -> anyhow::Result<Option<evidence::ChainEntry>> {
+        Ok(self
+            .query_entries("SELECT seq, prev_hash, hash, record FROM evidence WHERE run_id = ?1", params![run_id])?
+            .pop())
     }
 
     fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> anyhow::Result<Vec<evidence::ChainEntry>> {
@@ -483,7 +641,10 @@ impl Db {
                 Ok(RunNote { at: parse_ts(&r.get::<_, String>(0)?), author: r.get(1)?, text: r.get(2)? })
             })?
             .collect::<Result<_, _>>()?;
+        drop(conn);
+        let evidence = self.evidence_of(id)?;
         Ok(Some(RunDetail {
+            evidence,
             summary,
             plan_sha256,
             host,

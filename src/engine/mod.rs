@@ -19,6 +19,7 @@
 
 mod canary;
 pub mod gates;
+mod recovery;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,7 @@ use crate::scratch::{RunScratch, ScratchRoot};
 use crate::store::{Manifest, Store};
 use canary::{CanaryLog, CanaryWriter};
 pub use gates::{Approval, GateError, Gates, PendingGate};
+pub use recovery::Recovery;
 
 /// Longest time rollback and cleanup each get once the run is over (or the
 /// plan's timeout, when shorter): a hanging rollback must not hang the daemon.
@@ -247,9 +249,15 @@ impl Engine {
             run.apply_retention().await;
         }
         run.end.status = status.as_str().into();
-        run.end.reason = reason.clone();
+        run.end.reason = reason;
         run.end.finished_at = Some(Utc::now());
-        self.db.finish_run(run_id, &run.end, &run.checks, &run.measurements)?;
+        let status = match self.db.finish_run(run_id, &run.end, &run.phases, &run.checks, &run.measurements) {
+            Ok(()) => status,
+            Err(e) => {
+                self.finish_despite(run_id, &mut run.end, status, (&run.phases, &run.checks, &run.measurements), e)?
+            }
+        };
+        let reason = run.end.reason.clone();
         Ok(RunReport {
             run_id,
             plan: plan.name.clone(),

@@ -7,8 +7,8 @@ use super::{Report, escape, measurement_text};
 
 pub fn render(r: &Report) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let total = r.entries.len();
-    let failures = r.entries.iter().filter(|e| e.record.result != "passed").count();
+    let total = r.entries.iter().filter(|e| e.ran()).count();
+    let failures = r.entries.iter().filter(|e| e.ran() && e.record.result != "passed").count();
     let _ = writeln!(out, "<testsuites name=\"drdrill\" tests=\"{total}\" failures=\"{failures}\">");
     for p in &r.plans {
         let _ = writeln!(

@@ -177,7 +177,9 @@ impl Report {
         };
         let files = db.plan_files()?;
         let mut by_plan: BTreeMap<&str, Vec<&EvidenceRecord>> = BTreeMap::new();
-        for e in &entries {
+        // A skipped run is in the chain (and the runs table) but was no drill:
+        // summaries, charts and test counts are of drills that ran.
+        for e in entries.iter().filter(|e| e.ran()) {
             by_plan.entry(e.record.plan.as_str()).or_default().push(&e.record);
         }
         if let Some(p) = &opts.plan {
@@ -209,9 +211,9 @@ impl Report {
         })
     }
 
-    /// Records of one plan, oldest first.
+    /// Records of the drills one plan ran (skipped runs left out), oldest first.
     pub fn records_of<'a>(&'a self, plan: &'a str) -> impl Iterator<Item = &'a ChainEntry> + 'a {
-        self.entries.iter().filter(move |e| e.record.plan == plan)
+        self.entries.iter().filter(move |e| e.record.plan == plan && e.ran())
     }
 
     pub fn unhealthy(&self) -> usize {

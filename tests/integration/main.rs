@@ -20,6 +20,7 @@ mod layers;
 mod malicious;
 mod notify;
 mod postgres;
+mod records;
 mod report;
 mod roundtrip;
 mod s3;
