@@ -77,7 +77,7 @@ fn authorize(daemon: &Daemon, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Quarantine folders that crashed runs left holding live data.
 fn leftovers(d: &Daemon) -> Vec<Leftover> {
-    crate::quarantine::find(d.engine.scratch.path(), |id| d.plan_of(id).is_some())
+    crate::quarantine::find(d.engine.scratch.path(), |id| d.engine.db.is_running(id))
 }
 
 async fn healthz(State(d): State<Shared>) -> impl IntoResponse {

@@ -79,13 +79,13 @@ pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Box<dyn StoreSpec
         return Err(bad(format!("bucket name {:?} is not valid", spec.bucket), "set `bucket = \"name\"` (no slashes)"));
     }
     if let Some(ep) = &spec.endpoint {
-        let Some(rest) = ep.strip_prefix("http://").or_else(|| ep.strip_prefix("https://")) else {
+        let Some(host) = crate::net::url_host(ep) else {
             return Err(bad(
                 format!("endpoint {ep:?} is not a URL"),
                 "write it as `endpoint = \"https://s3.example.com\"` or `\"http://127.0.0.1:9000\"`",
             ));
         };
-        if ep.starts_with("http://") && !spec.allow_http.unwrap_or(false) && !is_loopback(rest) {
+        if ep.starts_with("http://") && !spec.allow_http.unwrap_or(false) && !crate::net::is_loopback(host) {
             return Err(bad(
                 format!(
                     "endpoint {ep:?} is plain HTTP to a remote host: keys and backups would cross the network unencrypted"
@@ -98,12 +98,6 @@ pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Box<dyn StoreSpec
         return Err(bad("retry_timeout must be longer than zero".into(), "e.g. `retry_timeout = \"60s\"`"));
     }
     Ok(Box::new(spec))
-}
-
-fn is_loopback(host_port: &str) -> bool {
-    let host = host_port.split('/').next().unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 /// Keys read at build time; Debug hides them so they never reach a log.
