@@ -22,3 +22,4 @@ mod report;
 mod roundtrip;
 mod s3;
 mod systemd_unit;
+mod validation;
