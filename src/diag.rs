@@ -5,12 +5,20 @@
 //! bad duration deep in a kind-specific table points at its own line.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// Separates a message from its fix inside one string (a serde error carries only
+/// one): [`TomlDoc::from_toml_error`] splits it into the diagnostic's two parts,
+/// and printed unsplit it still reads as the message with its fix below.
+pub const FIX: &str = "\n  fix: ";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -99,7 +107,8 @@ impl<'a> TomlDoc<'a> {
 
     /// Deserializes any value of this document, keeping spans for errors.
     pub fn deserialize<T: DeserializeOwned>(&self, value: &Spanned<DeValue<'a>>) -> Result<T, Diagnostic> {
-        T::deserialize(ValueDeserializer::from(value.clone())).map_err(|e| self.from_toml_error(e))
+        // A scalar's own error has no span: it is the value's.
+        T::deserialize(ValueDeserializer::from(value.clone())).map_err(|e| self.error_at(e, value.span()))
     }
 
     /// For a table with a `kind` key: the kind, and the table without it, ready to
@@ -156,9 +165,227 @@ impl<'a> TomlDoc<'a> {
     }
 
     pub fn from_toml_error(&self, e: toml::de::Error) -> Diagnostic {
+        self.error_at(e, 0..0)
+    }
+
+    /// A toml error at its own span, else at `fallback`.
+    fn error_at(&self, e: toml::de::Error, fallback: Range<usize>) -> Diagnostic {
+        let span = e.span().unwrap_or(fallback);
+        if let Some((message, fix)) = e.message().split_once(FIX) {
+            return self.at(span, message.to_string(), Some(fix.to_string()));
+        }
         let message = e.message().to_string();
         let fix = fix_for(&message);
-        self.at(e.span().unwrap_or(0..0), message, fix)
+        self.at(span, message, fix)
+    }
+}
+
+/// Reads a table one key at a time, so that a bad value hides neither the other
+/// keys' problems nor an unknown key: every problem of the table is collected.
+pub struct Keys<'d, 'a> {
+    doc: &'d TomlDoc<'a>,
+    table: Option<&'d DeTable<'a>>,
+    span: Range<usize>,
+    fields: &'static [&'static str],
+    errors: Vec<Diagnostic>,
+}
+
+impl<'d, 'a> Keys<'d, 'a> {
+    /// The keys of `value`, which takes `fields`; `what` names it if it is not a table.
+    pub fn new(
+        doc: &'d TomlDoc<'a>,
+        value: &'d Spanned<DeValue<'a>>,
+        what: &str,
+        fields: &'static [&'static str],
+    ) -> Self {
+        let mut keys = Keys { doc, table: None, span: value.span(), fields, errors: Vec::new() };
+        match value.get_ref() {
+            DeValue::Table(t) => keys.table = Some(t),
+            _ => keys.errors.push(doc.at(
+                value.span(),
+                format!("{what} must be a table"),
+                Some(format!("write it as a [{what}] section")),
+            )),
+        }
+        keys
+    }
+
+    /// The value at `key` as written, for tables parsed elsewhere (kinds, arrays).
+    pub fn raw(&self, key: &str) -> Option<&'d Spanned<DeValue<'a>>> {
+        debug_assert!(self.fields.contains(&key), "{key} is not declared");
+        self.table?.get(key)
+    }
+
+    /// `key` is in the table, valid or not.
+    pub fn has(&self, key: &str) -> bool {
+        self.raw(key).is_some()
+    }
+
+    /// The value of an optional key; `None` when absent or invalid (then the
+    /// problem is recorded).
+    pub fn opt<T: DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        let value = self.raw(key)?;
+        match self.doc.deserialize(value) {
+            Ok(v) => Some(v),
+            Err(d) => {
+                self.errors.push(d);
+                None
+            }
+        }
+    }
+
+    /// The value of a required key; a missing one is reported as serde would.
+    pub fn req<T: DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        self.require(key)?;
+        self.opt(key)
+    }
+
+    /// The value at a required key as written; a missing one is reported.
+    pub fn require(&mut self, key: &str) -> Option<&'d Spanned<DeValue<'a>>> {
+        let value = self.raw(key);
+        if value.is_none() && self.table.is_some() {
+            self.errors.push(self.doc.at(
+                self.span.start..self.span.start,
+                format!("missing field `{key}`"),
+                Some(format!("add `{key} = ...` to this table")),
+            ));
+        }
+        value
+    }
+
+    /// Adds problems found outside (a kind table, a cross-check).
+    pub fn push(&mut self, d: Diagnostic) {
+        self.errors.push(d);
+    }
+
+    /// Every problem found, unknown keys included (worded as serde words them,
+    /// so they get the same "did you mean" fix).
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        for (key, _) in self.table.into_iter().flatten() {
+            if !self.fields.contains(&key.get_ref().as_ref()) {
+                let expected: Vec<String> = self.fields.iter().map(|f| format!("`{f}`")).collect();
+                let message = format!("unknown field `{}`, expected one of {}", key.get_ref(), expected.join(", "));
+                let fix = fix_for(&message);
+                self.errors.push(self.doc.at(key.span(), message, fix));
+            }
+        }
+        self.errors
+    }
+}
+
+/// The allowed range of one setting, as a type for [`Bounded`]; declare one
+/// with [`limit!`] next to the setting it bounds.
+pub trait Limit {
+    type Value: Setting;
+    /// The setting as its file spells it, for messages: `[probe] interval`.
+    const KEY: &'static str;
+    const MIN: Self::Value;
+    const MAX: Self::Value;
+}
+
+/// Declares a [`Limit`]: `limit!(pub Name: Duration = "[section] key", MIN, MAX);`
+macro_rules! limit {
+    ($(#[$doc:meta])* $vis:vis $name:ident: $ty:ty = $key:literal, $min:expr, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis struct $name;
+        impl $crate::diag::Limit for $name {
+            type Value = $ty;
+            const KEY: &'static str = $key;
+            const MIN: $ty = $min;
+            const MAX: $ty = $max;
+        }
+    };
+}
+pub(crate) use limit;
+
+/// What a bounded setting can hold: durations and whole numbers.
+pub trait Setting: Copy + PartialOrd {
+    /// Reads a value of the right type and how the file wrote it, for messages;
+    /// the value is `None` when it does not fit this type (so no range).
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<(Option<Self>, String), D::Error>;
+    /// For people: `5m`, `3`.
+    fn human(&self) -> String;
+}
+
+impl Setting for Duration {
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<(Option<Self>, String), D::Error> {
+        let text = String::deserialize(d)?;
+        // However long: the range check says what is too long in this setting's terms.
+        let d = crate::duration::parse_any(&text).map_err(D::Error::custom)?;
+        Ok((Some(d), format!("{text:?}")))
+    }
+    fn human(&self) -> String {
+        humantime::format_duration(*self).to_string()
+    }
+}
+
+macro_rules! integer_setting {
+    ($($t:ty),*) => {$(
+        impl Setting for $t {
+            fn read<'de, D: Deserializer<'de>>(d: D) -> Result<(Option<Self>, String), D::Error> {
+                let n = i64::deserialize(d)?;
+                Ok((<$t>::try_from(n).ok(), n.to_string()))
+            }
+            fn human(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+integer_setting!(usize, u32, u64, i32);
+
+/// A setting whose value lies in `L`'s range: checked as the file is read, so an
+/// absurd value is an error at its line that names the range, instead of an
+/// overflow or a flood in the middle of a run.
+pub struct Bounded<L: Limit>(pub L::Value, PhantomData<L>);
+
+impl<L: Limit> Bounded<L> {
+    /// A value the code chooses (a default); it must lie in the range.
+    pub fn of(v: L::Value) -> Self {
+        debug_assert!(L::MIN <= v && v <= L::MAX, "{} default {} is out of its range", L::KEY, v.human());
+        Bounded(v, PhantomData)
+    }
+
+    pub fn get(&self) -> L::Value {
+        self.0
+    }
+}
+
+fn out_of_range<L: Limit>(written: &str) -> String {
+    let (min, max) = (L::MIN.human(), L::MAX.human());
+    let key = L::KEY.rsplit(' ').next().unwrap_or(L::KEY);
+    format!("{} = {written} is out of range {min} to {max}{FIX}set `{key}` to a value from {min} to {max}", L::KEY)
+}
+
+impl<'de, L: Limit> Deserialize<'de> for Bounded<L> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match L::Value::read(d)? {
+            (Some(v), _) if L::MIN <= v && v <= L::MAX => Ok(Bounded(v, PhantomData)),
+            (_, written) => Err(D::Error::custom(out_of_range::<L>(&written))),
+        }
+    }
+}
+
+impl<L: Limit> Clone for Bounded<L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<L: Limit> Copy for Bounded<L> {}
+impl<L: Limit> PartialEq for Bounded<L> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl<L: Limit> fmt::Debug for Bounded<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.human())
+    }
+}
+impl<L: Limit> fmt::Display for Bounded<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.human())
     }
 }
 
@@ -227,6 +454,49 @@ mod tests {
         assert_eq!(line_col(t, 6), (2, 1));
         assert_eq!(line_col(t, t.find('=').unwrap()), (1, 3));
         assert_eq!(line_col(t, t.rfind('=').unwrap()), (2, 4));
+    }
+
+    limit!(Tries: u32 = "[t] tries", 1, 5);
+    limit!(Wait: Duration = "[t] wait", Duration::from_millis(100), Duration::from_secs(60));
+
+    #[derive(Deserialize)]
+    struct T {
+        tries: Bounded<Tries>,
+        wait: Option<Bounded<Wait>>,
+    }
+
+    #[test]
+    fn bounded_settings_name_their_range_at_the_value() {
+        let doc = TomlDoc::parse(Path::new("t.toml"), "tries = 9\nwait = \"1s\"\n").unwrap();
+        let e = doc.deserialize::<T>(doc.root()).err().unwrap();
+        assert_eq!((e.line, e.col), (1, 9), "{e}");
+        assert_eq!(e.message, "[t] tries = 9 is out of range 1 to 5");
+        assert_eq!(e.fix.as_deref(), Some("set `tries` to a value from 1 to 5"));
+        // Too large for the type is out of range too, not a type error.
+        let doc = TomlDoc::parse(Path::new("t.toml"), "tries = 9223372036854775807\n").unwrap();
+        assert!(doc.deserialize::<T>(doc.root()).err().unwrap().message.contains("out of range 1 to 5"));
+        let doc = TomlDoc::parse(Path::new("t.toml"), "tries = 2\nwait = \"999999999999h\"\n").unwrap();
+        let e = doc.deserialize::<T>(doc.root()).err().unwrap();
+        assert_eq!(e.message, "[t] wait = \"999999999999h\" is out of range 100ms to 1m", "{e}");
+        let doc = TomlDoc::parse(Path::new("t.toml"), "tries = 2\nwait = \"1m\"\n").unwrap();
+        let t = doc.deserialize::<T>(doc.root()).unwrap();
+        assert_eq!((t.tries.get(), t.wait.unwrap().0), (2, Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn keys_report_every_problem_of_a_table() {
+        let doc = TomlDoc::parse(Path::new("t.toml"), "a = \"x\"\nbee = 1\n").unwrap();
+        let mut keys = Keys::new(&doc, doc.root(), "t", &["a", "b", "c"]);
+        assert_eq!(keys.opt::<u32>("a"), None);
+        assert_eq!(keys.req::<u32>("c"), None);
+        let errors: Vec<String> = keys.finish().iter().map(|d| d.to_string()).collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("t.toml:1:5: invalid type"), "{errors:?}");
+        assert!(errors[1].starts_with("t.toml:1:1: missing field `c`"), "{errors:?}");
+        assert!(
+            errors[2].starts_with("t.toml:2:1: unknown field `bee`") && errors[2].contains("did you mean `b`?"),
+            "{errors:?}"
+        );
     }
 
     #[test]

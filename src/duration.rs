@@ -10,12 +10,36 @@ use serde::{Deserialize, Deserializer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct HumanDuration(pub Duration);
 
+/// No setting takes longer than this. Settings with a range of their own
+/// ([`crate::diag::Bounded`]) are checked against it; this cap covers the rest,
+/// so no value read from a file can overflow arithmetic on instants and dates.
+pub const LONGEST: Duration = Duration::from_secs(100 * YEAR);
+
+/// Seconds in a minute, an hour, a day and a year, for ranges written as constants.
+pub const MINUTE: u64 = 60;
+pub const HOUR: u64 = 60 * MINUTE;
+pub const DAY: u64 = 24 * HOUR;
+/// humantime's year (365.25 days), so that ranges print as "10years".
+pub const YEAR: u64 = 31_557_600;
+
 impl HumanDuration {
     pub fn parse(text: &str) -> Result<Self, String> {
-        humantime::parse_duration(text.trim()).map(HumanDuration).map_err(|e| {
-            format!("invalid duration {text:?} ({e}); write a number with a unit, like \"90s\", \"5m\" or \"1h30m\"")
-        })
+        let d = parse_any(text)?;
+        if d > LONGEST {
+            return Err(format!(
+                "duration {text:?} is longer than {}, the longest any setting takes; write a shorter one, like \"30d\"",
+                humantime::format_duration(LONGEST)
+            ));
+        }
+        Ok(HumanDuration(d))
     }
+}
+
+/// Parses the syntax only, however long: for callers that check a range of their own.
+pub(crate) fn parse_any(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write a number with a unit, like \"90s\", \"5m\" or \"1h30m\"")
+    })
 }
 
 impl<'de> Deserialize<'de> for HumanDuration {
@@ -62,6 +86,16 @@ mod tests {
         assert_eq!(HumanDuration::parse("250ms").unwrap().0, Duration::from_millis(250));
         assert!(HumanDuration::parse("5 minutes please").is_err());
         assert!(HumanDuration::parse("300").is_err());
+    }
+
+    #[test]
+    fn nothing_longer_than_the_cap() {
+        // Added to an Instant this panicked ("overflow when adding duration to instant").
+        let e = HumanDuration::parse("9999999999999h").unwrap_err();
+        assert!(e.contains("longer than"), "{e}");
+        assert!(HumanDuration::parse("36500d").is_ok());
+        assert_eq!(humantime::format_duration(LONGEST).to_string(), "100years");
+        assert!(std::time::Instant::now().checked_add(LONGEST).is_some());
     }
 
     #[test]

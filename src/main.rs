@@ -169,6 +169,11 @@ enum EvidenceCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Both run drills, whose pipes to child processes need SIGPIPE ignored;
+    // `run` lets stdout close once its drill is over.
+    if !matches!(cli.command, Command::Run { .. } | Command::Daemon) {
+        cli::stdout_may_close();
+    }
     // The daemon's log is its record of what it did: info by default.
     let base = if matches!(cli.command, Command::Daemon) { 1 } else { 0 };
     let filter = match cli.verbose + base {

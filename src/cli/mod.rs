@@ -21,6 +21,27 @@ pub const EXIT_PASSED: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 
+/// Lets a closed standard output end the process quietly, as it ends `ls` in
+/// `ls | head -1`, instead of a panic ("failed printing to stdout: Broken pipe").
+///
+/// Rust starts programs with SIGPIPE ignored, so a write to a closed pipe fails
+/// with EPIPE and `println!` panics. Handling that error at every print would
+/// hold only as long as nobody adds a plain `println!`; the default disposition
+/// covers every print at once, and a command that only reads and prints has
+/// nothing to leave half done. It is wrong only while drdrill has pipes to child
+/// processes: a drill feeds and reads its tools through pipes, and a tool that
+/// exits early must be an error the drill handles (rollback, cleanup), not a
+/// signal that kills drdrill halfway. So `daemon` never calls this and `run`
+/// calls it once the drill is over. Sockets are unaffected: Rust writes them
+/// with MSG_NOSIGNAL, so a client that hangs up never signals the daemon.
+pub fn stdout_may_close() {
+    // SAFETY: installs the default disposition, no handler code; children get
+    // the default anyway (Rust's spawn resets it).
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Who is at this terminal, for notes and gate approvals.
 pub fn operator() -> String {
     let user = std::env::var("USER")

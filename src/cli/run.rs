@@ -120,6 +120,7 @@ pub async fn cmd_run(
     };
     if dry_run {
         let (text, refused) = dry_run_text(&plan, &config);
+        super::stdout_may_close();
         print!("{text}");
         return Ok(if refused { EXIT_BAD_INPUT } else { EXIT_PASSED });
     }
@@ -166,6 +167,7 @@ pub async fn cmd_run(
     };
     // The run is recorded; mail goes out only now, bounded and never changing the result.
     drdrill::alert::after_run(engine.config.notify.as_ref(), &engine.db, &report).await;
+    super::stdout_may_close();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -29,8 +29,16 @@ pub fn cmd_validate(config: &Config, paths: Vec<PathBuf>) -> anyhow::Result<u8> 
                     continue;
                 }
                 println!("ok {} ({})", path.display(), p.name);
-                // A warning, not an error: the allowlist is the host's config, and
-                // the plan may be meant for another host.
+                // Warnings, not errors: the plan may be meant for another host.
+                if let Some(live) = p.source.live_path()
+                    && std::fs::symlink_metadata(live).is_err()
+                {
+                    println!(
+                        "   warning: source path {} does not exist on this host; a run here would fail at prepare",
+                        live.display()
+                    );
+                }
+                // The allowlist is the host's config, too.
                 if let Err(refused) = p.guard_check(&drdrill::failure::Guard::new(config)) {
                     println!("   warning: with this config, {}", refused.to_string().replace('\n', "\n   "));
                 }
@@ -41,7 +49,8 @@ pub fn cmd_validate(config: &Config, paths: Vec<PathBuf>) -> anyhow::Result<u8> 
                         .iter()
                         .map(|t| t.with_timezone(&tz).to_rfc3339())
                         .collect();
-                    println!("   schedule {s:?} ({tz}) next: {}", next.join(", "), s = s.text);
+                    let rule = if s.fires_on_either_day() { ", on either day field (crontab's rule)" } else { "" };
+                    println!("   schedule {:?} ({tz}{rule}) next: {}", s.text, next.join(", "));
                 }
             }
             Err(d) => {

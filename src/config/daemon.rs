@@ -1,27 +1,39 @@
 //! `[daemon]`: how `drdrill daemon` schedules and stops drills.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
-use crate::duration::HumanDuration;
+use crate::diag::{Bounded, limit};
+use crate::duration::HOUR;
+
+limit!(
+    /// Every running drill holds a scratch folder and often a server process.
+    pub Concurrency: usize = "[daemon] concurrency", 1, 256
+);
+limit!(
+    /// Longer than systemd waits for a stop (the unit's TimeoutStopSec) is moot.
+    pub GracePeriod: Duration = "[daemon] grace_period", Duration::ZERO, Duration::from_secs(HOUR)
+);
 
 /// How `drdrill daemon` schedules and stops drills.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
     /// Drills running at once, across all plans; more wait for a free slot.
-    pub concurrency: usize,
+    pub concurrency: Bounded<Concurrency>,
     /// The zone schedules are read in (`0 3 * * *` is 03:00 there).
     pub timezone: TimeZone,
     /// On SIGTERM, how long running drills may finish before they are aborted.
-    pub grace_period: HumanDuration,
+    pub grace_period: Bounded<GracePeriod>,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
-            concurrency: 2,
+            concurrency: Bounded::of(2),
             timezone: TimeZone(chrono_tz::UTC),
-            grace_period: HumanDuration(std::time::Duration::from_secs(30)),
+            grace_period: Bounded::of(Duration::from_secs(30)),
         }
     }
 }

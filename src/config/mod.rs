@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
+use toml::de::DeValue;
 
-use crate::diag::{Diagnostics, TomlDoc};
+use crate::diag::{Diagnostics, Keys, TomlDoc};
 use crate::store::{self, StoreSpec};
 
 mod api;
@@ -41,23 +41,8 @@ pub struct Config {
     pub notify: Option<NotifyConfig>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    database: Option<PathBuf>,
-    plans: Option<PathBuf>,
-    scratch: Option<PathBuf>,
-    #[serde(default)]
-    api: ApiConfig,
-    // Parsed per kind below, from the span-keeping tree.
-    #[serde(default)]
-    stores: BTreeMap<String, toml::Value>,
-    #[serde(default)]
-    safety: SafetyConfig,
-    #[serde(default)]
-    daemon: DaemonConfig,
-    notify: Option<NotifyConfig>,
-}
+/// The keys a config file takes at its top level.
+const CONFIG_KEYS: &[&str] = &["database", "plans", "scratch", "api", "stores", "safety", "daemon", "notify"];
 
 impl Config {
     /// The embedded defaults: everything under `./var`.
@@ -91,51 +76,66 @@ impl Config {
         Ok(Config::parse(&path, &text)?)
     }
 
+    /// Reads each key and section on its own, so every independent problem of
+    /// the file is reported at once.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         let doc = TomlDoc::parse(path, text)?;
-        let file: ConfigFile = doc.deserialize(doc.root())?;
+        let mut keys = Keys::new(&doc, doc.root(), "config", CONFIG_KEYS);
         let mut config = Config::defaults();
         config.file = Some(path.to_path_buf());
-        if let Some(v) = file.database {
+        let mut errors = Vec::new();
+        if let Some(v) = keys.opt("database") {
             config.database = v;
         }
-        if let Some(v) = file.plans {
+        if let Some(v) = keys.opt("plans") {
             config.plans = v;
         }
-        if let Some(v) = file.scratch {
+        if let Some(v) = keys.opt("scratch") {
             config.scratch = v;
         }
-        config.api = file.api;
-        config.safety = file.safety;
-        let mut errors = Vec::new();
-        if file.daemon.concurrency == 0 {
-            let span = doc.get("daemon").map(|v| v.span()).unwrap_or(0..0);
-            errors.push(doc.at(
-                span,
-                "[daemon] concurrency must be at least 1".into(),
-                Some("set `concurrency = 1` to run one drill at a time".into()),
-            ));
+        if let Some(v) = keys.opt("api") {
+            config.api = v;
         }
-        config.daemon = file.daemon;
-        if let Some(n) = &file.notify
-            && let Err(e) = n.validate()
-            && let Some(section) = doc.get("notify")
-        {
-            errors.push(doc.at(section.span(), format!("[notify]: {e}"), None));
+        if let Some(v) = keys.opt("safety") {
+            config.safety = v;
         }
-        config.notify = file.notify;
-        if let Some(stores) = doc.get("stores") {
-            for name in file.stores.keys() {
-                let Some(value) = stores.get_ref().get(name.as_str()) else { continue };
-                match store::parse_spec(&doc, name, value) {
-                    Ok(spec) => {
-                        config.stores.insert(name.clone(), spec);
+        if let Some(v) = keys.opt("daemon") {
+            config.daemon = v;
+        }
+        if let Some(n) = keys.opt::<NotifyConfig>("notify") {
+            if let Err(e) = n.validate()
+                && let Some(section) = keys.raw("notify")
+            {
+                errors.push(doc.at(section.span(), format!("[notify]: {e}"), None));
+            }
+            config.notify = Some(n);
+        }
+        if let Some(stores) = keys.raw("stores") {
+            match stores.get_ref() {
+                DeValue::Table(table) => {
+                    for (name, value) in table {
+                        match store::parse_spec(&doc, name.get_ref(), value) {
+                            Ok(spec) => {
+                                config.stores.insert(name.get_ref().to_string(), spec);
+                            }
+                            Err(d) => errors.push(d),
+                        }
                     }
-                    Err(d) => errors.push(d),
                 }
+                _ => errors.push(doc.at(
+                    stores.span(),
+                    "stores must be a table".into(),
+                    Some("write each store as a [stores.NAME] section".into()),
+                )),
             }
         }
-        if errors.is_empty() { Ok(config) } else { Err(Diagnostics(errors)) }
+        errors.extend(keys.finish());
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            errors.sort_by_key(|d| (d.line, d.col));
+            Err(Diagnostics(errors))
+        }
     }
 
     /// Names of the configured stores, for messages.
@@ -176,7 +176,7 @@ mod tests {
     fn daemon_section_is_checked() {
         let c = Config::parse(Path::new("c.toml"), "[daemon]\ntimezone = \"Europe/Paris\"\nconcurrency = 3\n").unwrap();
         assert_eq!(c.daemon.timezone.0, chrono_tz::Europe::Paris);
-        assert_eq!(c.daemon.concurrency, 3);
+        assert_eq!(c.daemon.concurrency.get(), 3);
         let err = Config::parse(Path::new("c.toml"), "[daemon]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
         assert_eq!(err.0[0].line, 2, "{err}");
         assert!(err.to_string().contains("unknown time zone"), "{err}");

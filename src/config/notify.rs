@@ -7,8 +7,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::duration::HumanDuration;
+use crate::diag::{Bounded, limit};
+use crate::duration::{MINUTE, YEAR};
 use crate::schedule::Schedule;
+
+limit!(pub DigestPeriod: Duration = "[notify] digest_period", Duration::from_secs(3600), Duration::from_secs(YEAR));
+limit!(
+    /// One delivery attempt; the mail worker retries queued mail later.
+    pub SendTimeout: Duration = "[notify] timeout", Duration::from_secs(1), Duration::from_secs(5 * MINUTE)
+);
 
 /// The `[notify]` section of the config.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,9 +42,9 @@ pub struct NotifyConfig {
     /// When the daemon sends the digest, in crontab syntax.
     pub digest: Option<Schedule>,
     /// How far back the digest's report reaches (default 7d).
-    pub digest_period: Option<HumanDuration>,
+    pub digest_period: Option<Bounded<DigestPeriod>>,
     /// Longest time one delivery attempt may take (default 10s).
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<Bounded<SendTimeout>>,
 }
 
 fn yes() -> bool {

@@ -473,7 +473,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         tracing::error!(file = %e.file, "plan not loaded: {}", e.error);
     }
     let daemon = Arc::new(Daemon {
-        slots: Arc::new(Semaphore::new(config.daemon.concurrency)),
+        slots: Arc::new(Semaphore::new(config.daemon.concurrency.get())),
         config: config.clone(),
         engine,
         plans: RwLock::new(plan_set),

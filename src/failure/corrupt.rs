@@ -13,7 +13,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::{Failure, FailureCtx, Target, Undo};
-use crate::diag::{Diagnostic, TomlDoc};
+use crate::diag::{Bounded, Diagnostic, TomlDoc, limit};
 
 pub const KIND: &str = "corrupt";
 
@@ -23,37 +23,37 @@ pub struct Corrupt {
     path: PathBuf,
     /// How many bytes to overwrite at each offset.
     #[serde(default = "default_bytes")]
-    bytes: u64,
+    bytes: Bounded<Bytes>,
     /// Byte offsets; without them, `count` random offsets.
     offsets: Option<Vec<u64>>,
     #[serde(default = "default_count")]
-    count: u32,
+    count: Bounded<Count>,
     /// Makes random offsets and bytes reproducible.
     seed: Option<u64>,
 }
 
-fn default_bytes() -> u64 {
-    512
+fn default_bytes() -> Bounded<Bytes> {
+    Bounded::of(512)
 }
-fn default_count() -> u32 {
-    1
+
+limit!(pub Bytes: u64 = "[[failure]] bytes", 1, 1 << 20);
+fn default_count() -> Bounded<Count> {
+    Bounded::of(1)
 }
+
+limit!(
+    /// The original bytes at every offset are kept in memory for rollback.
+    pub Count: u32 = "[[failure]] count", 1, 1000
+);
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
     let c: Corrupt = doc.deserialize(&value)?;
     super::require_path(doc, &value, KIND, &c.path)?;
-    if c.bytes == 0 || c.bytes > 1 << 20 {
-        return Err(doc.at(
-            value.span(),
-            "corrupt `bytes` must be 1..=1048576".into(),
-            Some("e.g. `bytes = 512`".into()),
-        ));
-    }
-    if c.offsets.as_ref().is_some_and(|o| o.is_empty()) || (c.offsets.is_none() && c.count == 0) {
+    if c.offsets.as_ref().is_some_and(|o| o.is_empty()) {
         return Err(doc.at(
             value.span(),
             "corrupt has nothing to overwrite".into(),
-            Some("give `offsets = [0]` or `count = 1` (random offsets)".into()),
+            Some("give `offsets = [0]`, or remove `offsets` for `count` random offsets".into()),
         ));
     }
     Ok(std::sync::Arc::new(c))
@@ -73,7 +73,7 @@ impl Failure for Corrupt {
             Some(o) => format!("offsets {o:?}"),
             None => format!("{} random offset(s)", self.count),
         };
-        format!("overwrite {} bytes of {} at {at} (originals kept for rollback)", self.bytes, self.path.display())
+        format!("overwrite {} bytes of {} at {at} (originals kept for rollback)", self.bytes.get(), self.path.display())
     }
 
     fn targets(&self) -> Vec<Target> {
@@ -88,8 +88,8 @@ impl Failure for Corrupt {
             .open(&path)
             .with_context(|| format!("cannot open {} for writing", path.display()))?;
         let len = file.metadata()?.len();
-        if len < self.bytes {
-            bail!("{} is {len} bytes long, shorter than `bytes = {}`", path.display(), self.bytes);
+        if len < self.bytes.get() {
+            bail!("{} is {len} bytes long, shorter than `bytes = {}`", path.display(), self.bytes.get());
         }
         let mut rng = SplitMix(self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -97,14 +97,14 @@ impl Failure for Corrupt {
         }));
         let offsets: Vec<u64> = match &self.offsets {
             Some(o) => o.clone(),
-            None => (0..self.count).map(|_| rng.next() % (len - self.bytes + 1)).collect(),
+            None => (0..self.count.get()).map(|_| rng.next() % (len - self.bytes.get() + 1)).collect(),
         };
-        if let Some(bad) = offsets.iter().find(|o| **o + self.bytes > len) {
-            bail!("offset {bad} + {} bytes is past the end of {} ({len} bytes)", self.bytes, path.display());
+        if let Some(bad) = offsets.iter().find(|o| **o + self.bytes.get() > len) {
+            bail!("offset {bad} + {} bytes is past the end of {} ({len} bytes)", self.bytes.get(), path.display());
         }
         let mut originals = Vec::new();
         for &off in &offsets {
-            let mut buf = vec![0u8; self.bytes as usize];
+            let mut buf = vec![0u8; self.bytes.get() as usize];
             file.read_exact_at(&mut buf, off).with_context(|| format!("cannot read {} at {off}", path.display()))?;
             originals.push((off, buf));
         }
@@ -120,7 +120,7 @@ impl Failure for Corrupt {
             file.write_all_at(&garbage, *off).with_context(|| format!("cannot write {} at {off}", path.display()))?;
         }
         file.sync_all()?;
-        Ok(format!("overwrote {} bytes of {} at offsets {offsets:?}", self.bytes, path.display()))
+        Ok(format!("overwrote {} bytes of {} at offsets {offsets:?}", self.bytes.get(), path.display()))
     }
 }
 

@@ -12,8 +12,8 @@ use toml::de::DeValue;
 
 use super::guard::{pid_and_name, process_name};
 use super::{Failure, FailureCtx, Target, Undo};
-use crate::diag::{Diagnostic, TomlDoc};
-use crate::duration::HumanDuration;
+use crate::diag::{Bounded, Diagnostic, TomlDoc, limit};
+use crate::duration::HOUR;
 use crate::proc::Reap;
 
 pub const KIND: &str = "kill";
@@ -38,7 +38,7 @@ pub struct Kill {
     signal: String,
     /// How long to wait for the process to exit after the signal.
     #[serde(default = "default_wait")]
-    wait: HumanDuration,
+    wait: Bounded<Wait>,
     /// Rollback: a shell command that starts the process again.
     restart: Option<String>,
 }
@@ -46,9 +46,14 @@ pub struct Kill {
 fn default_signal() -> String {
     "TERM".into()
 }
-fn default_wait() -> HumanDuration {
-    HumanDuration(Duration::from_secs(10))
+fn default_wait() -> Bounded<Wait> {
+    Bounded::of(Duration::from_secs(10))
 }
+
+limit!(
+    /// A process that outlives its signal by an hour is not going to exit.
+    pub Wait: Duration = "[[failure]] wait", Duration::from_millis(100), Duration::from_secs(HOUR)
+);
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
     let k: Kill = doc.deserialize(&value)?;

@@ -1,5 +1,8 @@
 //! Drill plans: `drills/NAME.toml`, parsed with file:line errors and validated
 //! against the config (stores) and against themselves (checks that fit the source).
+//!
+//! Each key and section is read on its own ([`Keys`]), so that `validate` reports
+//! every independent problem of a file at once instead of one per attempt.
 
 pub mod timeline;
 
@@ -13,8 +16,8 @@ use toml::Spanned;
 
 use crate::check::{self, Check};
 use crate::config::Config;
-use crate::diag::{Diagnostic, Diagnostics, TomlDoc};
-use crate::duration::HumanDuration;
+use crate::diag::{Bounded, Diagnostic, Diagnostics, Keys, TomlDoc, limit};
+use crate::duration::{DAY, HOUR, HumanDuration, YEAR};
 use crate::existing::{self, Existing, Select};
 use crate::failure::{self, Failure, Guard, Refused, guard::Decision};
 use crate::hashing::sha256_hex;
@@ -23,6 +26,28 @@ use crate::source::{self, Source};
 
 /// A run that does not finish in this long is failed and cleaned up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+limit!(
+    /// A drill stuck for over a week is not a drill; below a second nothing can run.
+    pub RunTimeout: Duration = "timeout", Duration::from_secs(1), Duration::from_secs(7 * DAY)
+);
+limit!(
+    /// Spreads scheduled starts; more than a day is a different schedule.
+    pub Jitter: Duration = "jitter", Duration::ZERO, Duration::from_secs(DAY)
+);
+limit!(pub RtoTarget: Duration = "[targets] rto", Duration::from_millis(1), Duration::from_secs(30 * DAY));
+limit!(pub RpoTarget: Duration = "[targets] rpo", Duration::from_millis(1), Duration::from_secs(10 * YEAR));
+limit!(pub MaxAge: Duration = "[backup] max_age", Duration::from_millis(1), Duration::from_secs(10 * YEAR));
+limit!(pub KeepLast: usize = "[backup] keep_last", 1, 10_000);
+limit!(
+    /// zstd's standard levels.
+    pub CompressionLevel: i32 = "[backup] compression_level", 1, 22
+);
+limit!(
+    /// A marker more often than every 100ms floods the live source with canary
+    /// rows; one less often than hourly measures nothing a backup does not.
+    pub ProbeInterval: Duration = "[probe] interval", Duration::from_millis(100), Duration::from_secs(HOUR)
+);
 
 #[derive(Debug)]
 pub struct Plan {
@@ -63,11 +88,10 @@ pub const GATE_PHASES: [&str; 4] = [
     timeline::Gated::Verify.name(),
 ];
 
-#[derive(Debug, Deserialize, Clone, Copy)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy)]
 pub struct Targets {
-    pub rto: HumanDuration,
-    pub rpo: HumanDuration,
+    pub rto: Bounded<RtoTarget>,
+    pub rpo: Bounded<RpoTarget>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -91,24 +115,19 @@ impl BackupMode {
     }
 }
 
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct BackupSection {
-    #[serde(default = "default_mode")]
     pub mode: BackupMode,
-    #[serde(default = "default_store")]
     pub store: Spanned<String>,
     /// zstd level; 1 keeps compression faster than the disk.
-    #[serde(default = "default_level")]
     pub compression_level: i32,
     /// Retention, applied after each passed run: keep this many newest backups.
     pub keep_last: Option<usize>,
     /// Retention: delete backups older than this (the newest complete one stays).
-    pub max_age: Option<HumanDuration>,
+    pub max_age: Option<Bounded<MaxAge>>,
     /// With `mode = "existing"`: the tool whose backups are drilled.
     pub from: Option<Spanned<String>>,
     /// Which existing backup a run restores.
-    #[serde(default)]
     pub select: Select,
     /// `random` and `least-tested` choose among backups this young.
     pub window: Option<HumanDuration>,
@@ -118,24 +137,47 @@ impl BackupSection {
     pub fn retention(&self) -> crate::store::retention::Retention {
         crate::store::retention::Retention { keep_last: self.keep_last, max_age: self.max_age.map(|d| d.0) }
     }
+
+    /// `[backup]`, key by key; `None` for the store when it is given but invalid,
+    /// so that it is not checked against the config.
+    fn read(keys: &mut Keys) -> (BackupSection, Option<Spanned<String>>) {
+        let mut b = BackupSection::default();
+        if let Some(mode) = keys.opt("mode") {
+            b.mode = mode;
+        }
+        let store = if keys.has("store") { keys.opt("store") } else { Some(b.store.clone()) };
+        if let Some(s) = &store {
+            b.store = s.clone();
+        }
+        if let Some(level) = keys.opt::<Bounded<CompressionLevel>>("compression_level") {
+            b.compression_level = level.0;
+        }
+        b.keep_last = keys.opt::<Bounded<KeepLast>>("keep_last").map(|k| k.0);
+        b.max_age = keys.opt("max_age");
+        b.from = keys.opt("from");
+        if let Some(select) = keys.opt("select") {
+            b.select = select;
+        }
+        b.window = keys.opt("window");
+        (b, store)
+    }
 }
 
-fn default_mode() -> BackupMode {
-    BackupMode::Fresh
-}
-fn default_store() -> Spanned<String> {
-    Spanned::new(0..0, "local".to_string())
-}
-fn default_level() -> i32 {
-    1
+const BACKUP_KEYS: &[&str] =
+    &["mode", "store", "compression_level", "keep_last", "max_age", "from", "select", "window"];
+
+/// `[backup]`'s own keys and a table for each existing-backup tool.
+fn backup_keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| BACKUP_KEYS.iter().copied().chain(existing::kind_names()).collect())
 }
 
 impl Default for BackupSection {
     fn default() -> Self {
         BackupSection {
-            mode: default_mode(),
-            store: default_store(),
-            compression_level: default_level(),
+            mode: BackupMode::Fresh,
+            store: Spanned::new(0..0, "local".to_string()),
+            compression_level: 1,
             keep_last: None,
             max_age: None,
             from: None,
@@ -185,52 +227,32 @@ impl ProbeKind {
 }
 
 /// Measured RPO: markers written into the live source until T_fail.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct ProbeSection {
     pub kind: ProbeKind,
-    #[serde(default = "default_interval")]
-    pub interval: HumanDuration,
+    pub interval: Bounded<ProbeInterval>,
     /// For a folder source: where the marker file goes, relative to the folder.
     pub marker: Option<PathBuf>,
 }
 
-fn default_interval() -> HumanDuration {
-    HumanDuration(Duration::from_secs(1))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlanFile {
-    name: Option<Spanned<String>>,
-    #[serde(default)]
-    description: String,
-    schedule: Option<Schedule>,
-    missed: Option<Spanned<MissedPolicy>>,
-    jitter: Option<Spanned<HumanDuration>>,
-    timeout: Option<HumanDuration>,
-    #[serde(default)]
-    destructive: bool,
-    #[serde(default)]
-    pause_before: Vec<Spanned<String>>,
-    #[serde(default)]
-    env: Vec<Spanned<String>>,
-    targets: Targets,
-    // The kind tables are parsed from the span-keeping tree; these only make
-    // serde accept the keys.
-    #[allow(dead_code)]
-    source: Option<toml::Value>,
-    // Parsed from the span-keeping tree: its adapter table is cut out first.
-    #[allow(dead_code)]
-    backup: Option<toml::Value>,
-    probe: Option<ProbeSection>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    failure: Vec<toml::Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    check: Vec<toml::Value>,
-}
+/// The keys a plan file takes at its top level.
+const PLAN_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "schedule",
+    "missed",
+    "jitter",
+    "timeout",
+    "destructive",
+    "pause_before",
+    "env",
+    "targets",
+    "source",
+    "backup",
+    "probe",
+    "failure",
+    "check",
+];
 
 impl Plan {
     /// Reads and validates one plan file.
@@ -247,34 +269,65 @@ impl Plan {
 
     pub fn parse(path: &Path, text: &str, config: &Config) -> Result<Plan, Diagnostics> {
         let doc = TomlDoc::parse(path, text)?;
-        let file: PlanFile = doc.deserialize(doc.root())?;
+        let mut keys = Keys::new(&doc, doc.root(), "plan", PLAN_KEYS);
         let mut errors = Vec::new();
 
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("plan").to_string();
-        let name = match &file.name {
+        let name = match keys.opt::<Spanned<String>>("name") {
             Some(n) => {
                 if let Err(msg) = check_name(n.get_ref()) {
                     errors.push(doc.at(n.span(), msg, Some("use letters, digits, `-`, `_` and `.` only".into())));
                 }
-                n.get_ref().clone()
+                n.into_inner()
             }
             None => {
-                if let Err(msg) = check_name(&stem) {
+                if !keys.has("name")
+                    && let Err(msg) = check_name(&stem)
+                {
                     errors.push(doc.at(0..0, msg, Some("rename the file or set `name = \"...\"`".into())));
                 }
                 stem
             }
         };
+        let description: String = keys.opt("description").unwrap_or_default();
+        let schedule: Option<Schedule> = keys.opt("schedule");
+        let missed: Option<Spanned<MissedPolicy>> = keys.opt("missed");
+        let jitter: Option<Spanned<Bounded<Jitter>>> = keys.opt("jitter");
+        let timeout = keys.opt::<Bounded<RunTimeout>>("timeout").map_or(DEFAULT_TIMEOUT, |t| t.0);
+        // `None` when given but invalid: then what depends on it is not judged.
+        let destructive: Option<bool> = if keys.has("destructive") { keys.opt("destructive") } else { Some(false) };
+        let pause_before_raw: Vec<Spanned<String>> = keys.opt("pause_before").unwrap_or_default();
+        let env_raw: Vec<Spanned<String>> = keys.opt("env").unwrap_or_default();
 
-        let (backup, existing) = match parse_backup(&doc, config) {
-            Ok(b) => b,
-            Err(mut d) => {
-                errors.append(&mut d);
-                (BackupSection::default(), None)
+        let targets = keys.require("targets").and_then(|v| {
+            let mut t = Keys::new(&doc, v, "targets", &["rto", "rpo"]);
+            let (rto, rpo) = (t.req("rto"), t.req("rpo"));
+            errors.extend(t.finish());
+            Some(Targets { rto: rto?, rpo: rpo? })
+        });
+
+        let (backup, store) = match keys.raw("backup") {
+            Some(v) => {
+                let mut b = Keys::new(&doc, v, "backup", backup_keys());
+                let read = BackupSection::read(&mut b);
+                errors.extend(b.finish());
+                read
             }
+            None => (BackupSection::default(), Some(BackupSection::default().store)),
         };
-        let store = &backup.store;
-        if !config.stores.contains_key(store.get_ref()) {
+        let existing = match keys.raw("backup") {
+            Some(v) => match existing_adapter(&doc, v, &backup, config) {
+                Ok(e) => e,
+                Err(mut d) => {
+                    errors.append(&mut d);
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(store) = &store
+            && !config.stores.contains_key(store.get_ref())
+        {
             errors.push(doc.at(
                 store.span(),
                 format!("unknown store `{}`", store.get_ref()),
@@ -282,7 +335,17 @@ impl Plan {
             ));
         }
 
-        let source = match doc.get("source") {
+        let probe = keys.raw("probe").and_then(|v| {
+            let mut p = Keys::new(&doc, v, "probe", &["kind", "interval", "marker"]);
+            let kind = p.req("kind");
+            let interval =
+                if p.has("interval") { p.opt("interval") } else { Some(Bounded::of(Duration::from_secs(1))) };
+            let marker = p.opt("marker");
+            errors.extend(p.finish());
+            Some(ProbeSection { kind: kind?, interval: interval?, marker })
+        });
+
+        let source = match keys.raw("source") {
             Some(v) => match source::parse(&doc, v) {
                 Ok(s) => Some(s),
                 Err(d) => {
@@ -304,7 +367,7 @@ impl Plan {
         for v in array_items(&doc, "failure") {
             match failure::parse(&doc, v) {
                 Ok(f) => {
-                    if f.destructive() && !file.destructive {
+                    if f.destructive() && destructive == Some(false) {
                         errors.push(doc.at(
                             v.span(),
                             format!("failure `{}` is destructive but the plan does not say so", f.kind()),
@@ -345,7 +408,7 @@ impl Plan {
                 Err(d) => errors.push(d),
             }
         }
-        if checks.is_empty() && doc.get("check").is_none() {
+        if checks.is_empty() && !keys.has("check") {
             errors.push(doc.at(
                 0..0,
                 "plan has no [[check]]: nothing would prove the restore works".into(),
@@ -353,8 +416,8 @@ impl Plan {
             ));
         }
 
-        if let Some(probe) = &file.probe {
-            let span = doc.get("probe").map(|v| v.span()).unwrap_or(0..0);
+        if let Some(probe) = &probe {
+            let span = keys.raw("probe").map(|v| v.span()).unwrap_or(0..0);
             if probe.kind == ProbeKind::Canary && backup.mode == BackupMode::Existing {
                 errors.push(doc.at(
                     span.clone(),
@@ -379,10 +442,10 @@ impl Plan {
                 ));
             }
         }
-        if let (Some(probe), Some(src)) = (&file.probe, &source)
+        if let (Some(probe), Some(src)) = (&probe, &source)
             && src.canary(None).is_none()
         {
-            let span = doc.get("probe").map(|v| v.span()).unwrap_or(0..0);
+            let span = keys.raw("probe").map(|v| v.span()).unwrap_or(0..0);
             errors.push(doc.at(
                 span,
                 format!("a `{:?}` probe is not available for `{}` sources", probe.kind, src.kind()).to_lowercase(),
@@ -391,7 +454,7 @@ impl Plan {
         }
 
         let mut pause_before = Vec::new();
-        for g in &file.pause_before {
+        for g in &pause_before_raw {
             if !GATE_PHASES.contains(&g.get_ref().as_str()) {
                 errors.push(doc.at(
                     g.span(),
@@ -410,7 +473,7 @@ impl Plan {
         }
 
         let mut env = Vec::new();
-        for v in &file.env {
+        for v in &env_raw {
             let name = v.get_ref();
             let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !plain {
@@ -429,27 +492,17 @@ impl Plan {
             }
         }
 
-        let timeout = file.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
-        if timeout.is_zero() {
-            let span = doc.get("timeout").map(|v| v.span()).unwrap_or(0..0);
-            errors.push(doc.at(
-                span,
-                "timeout must be longer than zero".into(),
-                Some("e.g. `timeout = \"10m\"`".into()),
-            ));
-        }
-
         // Both only mean something for scheduled runs; said without a schedule
         // they point at a mistake (a forgotten or misspelled `schedule`).
-        if file.schedule.is_none() {
-            if let Some(m) = &file.missed {
+        if !keys.has("schedule") {
+            if let Some(m) = &missed {
                 errors.push(doc.at(
                     m.span(),
                     "`missed` applies to scheduled runs, but the plan has no `schedule`".into(),
                     Some("add `schedule = \"...\"` or remove `missed`".into()),
                 ));
             }
-            if let Some(j) = &file.jitter {
+            if let Some(j) = &jitter {
                 errors.push(doc.at(
                     j.span(),
                     "`jitter` applies to scheduled runs, but the plan has no `schedule`".into(),
@@ -457,7 +510,7 @@ impl Plan {
                 ));
             }
         }
-        if let (Some(j), Some(s)) = (&file.jitter, &file.schedule) {
+        if let (Some(j), Some(s)) = (&jitter, &schedule) {
             let firings = s.next_after(chrono::Utc::now(), 2);
             if let [a, b] = firings[..]
                 && (b - a).to_std().is_ok_and(|gap| j.get_ref().0 >= gap)
@@ -470,24 +523,29 @@ impl Plan {
             }
         }
 
-        if !errors.is_empty() {
+        errors.extend(keys.finish());
+        let (Some(targets), Some(source), Some(destructive), true) = (targets, source, destructive, errors.is_empty())
+        else {
+            // Each of the three is `None` only with its problem recorded.
+            debug_assert!(!errors.is_empty());
+            errors.sort_by_key(|d| (d.line, d.col));
             return Err(Diagnostics(errors));
-        }
+        };
         Ok(Plan {
             name,
             file: path.to_path_buf(),
             sha256: sha256_hex(text.as_bytes()),
-            description: file.description,
-            schedule: file.schedule,
-            missed: file.missed.map(|m| *m.get_ref()).unwrap_or_default(),
-            jitter: file.jitter.map(|j| j.get_ref().0).unwrap_or_default(),
+            description,
+            schedule,
+            missed: missed.map(|m| *m.get_ref()).unwrap_or_default(),
+            jitter: jitter.map(|j| j.get_ref().0).unwrap_or_default(),
             timeout,
-            destructive: file.destructive,
-            targets: file.targets,
-            source: source.expect("errors were returned above"),
+            destructive,
+            targets,
+            source,
             backup,
             existing,
-            probe: file.probe,
+            probe,
             failures,
             checks,
             pause_before,
@@ -526,27 +584,31 @@ impl Plan {
     }
 }
 
-/// `[backup]` and the adapter of the team's backups it names.
-type ParsedBackup = (BackupSection, Option<Arc<dyn Existing>>);
-
-/// `[backup]`: its own keys, and with `mode = "existing"` the table of the
-/// tool `from` names (`[backup.restic]`), parsed by that adapter.
-fn parse_backup(doc: &TomlDoc, config: &Config) -> Result<ParsedBackup, Vec<Diagnostic>> {
-    let Some(value) = doc.get("backup") else { return Ok((BackupSection::default(), None)) };
-    let toml::de::DeValue::Table(table) = value.get_ref() else {
-        return Err(vec![doc.at(value.span(), "[backup] must be a table".into(), None)]);
+/// With `mode = "existing"`, the adapter of `[backup.<from>]`; the tables of
+/// the other tools are refused.
+fn existing_adapter(
+    doc: &TomlDoc,
+    value: &Spanned<toml::de::DeValue>,
+    backup: &BackupSection,
+    config: &Config,
+) -> Result<Option<Arc<dyn Existing>>, Vec<Diagnostic>> {
+    let table = match value.get_ref() {
+        toml::de::DeValue::Table(t) => t,
+        _ => return Ok(None),
     };
-    let mut own = table.clone();
-    let from: Option<Spanned<String>> = match own.get("from") {
-        Some(f) => Some(doc.deserialize(f).map_err(|d| vec![d])?),
-        None => None,
-    };
-    let adapter_table = from.as_ref().and_then(|f| own.remove(f.get_ref().as_str()));
-    let section: BackupSection =
-        doc.deserialize(&Spanned::new(value.span(), toml::de::DeValue::Table(own))).map_err(|d| vec![d])?;
     let mut errors = Vec::new();
-    let existing = match (&section.from, section.mode) {
-        (Some(f), BackupMode::Existing) => match existing::parse(doc, f, adapter_table.as_ref()) {
+    for (key, _) in table.iter() {
+        let key_name = key.get_ref().as_ref();
+        if existing::kind_names().contains(&key_name) && backup.from.as_ref().is_none_or(|f| f.get_ref() != key_name) {
+            errors.push(doc.at(
+                key.span(),
+                format!("[backup.{key_name}] is given, but `from` does not name `{key_name}`"),
+                Some(format!("set `mode = \"existing\"` and `from = \"{key_name}\"`, or remove the table")),
+            ));
+        }
+    }
+    let existing = match (&backup.from, backup.mode) {
+        (Some(f), BackupMode::Existing) => match existing::parse(doc, f, table.get(f.get_ref().as_str())) {
             Ok(e) => Some(e),
             Err(d) => {
                 errors.push(d);
@@ -574,14 +636,16 @@ fn parse_backup(doc: &TomlDoc, config: &Config) -> Result<ParsedBackup, Vec<Diag
     if let Some(name) = existing.as_ref().and_then(|e| e.store())
         && !config.stores.contains_key(name)
     {
-        let span = adapter_table.as_ref().map(|t| t.span()).unwrap_or(value.span());
         errors.push(doc.at(
-            span,
-            format!("unknown store `{name}`"),
+            value.span(),
+            format!(
+                "unknown store `{name}` in [backup.{}]",
+                backup.from.as_ref().map(|f| f.get_ref().as_str()).unwrap_or("")
+            ),
             Some(format!("use one of the stores in {}: {}", config.origin(), config.store_names().join(", "))),
         ));
     }
-    if errors.is_empty() { Ok((section, existing)) } else { Err(errors) }
+    if errors.is_empty() { Ok(existing) } else { Err(errors) }
 }
 
 fn array_items<'d, 'a>(doc: &'d TomlDoc<'a>, key: &str) -> Vec<&'d Spanned<toml::de::DeValue<'a>>> {

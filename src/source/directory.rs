@@ -49,6 +49,10 @@ impl Source for DirectorySource {
         Yields::tree(true)
     }
 
+    fn live_path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
     fn live_tree(&self) -> Option<LiveTree> {
         Some(LiveTree { path: self.path.clone(), ignore: vec![CANARY_FILE.into(), format!("{CANARY_FILE}.tmp")] })
     }

@@ -49,6 +49,11 @@ pub trait Source: Debug + Send + Sync {
     fn database_name(&self) -> Option<&str> {
         None
     }
+    /// The local path this source reads, for `validate` to warn when it is missing
+    /// on this host; `None` when the kind needs none (or makes it, like a seed).
+    fn live_path(&self) -> Option<&Path> {
+        None
+    }
     /// Cheap proof that the source exists and is readable, before anything runs.
     fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()>;
     /// The decompressed payload's format, recorded in the manifest (`tar`, ...).

@@ -109,6 +109,10 @@ impl Source for SqliteSource {
         format!("sqlite {}", self.path.display())
     }
 
+    fn live_path(&self) -> Option<&Path> {
+        // A seed creates a missing database on the first run.
+        self.seed.is_none().then_some(self.path.as_path())
+    }
     fn yields(&self) -> Yields {
         Yields::file()
     }

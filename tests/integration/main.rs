@@ -26,3 +26,4 @@ mod roundtrip;
 mod s3;
 mod systemd_unit;
 mod trust;
+mod validation;
