@@ -14,6 +14,7 @@ mod evidence;
 mod failures;
 mod gameday;
 mod html_render;
+mod integrity;
 mod layers;
 mod malicious;
 mod notify;
