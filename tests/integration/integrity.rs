@@ -92,7 +92,6 @@ fn no_single_bit_flip_of_a_manifest_or_its_checksum_is_accepted() {
     let id = id_of(&dir);
     let (manifest_path, checksum_path) = (dir.join("manifest.json"), dir.join("manifest.json.sha256"));
     let manifest = fs::read(&manifest_path).unwrap();
-    let checksum = fs::read(&checksum_path).expect("a backup has its manifest's checksum beside it");
 
     // Every bit of both files, through the code every reader of a store uses.
     let store = local_store(&ws);
@@ -116,6 +115,7 @@ fn no_single_bit_flip_of_a_manifest_or_its_checksum_is_accepted() {
         manifest.len() * 8,
         bad[0]
     );
+    let checksum = fs::read(&checksum_path).expect("a backup has its manifest's checksum beside it");
     let bad = accepted(&checksum_path, &checksum);
     assert!(bad.is_empty(), "{} of {} bit flips of the checksum were accepted", bad.len(), checksum.len() * 8);
     rt.block_on(store.read_manifest("p", &id)).unwrap();
@@ -155,7 +155,7 @@ fn a_format_1_manifest_stays_restorable_with_a_visible_note() {
     let mut m = read_json(&dir);
     m["format"] = 1.into();
     fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
-    fs::remove_file(dir.join("manifest.json.sha256")).unwrap();
+    let _ = fs::remove_file(dir.join("manifest.json.sha256"));
 
     ws.write_plan("old", &dir_plan("old", "latest", "20s"));
     let r = passed(&ws, "old");
