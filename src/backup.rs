@@ -6,7 +6,10 @@
 //! in a bounded channel of 1 MiB chunks, which also gives backpressure: a slow
 //! store slows the reader instead of filling memory.
 
+use std::ffi::CString;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::archive::{UnpackStats, verify_tar};
 use crate::cancel::{Cancel, Cancelled};
 use crate::context::RunCtx;
 use crate::hashing::{HashingReader, HashingWriter, hex_digest};
@@ -114,8 +118,8 @@ pub async fn take_backup(
         .shutdown()
         .await
         .map_err(|e| store.annotate(e, format!("upload of {path} to store `{}` did not complete", store.name)))?;
-    if !backup.skipped.is_empty() {
-        tracing::warn!(count = backup.skipped.len(), first = %backup.skipped[0], "special files were not backed up");
+    if let Some(first) = backup.skipped.first() {
+        tracing::warn!(count = backup.skipped.len(), first = %first.path, "special files were not backed up");
     }
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
@@ -133,10 +137,47 @@ pub async fn take_backup(
             sha256,
             raw_size,
         },
+        skipped: backup.skipped,
         files: backup.files,
     };
     store.put_manifest(&manifest).await?;
     Ok(manifest)
+}
+
+/// Removes what killed backups of `plan` left in `store` (partial uploads older
+/// than `older_than`, the plan's timeout, so no running backup owns them).
+/// Returns what happened, for the run's record; a failure to sweep does not
+/// stop a backup.
+pub async fn sweep_partial_uploads(store: &Store, plan: &str, older_than: Duration) -> Option<String> {
+    match store.remove_stale_uploads(plan, older_than).await {
+        Ok(removed) if removed.is_empty() => None,
+        Ok(removed) => Some(format!(
+            "removed {} partial upload(s) left by interrupted backups: {}",
+            removed.len(),
+            removed.join(", ")
+        )),
+        Err(e) => Some(format!("could not remove partial uploads left by interrupted backups: {e:#}")),
+    }
+}
+
+/// What a run's record must say about a backup beyond its size: the entries it
+/// did not take, and a manifest trusted less than a current one.
+pub fn backup_notes(m: &Manifest) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !m.skipped.is_empty() {
+        const SHOWN: usize = 10;
+        let names: Vec<String> = m.skipped.iter().take(SHOWN).map(|s| format!("`{}` ({})", s.path, s.kind)).collect();
+        let more = m.skipped.len().saturating_sub(SHOWN);
+        notes.push(format!(
+            "skipped {} entr{} a backup cannot carry: {}{}",
+            m.skipped.len(),
+            if m.skipped.len() == 1 { "y" } else { "ies" },
+            names.join(", "),
+            if more > 0 { format!(" and {more} more (all listed in the manifest)") } else { String::new() }
+        ));
+    }
+    notes.extend(m.integrity_note());
+    notes
 }
 
 /// What a restore did and how long it waited on the store.
@@ -149,14 +190,90 @@ pub struct RestoreOutcome {
 }
 
 /// Streams a backup from `store` into `dest`, verifying the payload's sha256
-/// while it flows and each file against the manifest as it lands.
+/// while it flows and each file against the manifest as it lands. Fails before
+/// fetching anything when scratch has less room than the backup unpacks to.
 pub async fn restore_backup(
     source: Arc<dyn Source>,
     store: &Store,
     manifest: &Arc<Manifest>,
     ctx: RunCtx,
 ) -> anyhow::Result<RestoreOutcome> {
-    let cancel = ctx.cancel.clone();
+    ensure_room(&ctx.run_dir, manifest)?;
+    let (m, cancel) = (manifest.clone(), ctx.cancel.clone());
+    // Two stages on two threads: one fetches, hashes and decompresses; the
+    // source's restore unpacks, hashes and writes files on the other.
+    let (restored, fetch_wait) =
+        fetch_decoded(store, manifest, cancel, move |decoded| source.restore(&ctx, decoded, &m)).await?;
+    Ok(RestoreOutcome { restored, fetch_wait })
+}
+
+/// What a scrub proved about one backup.
+#[derive(Debug, Clone)]
+pub struct ScrubReport {
+    /// The payload's sha256 and size, equal to the manifest's.
+    pub sha256: String,
+    pub size: u64,
+    /// The archive walk of a tar payload; `None` for other formats (pg_dump,
+    /// command streams), which only the payload's hash covers.
+    pub walked: Option<UnpackStats>,
+}
+
+/// Scrubs one backup without writing anything: streams its payload, checking
+/// its sha256, size and decompressed size, and walks a tar payload against
+/// the manifest entry by entry (kind, size, sha256, nothing missing or extra),
+/// so a payload that belongs to another backup's manifest is caught. The error
+/// names the first bad entry.
+pub async fn scrub_backup(store: &Store, manifest: &Arc<Manifest>, cancel: Cancel) -> anyhow::Result<ScrubReport> {
+    let (m, c) = (manifest.clone(), cancel.clone());
+    let (walked, _) = fetch_decoded(store, manifest, cancel, move |decoded| {
+        // The format every tree source writes; others are opaque streams.
+        if m.payload.format == "tar" { verify_tar(decoded, &m.files, &c).map(Some) } else { Ok(None) }
+    })
+    .await?;
+    Ok(ScrubReport { sha256: manifest.payload.sha256.clone(), size: manifest.payload.size, walked })
+}
+
+/// Scratch must hold at least the decompressed payload: a restore that fills
+/// the disk fails late, after the fetch, and starves whatever else uses it.
+fn ensure_room(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
+    let free = free_bytes(dir).with_context(|| format!("cannot tell how much space is free in {}", dir.display()))?;
+    if free < m.payload.raw_size {
+        // As a full disk, so that it is explained (and its fix named) like one.
+        return Err(anyhow::Error::new(io::Error::from(io::ErrorKind::StorageFull)).context(format!(
+            "not enough space in scratch before the restore: {} has {free} bytes free, backup {} unpacks to {} bytes (its manifest's raw size)",
+            dir.display(),
+            m.backup_id,
+            m.payload.raw_size
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> io::Result<u64> {
+    let c = CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is NUL-terminated and `st` is a buffer statvfs fills on success.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Fetches a backup's payload and hands its decompressed stream to `consume` on
+/// a thread of its own, checking the payload's sha256, size and decompressed
+/// size while it flows. The payload's checksum is decided even when `consume`
+/// stops early, and a mismatch wins over `consume`'s own error: nothing read
+/// from a corrupt payload is trusted. Returns `consume`'s result and the time
+/// spent waiting for the store.
+async fn fetch_decoded<T: Send + 'static>(
+    store: &Store,
+    manifest: &Arc<Manifest>,
+    cancel: Cancel,
+    consume: impl FnOnce(&mut dyn Read) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<(T, Duration)> {
     let opened = Instant::now();
     let mut stream = tokio::select! {
         s = store.payload_stream(manifest) => s?,
@@ -181,20 +298,21 @@ pub async fn restore_backup(
     });
     let m = manifest.clone();
     let store_name = store.name.clone();
-    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<RestoreOutcome> {
-        // Two stages on two threads: this one fetches, hashes and decompresses;
-        // the source's restore unpacks, hashes and writes files on the other.
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<(T, Duration)> {
         let (dtx, drx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-        let unpack_cancel = cancel.clone();
-        let unpack_manifest = m.clone();
-        let unpacker = std::thread::spawn(move || -> anyhow::Result<Restored> {
-            let m = unpack_manifest;
-            let mut decoded =
-                ChunkReader { rx: drx, current: Bytes::new(), waited: Duration::ZERO, cancel: unpack_cancel, failed: None };
-            let restored = source.restore(&ctx, &mut decoded, &m)?;
+        let consume_cancel = cancel.clone();
+        let consumer = std::thread::spawn(move || -> anyhow::Result<T> {
+            let mut decoded = ChunkReader {
+                rx: drx,
+                current: Bytes::new(),
+                waited: Duration::ZERO,
+                cancel: consume_cancel,
+                failed: None,
+            };
+            let out = consume(&mut decoded)?;
             // Trailing tar padding is part of the payload: read it so the stream ends cleanly.
             io::copy(&mut decoded, &mut io::sink()).context("payload has damaged trailing data")?;
-            Ok(restored)
+            Ok(out)
         });
         let mut reader =
             ChunkReader { rx, current: Bytes::new(), waited: Duration::ZERO, cancel: cancel.clone(), failed: None };
@@ -205,15 +323,16 @@ pub async fn restore_backup(
             let sink = ChunkWriter { tx: dtx, buf: BytesMut::with_capacity(CHUNK), cancel: cancel.clone() };
             zstd::Decoder::new(hashing).and_then(|mut decoder| {
                 let mut sink = sink;
-                io::copy(&mut decoder, &mut sink)?;
-                sink.flush()
+                let n = io::copy(&mut decoder, &mut sink)?;
+                sink.flush()?;
+                Ok(n)
             })
-            // The sink (and so the channel) is dropped here: the unpacker sees the end.
+            // The sink (and so the channel) is dropped here: the consumer sees the end.
         };
         // Hash whatever the decoder left unread, so the payload's checksum is decided
         // even when decoding or unpacking stopped halfway.
         let drained = io::copy(&mut HashingReader::new(&mut reader, &mut hasher, &mut count), &mut io::sink());
-        let unpacked = unpacker.join().unwrap_or_else(|_| Err(anyhow::anyhow!("restore thread panicked")));
+        let consumed = consumer.join().unwrap_or_else(|_| Err(anyhow::anyhow!("restore thread panicked")));
         if cancel.is_cancelled() {
             return Err(anyhow::Error::new(Cancelled).context("the restore was stopped"));
         }
@@ -223,11 +342,15 @@ pub async fn restore_backup(
         drained.with_context(|| format!("reading the payload from store `{store_name}` failed"))?;
         let sha256 = hex_digest(hasher);
         // A consumer that stopped early breaks the pipe; that is its error, not the decoder's.
-        let decode_error = decoded.err().filter(|e| e.kind() != io::ErrorKind::BrokenPipe);
+        let (decoded, decode_error) = match decoded {
+            Ok(n) => (Some(n), None),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => (None, None),
+            Err(e) => (None, Some(e)),
+        };
         if sha256 != m.payload.sha256 || count != m.payload.size {
             let cause = decode_error
                 .map(|e| e.to_string())
-                .or_else(|| unpacked.as_ref().err().map(|e| format!("{e:#}")))
+                .or_else(|| consumed.as_ref().err().map(|e| format!("{e:#}")))
                 .map(|e| format!(" (restore stopped with: {e})"))
                 .unwrap_or_default();
             bail!(
@@ -240,16 +363,20 @@ pub async fn restore_backup(
         if let Some(e) = decode_error {
             bail!("payload of backup {} cannot be decompressed: {e}", m.backup_id);
         }
-        let restored = unpacked?;
-        Ok(RestoreOutcome { restored, fetch_wait: reader.waited })
+        let out = consumed?;
+        if let Some(raw) = decoded.filter(|n| *n != m.payload.raw_size) {
+            bail!(
+                "payload of backup {} decompresses to {raw} bytes but its manifest says {}: the manifest does not describe this payload",
+                m.backup_id,
+                m.payload.raw_size
+            );
+        }
+        Ok((out, reader.waited))
     })
     .await
     .context("restore thread panicked")?;
     forward.abort();
-    result.map(|mut r| {
-        r.fetch_wait += open_wait;
-        r
-    })
+    result.map(|(out, waited)| (out, waited + open_wait))
 }
 
 /// libzstd worker threads for compression: one per core, at most four.

@@ -1,6 +1,7 @@
 //! `kind = "tree-matches-source"`: the restored tree equals the live folder, entry
 //! by entry (kind, mode, size, sha256, symlink target). Meant for folders that do
-//! not change between backup and check; drdrill's own canary file is ignored.
+//! not change between backup and check; drdrill's own canary file is ignored, and
+//! so is what a backup never takes (sockets, device nodes: [`entry_kind`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,9 +13,11 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::{Check, CheckCtx, Need};
+use crate::archive::entry_kind;
 use crate::cancel::Cancel;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::hashing::sha256_file;
+use crate::store::EntryKind;
 
 pub const KIND: &str = "tree-matches-source";
 
@@ -27,21 +30,20 @@ pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dy
     Ok(std::sync::Arc::new(c))
 }
 
-/// What must be equal about one entry.
-fn fingerprint(path: &Path) -> std::io::Result<String> {
+/// What must be equal about one entry; `None` for what a backup does not take.
+fn fingerprint(path: &Path) -> std::io::Result<Option<String>> {
     let meta = fs::symlink_metadata(path)?;
     let mode = meta.mode() & 0o7777;
-    let ft = meta.file_type();
-    Ok(if ft.is_symlink() {
-        format!("symlink -> {}", fs::read_link(path)?.display())
-    } else if ft.is_dir() {
-        format!("dir mode {mode:o}")
-    } else if ft.is_file() {
-        let (sha, size) = sha256_file(path)?;
-        format!("file mode {mode:o} size {size} sha256 {sha}")
-    } else {
-        "special file".into()
-    })
+    Ok(Some(match entry_kind(&meta.file_type()) {
+        Ok(EntryKind::Symlink) => format!("symlink -> {}", fs::read_link(path)?.display()),
+        Ok(EntryKind::Dir) => format!("dir mode {mode:o}"),
+        Ok(EntryKind::File) => {
+            let (sha, size) = sha256_file(path)?;
+            format!("file mode {mode:o} size {size} sha256 {sha}")
+        }
+        Ok(EntryKind::Fifo) => format!("named pipe mode {mode:o}"),
+        Err(_) => return Ok(None),
+    }))
 }
 
 fn snapshot(root: &Path, ignore: &[String], cancel: &Cancel) -> Result<BTreeMap<String, String>, String> {
@@ -56,7 +58,9 @@ fn snapshot(root: &Path, ignore: &[String], cancel: &Cancel) -> Result<BTreeMap<
             continue;
         }
         let fp = fingerprint(item.path()).map_err(|e| format!("cannot read {}: {e}", item.path().display()))?;
-        out.insert(rel, fp);
+        if let Some(fp) = fp {
+            out.insert(rel, fp);
+        }
     }
     Ok(out)
 }

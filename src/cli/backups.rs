@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use drdrill::backup::scrub_backup;
+use drdrill::cancel::Cancel;
 use drdrill::config::Config;
-use drdrill::hashing::hex_digest;
 use drdrill::store::{Listing, Store};
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
 
 use super::{EXIT_FAILED, EXIT_PASSED};
 
@@ -62,7 +61,15 @@ pub async fn cmd_list(config: Arc<Config>, plan: Option<&str>, store: Option<&st
     println!("{:<20}  {:<30}  {:<25}  {:>12}  {:<64}  state", "plan", "backup", "created", "size", "sha256");
     for l in &listing {
         let (created, size, sha, state) = match &l.manifest {
-            Some(m) => (m.created_at.to_rfc3339(), m.payload.size, m.payload.sha256.clone(), "complete".to_string()),
+            Some(m) => (
+                m.created_at.to_rfc3339(),
+                m.payload.size,
+                m.payload.sha256.clone(),
+                match m.integrity_note() {
+                    Some(n) => format!("complete; note: {n}"),
+                    None => "complete".to_string(),
+                },
+            ),
             None => (
                 "-".into(),
                 l.stored_bytes,
@@ -87,18 +94,20 @@ fn row_json(l: &Listing) -> serde_json::Value {
         "size": l.manifest.as_ref().map_or(l.stored_bytes, |m| m.payload.size),
         "sha256": l.manifest.as_ref().map(|m| m.payload.sha256.clone()),
         "manifest_error": l.manifest_error.as_deref().map(drdrill::redact::scrub),
+        "note": l.manifest.as_ref().and_then(|m| m.integrity_note()),
+        "skipped": l.manifest.as_ref().map(|m| m.skipped.clone()).unwrap_or_default(),
     })
 }
 
-/// Re-reads every complete backup's payload and compares it with its manifest.
+/// Scrubs every complete backup ([`scrub_backup`]) and prints what it proved.
 pub async fn cmd_verify(config: Arc<Config>, plan: Option<&str>, store: Option<&str>) -> anyhow::Result<u8> {
     let st = pick_store(&config, plan, store)?;
     let name = plan_name(&config, plan)?;
     let listing = st.list(name.as_deref()).await?;
     let (mut good, mut bad, mut incomplete) = (0, 0, 0);
-    for l in &listing {
+    for l in listing {
         let id = format!("{}/{}", l.plan, l.backup_id);
-        let Some(m) = &l.manifest else {
+        let Some(m) = l.manifest else {
             if let Some(e) = &l.manifest_error {
                 println!("BAD  {id}: {}", drdrill::redact::scrub(e));
                 bad += 1;
@@ -108,17 +117,21 @@ pub async fn cmd_verify(config: Arc<Config>, plan: Option<&str>, store: Option<&
             }
             continue;
         };
-        match rehash(&st, m).await {
-            Ok((sha, size)) if sha == m.payload.sha256 && size == m.payload.size => {
-                println!("ok   {id}: sha256 {sha} ({size} bytes)");
+        let m = Arc::new(m);
+        match scrub_backup(&st, &m, Cancel::new()).await {
+            Ok(r) => {
+                let walked = match r.walked {
+                    Some(w) => {
+                        format!("; all {} entries ({} files, {} bytes) match the manifest", w.entries, w.files, w.bytes)
+                    }
+                    None => format!(
+                        "; payload hash only: a `{}` payload has no entries to check against the manifest",
+                        m.payload.format
+                    ),
+                };
+                let note = m.integrity_note().map(|n| format!("; note: {n}")).unwrap_or_default();
+                println!("ok   {id}: sha256 {} ({} bytes){walked}{note}", r.sha256, r.size);
                 good += 1;
-            }
-            Ok((sha, size)) => {
-                println!(
-                    "BAD  {id}: payload {} has sha256 {sha} ({size} bytes), manifest says {} ({} bytes)",
-                    m.payload.name, m.payload.sha256, m.payload.size
-                );
-                bad += 1;
             }
             Err(e) => {
                 println!("BAD  {id}: {}", drdrill::errors::explain(&e));
@@ -128,15 +141,4 @@ pub async fn cmd_verify(config: Arc<Config>, plan: Option<&str>, store: Option<&
     }
     println!("{good} intact, {bad} bad, {incomplete} incomplete in store `{}`", st.name);
     Ok(if bad > 0 { EXIT_FAILED } else { EXIT_PASSED })
-}
-
-async fn rehash(st: &Store, m: &drdrill::store::Manifest) -> anyhow::Result<(String, u64)> {
-    let mut stream = st.payload_stream(m).await?;
-    let (mut hasher, mut size) = (Sha256::new(), 0u64);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.with_context(|| format!("reading {} from store `{}` failed", m.payload.name, st.name))?;
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
-    }
-    Ok((hex_digest(hasher), size))
 }

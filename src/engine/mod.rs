@@ -29,7 +29,7 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 
 use crate::backoff::Backoff;
-use crate::backup::{BackupOptions, RestoreOutcome, restore_backup, take_backup};
+use crate::backup::{BackupOptions, RestoreOutcome, backup_notes, restore_backup, sweep_partial_uploads, take_backup};
 use crate::cancel::Cancel;
 use crate::check::CheckCtx;
 use crate::clock::Started;
@@ -435,6 +435,7 @@ impl RunState<'_> {
             .phase("backup", async {
                 match plan.backup.mode {
                     BackupMode::Fresh => {
+                        let swept = sweep_partial_uploads(&store, &plan.name, plan.timeout).await;
                         let options = BackupOptions { compression_level: plan.backup.compression_level };
                         let m = take_backup(plan.source.clone(), &store, &plan.name, ctx, options).await?;
                         let detail = format!(
@@ -444,16 +445,22 @@ impl RunState<'_> {
                             m.payload.raw_size,
                             m.payload.size
                         );
+                        let detail = [vec![detail], backup_notes(&m), swept.into_iter().collect()].concat().join("; ");
                         Ok((Arc::new(m), detail))
                     }
                     BackupMode::Latest => {
-                        let m = store.newest_complete(&plan.name).await?.with_context(|| {
+                        let newest = store.newest_complete(&plan.name).await?;
+                        let damage = newest.damage();
+                        let m = newest.manifest.with_context(|| {
                             format!(
-                                "store `{}` holds no complete backup of plan `{}`: run it once with `mode = \"fresh\"`, or check the store",
-                                store.name, plan.name
+                                "store `{}` holds no complete backup of plan `{}`{}: run it once with `mode = \"fresh\"`, or check the store",
+                                store.name,
+                                plan.name,
+                                damage.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
                             )
                         })?;
                         let detail = format!("newest backup {} from {}", m.backup_id, m.created_at.to_rfc3339());
+                        let detail = [vec![detail], backup_notes(&m), damage.into_iter().collect()].concat().join("; ");
                         Ok((Arc::new(m), detail))
                     }
                     BackupMode::Existing => unreachable!("existing backups are chosen by choose_existing"),

@@ -1,5 +1,6 @@
 //! `kind = "directory"`: a folder tree with nested and empty folders, symlinks
-//! (kept as symlinks), modes, mtimes and any UTF-8 names.
+//! (kept as symlinks), named pipes, modes, mtimes and any UTF-8 names. Sockets
+//! and device nodes are skipped, and the manifest and the run's record say so.
 
 use std::fs;
 use std::io::{Read, Write};

@@ -32,7 +32,7 @@ use crate::cancel::Cancel;
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, KindParser, TomlDoc};
 pub use crate::restored::{LiveTree, Restored, Yields};
-use crate::store::{FileEntry, Manifest};
+use crate::store::{FileEntry, Manifest, SkippedEntry};
 
 pub trait Source: Debug + Send + Sync {
     fn kind(&self) -> &'static str;
@@ -91,8 +91,9 @@ pub trait Source: Debug + Send + Sync {
 pub struct SourceBackup {
     pub files: Vec<FileEntry>,
     pub consistency_point: DateTime<Utc>,
-    /// Entries that could not be backed up meaningfully (sockets, devices), by name.
-    pub skipped: Vec<String>,
+    /// Entries that could not be backed up meaningfully (sockets, devices); the
+    /// manifest and the run's record list them.
+    pub skipped: Vec<SkippedEntry>,
 }
 
 /// Writes timestamped markers into the live source so that the restored copy

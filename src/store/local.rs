@@ -58,4 +58,8 @@ impl StoreSpec for LocalSpec {
         let fs = LocalFileSystem::new_with_prefix(&self.root)?.with_automatic_cleanup(true).with_fsync(true);
         Ok(Arc::new(fs))
     }
+
+    fn local_root(&self) -> Option<PathBuf> {
+        Some(self.root.clone())
+    }
 }

@@ -3,14 +3,23 @@
 //! Layout of one backup, readable without drdrill:
 //!
 //! ```text
-//! <plan>/<backup-id>/payload.<format>.zst   the data, a plain zstd stream
-//! <plan>/<backup-id>/manifest.json          sha256 of the payload and of each file
+//! <plan>/<backup-id>/payload.<format>.zst      the data, a plain zstd stream
+//! <plan>/<backup-id>/manifest.json.sha256      `sha256sum` line of the manifest's bytes
+//! <plan>/<backup-id>/manifest.json             sha256 of the payload and of each file
 //! ```
 //!
-//! Contract, for every kind: the payload is written first and the manifest last,
-//! with create-only semantics, so a backup without a manifest does not exist (it is
-//! listed as incomplete and never restored). Objects are never modified in place.
-//! A missing object is reported as "not found", never as an empty payload.
+//! Contract, for every kind: the payload is written first, then the manifest's
+//! checksum, then the manifest, with create-only semantics, so a backup without a
+//! manifest does not exist (it is listed as incomplete and never restored).
+//! Objects are never modified in place. A missing object is reported as "not
+//! found", never as an empty payload.
+//!
+//! A manifest is used only once its bytes match the checksum beside it (whatever
+//! their layout: the checksum is over the file, not over parsed JSON) and its
+//! `plan`, `backup_id` and `created_at` agree with the folder it sits in. Format 1
+//! manifests, written before the checksum existed, have none: they are accepted
+//! with a note saying their fields are unprotected. A format 2 manifest without
+//! its checksum is damaged, so no change to a manifest's bytes makes it "legacy".
 
 pub mod local;
 pub mod retention;
@@ -31,6 +40,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use crate::diag::{Diagnostic, KindParser, TomlDoc};
+use crate::hashing::sha256_hex;
 
 /// One store kind's configuration: its own file holds the struct, its
 /// validation and its builder (see `local.rs`).
@@ -42,6 +52,11 @@ pub trait StoreSpec: Debug + Send + Sync {
     /// Recognises this kind's common failures from an error's text and names the fix.
     fn hinter(&self) -> Hinter {
         Arc::new(|_| None)
+    }
+    /// The folder on this machine holding the objects, for kinds that have one:
+    /// their interrupted uploads are files drdrill must sweep itself.
+    fn local_root(&self) -> Option<std::path::PathBuf> {
+        None
     }
 }
 
@@ -67,7 +82,18 @@ pub struct Manifest {
     pub consistency_point: DateTime<Utc>,
     pub drdrill_version: String,
     pub payload: PayloadInfo,
+    /// Entries of the source the backup did not take (sockets, device nodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedEntry>,
     pub files: Vec<FileEntry>,
+}
+
+/// Something in the source that a backup cannot carry, and what it was.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SkippedEntry {
+    pub path: String,
+    /// `socket`, `block device`, `character device`.
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,6 +115,8 @@ pub enum EntryKind {
     File,
     Dir,
     Symlink,
+    /// A named pipe: restored as an empty pipe, as tar does.
+    Fifo,
 }
 
 /// One entry of the backed-up tree, as restore must reproduce it.
@@ -110,8 +138,83 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-pub const MANIFEST_FORMAT: u32 = 1;
+/// 2: the manifest has its checksum beside it. 1: it has none (still read).
+pub const MANIFEST_FORMAT: u32 = 2;
+const LEGACY_FORMAT: u32 = 1;
 const MANIFEST_NAME: &str = "manifest.json";
+const CHECKSUM_NAME: &str = "manifest.json.sha256";
+/// How far in the future a backup's timestamps may be (clocks of hosts sharing
+/// a store differ a little); anything later is forged or damaged.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+impl Manifest {
+    /// Why this manifest is trusted less than a current one, if it is.
+    pub fn integrity_note(&self) -> Option<String> {
+        (self.format == LEGACY_FORMAT).then(|| {
+            "format 1 manifest (written before manifests had a checksum): accepted, but only the payload's and each file's sha256 protect it; its other fields (times, modes, sizes) are unprotected. A fresh backup replaces it".to_string()
+        })
+    }
+}
+
+/// The content of `manifest.json.sha256` for a manifest's bytes: one
+/// `sha256sum` line, so `sha256sum -c manifest.json.sha256` checks it by hand.
+pub fn manifest_checksum(bytes: &[u8]) -> String {
+    format!("{}  {MANIFEST_NAME}\n", sha256_hex(bytes))
+}
+
+/// The instant a backup id was made at: ids are `new_backup_id`'s output.
+fn id_time(backup_id: &str) -> Option<DateTime<Utc>> {
+    let (time, noise) = backup_id.rsplit_once('-')?;
+    if noise.len() != 4 || !noise.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    chrono::NaiveDateTime::parse_from_str(time, ID_TIME).ok().map(|t| t.and_utc())
+}
+
+const ID_TIME: &str = "%Y%m%dT%H%M%S%.3fZ";
+
+/// Checks that a manifest describes the folder it was read from and holds
+/// nothing a restore would trust blindly. `now` bounds its timestamps.
+fn check_binding(m: &Manifest, plan: &str, backup_id: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+    if m.plan != plan || m.backup_id != backup_id {
+        bail!(
+            "it describes backup {} of plan `{}` but sits in folder {plan}/{backup_id}: it was copied or moved there, so it does not describe this folder's payload",
+            m.backup_id,
+            m.plan
+        );
+    }
+    let made = id_time(backup_id).with_context(|| {
+        format!(
+            "folder name {backup_id} is not a backup id drdrill writes (UTC time to the millisecond and 4 hex digits)"
+        )
+    })?;
+    if m.created_at.format(ID_TIME).to_string() != made.format(ID_TIME).to_string() {
+        bail!(
+            "it says it was created at {} but its id {backup_id} was made at {}",
+            m.created_at.to_rfc3339(),
+            made.to_rfc3339()
+        );
+    }
+    for (what, at) in [("created_at", m.created_at), ("consistency_point", m.consistency_point)] {
+        if at > now + CLOCK_SKEW {
+            bail!(
+                "its {what} {} is in the future (now {}): forged, or a clock is wrong",
+                at.to_rfc3339(),
+                now.to_rfc3339()
+            );
+        }
+    }
+    let p = &m.payload;
+    if p.name != format!("payload.{}.zst", p.format) || p.format.contains('/') || p.compression != "zstd" {
+        bail!(
+            "its payload is named {:?} with format {:?} and compression {:?}; drdrill writes `payload.<format>.zst`, zstd",
+            p.name,
+            p.format,
+            p.compression
+        );
+    }
+    Ok(())
+}
 
 /// A backup folder found in a store, complete or not.
 #[derive(Debug, Clone)]
@@ -122,6 +225,24 @@ pub struct Listing {
     /// Problem reading the manifest, if there is one but it is unusable.
     pub manifest_error: Option<String>,
     pub stored_bytes: u64,
+}
+
+/// The backup `latest` mode restores, and the newer ones it passed over.
+#[derive(Debug, Default)]
+pub struct Newest {
+    pub manifest: Option<Manifest>,
+    /// Newer backups whose manifest is unusable, with why: damage to report.
+    pub damaged: Vec<(String, String)>,
+}
+
+impl Newest {
+    /// The damaged backups passed over, for the run's record.
+    pub fn damage(&self) -> Option<String> {
+        (!self.damaged.is_empty()).then(|| {
+            let each: Vec<String> = self.damaged.iter().map(|(id, why)| format!("{id}: {why}")).collect();
+            format!("passed over {} damaged newer backup(s): {}", self.damaged.len(), each.join("; "))
+        })
+    }
 }
 
 impl Listing {
@@ -137,12 +258,19 @@ pub struct Store {
     pub describe: String,
     inner: Arc<dyn ObjectStore>,
     hinter: Hinter,
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl Store {
     pub fn open(name: &str, spec: &dyn StoreSpec) -> anyhow::Result<Store> {
         let inner = spec.build().with_context(|| format!("cannot open store `{name}` ({})", spec.describe()))?;
-        Ok(Store { name: name.to_string(), describe: spec.describe(), inner, hinter: spec.hinter() })
+        Ok(Store {
+            name: name.to_string(),
+            describe: spec.describe(),
+            inner,
+            hinter: spec.hinter(),
+            local_root: spec.local_root(),
+        })
     }
 
     /// Adds the store's name and, when the cause is recognised, its fix to an error.
@@ -171,6 +299,10 @@ impl Store {
         ObjPath::from(format!("{plan}/{backup_id}/{MANIFEST_NAME}"))
     }
 
+    fn checksum_path(plan: &str, backup_id: &str) -> ObjPath {
+        ObjPath::from(format!("{plan}/{backup_id}/{CHECKSUM_NAME}"))
+    }
+
     /// Proves the store accepts writes before a backup starts, so a read-only or
     /// unreachable store fails the run up front with its name, not halfway through.
     pub async fn check_writable(&self) -> anyhow::Result<()> {
@@ -183,33 +315,74 @@ impl Store {
         Ok(())
     }
 
-    /// Writes the manifest; this is what makes a backup exist.
+    /// Writes the manifest's checksum, then the manifest: the manifest is what
+    /// makes a backup exist, and it never exists without its checksum.
     pub async fn put_manifest(&self, m: &Manifest) -> anyhow::Result<()> {
         // Compact: with one entry per file a pretty manifest of a large tree is
         // mostly indentation, held in memory while it is written.
         let json = serde_json::to_vec(m)?;
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        self.inner.put_opts(&Self::manifest_path(&m.plan, &m.backup_id), PutPayload::from(json), opts).await.map_err(
-            |e| self.annotate(e, format!("cannot write manifest of backup {} to store `{}`", m.backup_id, self.name)),
-        )?;
+        let checksum = manifest_checksum(&json);
+        for (path, bytes) in [
+            (Self::checksum_path(&m.plan, &m.backup_id), checksum.into_bytes()),
+            (Self::manifest_path(&m.plan, &m.backup_id), json),
+        ] {
+            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+            self.inner.put_opts(&path, PutPayload::from(bytes), opts).await.map_err(|e| {
+                self.annotate(e, format!("cannot write {path} of backup {} to store `{}`", m.backup_id, self.name))
+            })?;
+        }
         Ok(())
     }
 
+    /// An object's bytes, or `None` when it does not exist.
+    async fn get_bytes(&self, path: &ObjPath) -> anyhow::Result<Option<Bytes>> {
+        match self.inner.get(path).await {
+            Ok(r) => Ok(Some(
+                r.bytes()
+                    .await
+                    .map_err(|e| self.annotate(e, format!("cannot read {path} from store `{}`", self.name)))?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.annotate(e, format!("cannot read {path} from store `{}`", self.name))),
+        }
+    }
+
+    /// The manifest of one backup, used only once its bytes match their checksum
+    /// and its fields match the folder it was read from.
     pub async fn read_manifest(&self, plan: &str, backup_id: &str) -> anyhow::Result<Manifest> {
         let path = Self::manifest_path(plan, backup_id);
-        let bytes = match self.inner.get(&path).await {
-            Ok(r) => r.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => bail!(
+        let Some(bytes) = self.get_bytes(&path).await? else {
+            bail!(
                 "backup {backup_id} of plan `{plan}` has no manifest in store `{}`: it is incomplete or was deleted; `drdrill backups list` shows what exists",
                 self.name
-            ),
-            Err(e) => return Err(self.annotate(e, format!("cannot read manifest from store `{}`", self.name))),
+            )
         };
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .with_context(|| format!("manifest {path} in store `{}` is not valid JSON", self.name))?;
-        if m.format != MANIFEST_FORMAT {
-            bail!("manifest {path} has format {}, this drdrill reads format {MANIFEST_FORMAT}", m.format);
+        let checksum_path = Self::checksum_path(plan, backup_id);
+        let checksum = self.get_bytes(&checksum_path).await?;
+        let damaged = |why: String| anyhow::anyhow!("manifest {path} in store `{}` is damaged: {why}", self.name);
+        if let Some(sum) = &checksum {
+            let want = manifest_checksum(&bytes);
+            if sum[..] != *want.as_bytes() {
+                return Err(damaged(format!(
+                    "its bytes have sha256 {} but {checksum_path} says {:?}; restore an older backup",
+                    sha256_hex(&bytes),
+                    String::from_utf8_lossy(sum).trim_end()
+                )));
+            }
         }
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| damaged(format!("it is not a manifest: {e}")))?;
+        match (m.format, &checksum) {
+            (MANIFEST_FORMAT, Some(_)) | (LEGACY_FORMAT, _) => {}
+            (MANIFEST_FORMAT, None) => {
+                return Err(damaged(format!(
+                    "{checksum_path}, which every format {MANIFEST_FORMAT} manifest has, is missing"
+                )));
+            }
+            (other, _) => bail!(
+                "manifest {path} has format {other}; this drdrill reads formats {LEGACY_FORMAT} and {MANIFEST_FORMAT}: upgrade drdrill"
+            ),
+        }
+        check_binding(&m, plan, backup_id, Utc::now()).map_err(|e| damaged(format!("{e:#}")))?;
         Ok(m)
     }
 
@@ -259,18 +432,45 @@ impl Store {
         Ok(found)
     }
 
-    /// The newest backup of `plan` that has a readable manifest. Ids start with
-    /// their UTC creation time, so manifests are read newest first and only
-    /// until one is usable: a large tree's manifest is big.
-    pub async fn newest_complete(&self, plan: &str) -> anyhow::Result<Option<Manifest>> {
+    /// The backup of `plan` with the newest verified creation time. A manifest
+    /// is usable only if its `created_at` is the time its id names and not in
+    /// the future, so reading them in id order, newest first, and stopping at
+    /// the first usable one finds it without reading every (possibly big)
+    /// manifest; a planted `9999…` folder is damage, never the newest.
+    pub async fn newest_complete(&self, plan: &str) -> anyhow::Result<Newest> {
         let found = self.scan(Some(plan)).await?;
+        let mut newest = Newest::default();
         for ((plan, backup_id), _) in found.into_iter().rev().filter(|(_, (has_manifest, _))| *has_manifest) {
             match self.read_manifest(&plan, &backup_id).await {
-                Ok(m) => return Ok(Some(m)),
-                Err(e) => tracing::warn!(%backup_id, "skipping a backup with an unreadable manifest: {e:#}"),
+                Ok(m) => {
+                    newest.manifest = Some(m);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(%backup_id, "skipping a backup with an unusable manifest: {e:#}");
+                    newest.damaged.push((backup_id, format!("{e:#}")));
+                }
             }
         }
-        Ok(None)
+        Ok(newest)
+    }
+
+    /// Removes the leftovers of uploads that were killed (`payload.tar.zst#3`:
+    /// object_store's local staging files, which listings do not show) once they
+    /// are older than `older_than`, so they cannot belong to an upload still
+    /// running. Returns what it removed, relative to the store. Stores without
+    /// a local folder have nothing to sweep: S3 expires incomplete multipart
+    /// uploads by a bucket lifecycle rule.
+    pub async fn remove_stale_uploads(
+        &self,
+        plan: &str,
+        older_than: std::time::Duration,
+    ) -> anyhow::Result<Vec<String>> {
+        let Some(root) = self.local_root.clone() else { return Ok(Vec::new()) };
+        let plan = plan.to_string();
+        tokio::task::spawn_blocking(move || sweep_staging(&root, &plan, older_than))
+            .await
+            .context("sweep thread panicked")?
     }
 
     /// Deletes one backup: the manifest first, so the backup stops existing before
@@ -323,6 +523,51 @@ impl Store {
     }
 }
 
+/// Whether `name` is a local staging file: `<object>#<digits>`.
+fn is_staging_name(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(object, n)| !object.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn sweep_staging(root: &std::path::Path, plan: &str, older_than: std::time::Duration) -> anyhow::Result<Vec<String>> {
+    let plan_dir = root.join(plan);
+    let folders = match std::fs::read_dir(&plan_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", plan_dir.display())),
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for folder in folders {
+        let folder = folder?.path();
+        let Ok(files) = std::fs::read_dir(&folder) else { continue };
+        let before = removed.len();
+        for file in files {
+            let file = file?;
+            let name = file.file_name();
+            let Some(name) = name.to_str().filter(|n| is_staging_name(n)) else { continue };
+            let meta = file.metadata()?;
+            let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+            if !meta.is_file() || age <= older_than {
+                continue;
+            }
+            match std::fs::remove_file(file.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.path().display())),
+            }
+            let id = folder.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            removed.push(format!("{plan}/{id}/{name}"));
+        }
+        // A folder that held only a killed upload is not a backup at all.
+        if removed.len() > before {
+            std::fs::remove_dir(&folder).ok();
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 /// A new backup id: UTC time to the millisecond, so ids sort by age, plus a
 /// few random bits so two runs in the same millisecond do not collide.
 pub fn new_backup_id(at: DateTime<Utc>) -> String {
@@ -330,5 +575,22 @@ pub fn new_backup_id(at: DateTime<Utc>) -> String {
         (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
             ^ std::process::id().rotate_left(16))
             & 0xffff;
-    format!("{}-{noise:04x}", at.format("%Y%m%dT%H%M%S%.3fZ"))
+    format!("{}-{noise:04x}", at.format(ID_TIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_name_their_time_and_staging_names_are_recognised() {
+        let at = Utc::now();
+        let id = new_backup_id(at);
+        assert_eq!(id_time(&id).unwrap().format(ID_TIME).to_string(), at.format(ID_TIME).to_string());
+        for bad in ["9999", "99999999T999999.999Z-ffff", "20250101T000000.000Z-xyz1", "latest"] {
+            assert!(id_time(bad).is_none(), "{bad}");
+        }
+        assert!(is_staging_name("payload.tar.zst#12") && is_staging_name("manifest.json#1"));
+        assert!(!is_staging_name("payload.tar.zst") && !is_staging_name("a#b1") && !is_staging_name("#1"));
+    }
 }

@@ -69,6 +69,7 @@ mod tests {
                 sha256: String::new(),
                 raw_size: 1,
             },
+            skipped: Vec::new(),
             files: Vec::new(),
         });
         Listing { plan: "p".into(), backup_id: id.into(), manifest, manifest_error: None, stored_bytes: 1 }

@@ -16,6 +16,7 @@ mod existing;
 mod failures;
 mod gameday;
 mod html_render;
+mod integrity;
 mod layers;
 mod malicious;
 mod notify;

@@ -66,12 +66,15 @@ fn plant_backup(ws: &Workspace, mut tar: Vec<u8>, files: Vec<FileEntry>) {
             sha256: drdrill::hashing::sha256_hex(&payload),
             raw_size: tar.len() as u64,
         },
+        skipped: Vec::new(),
         files,
     };
     let dir = ws.join(&format!("var/store/evil/{id}"));
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("payload.tar.zst"), payload).unwrap();
-    fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let json = serde_json::to_vec(&m).unwrap();
+    fs::write(dir.join("manifest.json.sha256"), drdrill::store::manifest_checksum(&json)).unwrap();
+    fs::write(dir.join("manifest.json"), json).unwrap();
 }
 
 fn evil_workspace() -> Workspace {
