@@ -1,4 +1,5 @@
-//! One SMTP delivery with lettre, bounded by the configured timeout.
+//! The email channel: `[notify]` in the config; one SMTP delivery per message
+//! with lettre, bounded by the configured timeout.
 
 use anyhow::Context;
 use lettre::message::header::ContentType;
@@ -7,8 +8,36 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::Outgoing;
-use crate::config::{DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::{Channel, Event, Outgoing};
+use crate::config::{Config, DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
+
+/// Email, when the config has a `[notify]` section.
+pub fn from_config(config: &Config) -> Option<Arc<dyn Channel>> {
+    config.notify.clone().map(|n| Arc::new(Email(n)) as Arc<dyn Channel>)
+}
+
+struct Email(NotifyConfig);
+
+impl Channel for Email {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn wants(&self, event: Event) -> bool {
+        match event {
+            Event::Alert => self.0.on_failure,
+            Event::Digest => true,
+        }
+    }
+
+    fn deliver<'a>(&'a self, msg: &'a Outgoing) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(send(&self.0, msg))
+    }
+}
 
 pub async fn send(config: &NotifyConfig, msg: &Outgoing) -> anyhow::Result<()> {
     let email = build(config, msg)?;

@@ -1,24 +1,90 @@
-//! Email: an alert when a run fails or misses a target, and a periodic digest
-//! with the HTML report attached.
+//! Alerts: a message when a run fails or misses a target, and a periodic digest
+//! with the HTML report attached, delivered through every configured channel.
+//! One file per channel kind behind [`Channel`] (email today).
 //!
-//! Mail never fails or delays a drill. Messages are first written to the
-//! `outbox` table (after the run is recorded), then sent with a timeout; a
-//! message that cannot be sent stays queued, its error logged, and is retried by
-//! the next [`flush_outbox`] (after any run, each digest, or `drdrill notify flush`).
+//! Alerts never fail or delay a drill. Messages are first written to the
+//! `outbox` table, one row per channel (after the run is recorded), then sent
+//! with the channel's timeout; a message that cannot be sent stays queued, its
+//! error logged, and is retried with backoff by the next [`flush_outbox`] (after
+//! any run, each digest, or `drdrill notify flush`).
 
 mod email;
 mod outbox;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 
+use crate::config::Config;
 pub use crate::config::NotifyConfig;
 use crate::db::Db;
 use crate::record::RunReport;
 use crate::report::{Format, Report, ReportOptions};
 
 pub use outbox::{OutboxEntry, Outgoing, make_all_due};
+
+/// What a message is, for channels that take only some.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A run failed or missed a target.
+    Alert,
+    /// The periodic digest.
+    Digest,
+}
+
+/// One way messages reach people.
+///
+/// Contract: `deliver` sends one message or fails, bounded by the channel's own
+/// timeout (the outbox retries later); it never logs a secret. Secrets come from
+/// the environment or files at send time, never from the config text.
+pub trait Channel: Send + Sync {
+    /// Its name in the outbox (`email`): a message is retried on the channel it was queued for.
+    fn name(&self) -> &'static str;
+    /// Whether it takes messages of this kind.
+    fn wants(&self, event: Event) -> bool;
+    fn deliver<'a>(&'a self, msg: &'a Outgoing) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// The channel kinds: each builds itself from the config when configured.
+/// A new kind is one file and one line here.
+/// Builds a channel from the config, `None` when it is not configured.
+type Build = fn(&Config) -> Option<Arc<dyn Channel>>;
+
+const CHANNELS: &[Build] = &[email::from_config];
+
+/// The channels a config sets up.
+#[derive(Clone, Default)]
+pub struct Channels(Vec<Arc<dyn Channel>>);
+
+impl Channels {
+    pub fn from_config(config: &Config) -> Channels {
+        Channels(CHANNELS.iter().filter_map(|build| build(config)).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn get(&self, name: &str) -> Option<&Arc<dyn Channel>> {
+        self.0.iter().find(|c| c.name() == name)
+    }
+
+    /// Queues `msg` on every channel that takes `event`; how many took it.
+    fn enqueue(&self, db: &Db, event: Event, msg: &Outgoing) -> anyhow::Result<usize> {
+        let kind = match event {
+            Event::Alert => "alert",
+            Event::Digest => "digest",
+        };
+        let mut n = 0;
+        for c in self.0.iter().filter(|c| c.wants(event)) {
+            outbox::enqueue(db, kind, c.name(), msg)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
 
 /// Whether a finished run deserves an alert: it failed, or a target was missed.
 pub fn needs_alert(report: &RunReport) -> bool {
@@ -28,18 +94,17 @@ pub fn needs_alert(report: &RunReport) -> bool {
 /// The engine's caller hands every finished run here. Queues an alert if the run
 /// failed or missed a target, then tries to deliver the outbox. Never returns an
 /// error: mail trouble is logged and retried later, the drill's result stands.
-pub async fn after_run(config: Option<&NotifyConfig>, db: &Db, report: &RunReport) {
-    let Some(config) = config else { return };
-    if queue_alert(config, db, report) {
-        flush_outbox(config, db).await;
+pub async fn after_run(channels: &Channels, db: &Db, report: &RunReport) {
+    if queue_alert(channels, db, report) {
+        flush_outbox(channels, db).await;
     }
 }
 
 /// The first half of [`after_run`]: queues the alert (if the run deserves one)
 /// without delivering it, for a caller that delivers from its own worker (the
 /// daemon). Returns whether a message was queued. Never fails: trouble is logged.
-pub fn queue_alert(config: &NotifyConfig, db: &Db, report: &RunReport) -> bool {
-    if !config.on_failure || !needs_alert(report) {
+pub fn queue_alert(channels: &Channels, db: &Db, report: &RunReport) -> bool {
+    if channels.is_empty() || !needs_alert(report) {
         return false;
     }
     let verdict = if report.passed() { "target missed" } else { report.status.as_str() };
@@ -54,8 +119,8 @@ pub fn queue_alert(config: &NotifyConfig, db: &Db, report: &RunReport) -> bool {
         ),
         attachment: None,
     };
-    match outbox::enqueue(db, "alert", &msg) {
-        Ok(_) => true,
+    match channels.enqueue(db, Event::Alert, &msg) {
+        Ok(n) => n > 0,
         Err(e) => {
             tracing::error!(run = report.run_id, "cannot queue the failure alert: {e:#}");
             false
@@ -63,13 +128,12 @@ pub fn queue_alert(config: &NotifyConfig, db: &Db, report: &RunReport) -> bool {
     }
 }
 
-/// Builds the HTML report over the digest period and sends it. This is the entry
-/// point the daemon calls when [`NotifyConfig::next_digest_after`] comes due.
-/// Returns an error only if the report could not be built or queued; delivery
-/// failures stay queued for retry and are returned in the summary.
-pub async fn send_digest(config: &NotifyConfig, db: &Db) -> anyhow::Result<FlushSummary> {
+/// Builds the HTML report over `period` back from now and sends it. This is the
+/// entry point the daemon calls when [`NotifyConfig::next_digest_after`] comes
+/// due. Returns an error only if the report could not be built or queued;
+/// delivery failures stay queued for retry and are returned in the summary.
+pub async fn send_digest(channels: &Channels, period: Duration, db: &Db) -> anyhow::Result<FlushSummary> {
     let now = Utc::now();
-    let period = config.digest_period.map(|d| d.0).unwrap_or(Duration::from_secs(7 * 86400));
     let since = now - chrono::Duration::from_std(period)?;
     let report = Report::build(db, &ReportOptions { since: Some(since), plan: None, now })?;
     let html = report.render(Format::Html)?;
@@ -97,19 +161,23 @@ pub async fn send_digest(config: &NotifyConfig, db: &Db) -> anyhow::Result<Flush
         body,
         attachment: Some((format!("drdrill-report-{}.html", now.format("%Y-%m-%d")), html.into_bytes())),
     };
-    outbox::enqueue(db, "digest", &msg)?;
-    Ok(flush_outbox(config, db).await)
+    channels.enqueue(db, Event::Digest, &msg)?;
+    Ok(flush_outbox(channels, db).await)
 }
 
-/// Sends one test message now, without the outbox, and returns the error if any:
-/// for `drdrill notify test`, to check the settings.
-pub async fn send_test(config: &NotifyConfig) -> anyhow::Result<()> {
+/// Sends one test message now through every channel, without the outbox, and
+/// returns each channel's result: for `drdrill notify test`, to check the settings.
+pub async fn send_test(channels: &Channels) -> Vec<(&'static str, anyhow::Result<()>)> {
     let msg = Outgoing {
         subject: "[drdrill] test message".into(),
-        body: format!("This is a test message from drdrill {}; mail settings work.\n", crate::VERSION),
+        body: format!("This is a test message from drdrill {}; alert settings work.\n", crate::VERSION),
         attachment: None,
     };
-    email::send(config, &msg).await
+    let mut out = Vec::new();
+    for c in &channels.0 {
+        out.push((c.name(), c.deliver(&msg).await));
+    }
+    out
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -120,10 +188,10 @@ pub struct FlushSummary {
 }
 
 /// Tries every queued message whose retry time has come, oldest first, until
-/// one fails. Each attempt is bounded by the configured timeout, so one flush
-/// waits at most about one timeout on a dead server; failures are logged and
-/// rescheduled with backoff. Never returns an error.
-pub async fn flush_outbox(config: &NotifyConfig, db: &Db) -> FlushSummary {
+/// one fails on its channel. Each attempt is bounded by the channel's timeout,
+/// so one flush waits at most about one timeout per dead channel; failures are
+/// logged and rescheduled with backoff. Never returns an error.
+pub async fn flush_outbox(channels: &Channels, db: &Db) -> FlushSummary {
     let mut summary = FlushSummary::default();
     let due = match outbox::due(db, Utc::now()) {
         Ok(d) => d,
@@ -132,8 +200,16 @@ pub async fn flush_outbox(config: &NotifyConfig, db: &Db) -> FlushSummary {
             return summary;
         }
     };
+    let mut down: Vec<String> = Vec::new();
     for entry in due {
-        match email::send(config, &entry.message).await {
+        if down.contains(&entry.channel) {
+            continue;
+        }
+        let Some(channel) = channels.get(&entry.channel) else {
+            // Queued for a channel no longer configured: kept, not lost.
+            continue;
+        };
+        match channel.deliver(&entry.message).await {
             Ok(()) => {
                 summary.sent += 1;
                 if let Err(e) = outbox::mark_sent(db, entry.id) {
@@ -147,9 +223,9 @@ pub async fn flush_outbox(config: &NotifyConfig, db: &Db) -> FlushSummary {
                 if let Err(e) = outbox::mark_failed(db, entry.id, &err, Utc::now()) {
                     tracing::error!(id = entry.id, "cannot reschedule mail: {e:#}");
                 }
-                // The server is down or refusing: the rest would each wait out
-                // the timeout too. They stay due for the next flush.
-                break;
+                // The channel is down or refusing: its other messages would each
+                // wait out the timeout too. They stay due for the next flush.
+                down.push(entry.channel.clone());
             }
         }
     }

@@ -18,6 +18,8 @@ pub struct Outgoing {
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {
     pub id: i64,
+    /// The channel it was queued for.
+    pub channel: String,
     pub attempts: i64,
     pub message: Outgoing,
 }
@@ -32,19 +34,20 @@ fn backoff(attempts: i64) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1))
 }
 
-pub fn enqueue(db: &Db, kind: &str, m: &Outgoing) -> anyhow::Result<i64> {
+pub fn enqueue(db: &Db, kind: &str, channel: &str, m: &Outgoing) -> anyhow::Result<i64> {
     db.with_conn(|c| {
         let now = ts(Utc::now());
         c.execute(
-            "INSERT INTO outbox (kind, created_at, subject, body, attachment_name, attachment, attempts, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?2)",
+            "INSERT INTO outbox (kind, created_at, subject, body, attachment_name, attachment, attempts, next_attempt_at, channel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?2, ?7)",
             params![
                 kind,
                 now,
                 m.subject,
                 m.body,
                 m.attachment.as_ref().map(|a| &a.0),
-                m.attachment.as_ref().map(|a| &a.1)
+                m.attachment.as_ref().map(|a| &a.1),
+                channel
             ],
         )?;
         Ok(c.last_insert_rowid())
@@ -54,7 +57,7 @@ pub fn enqueue(db: &Db, kind: &str, m: &Outgoing) -> anyhow::Result<i64> {
 pub fn due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<OutboxEntry>> {
     db.with_conn(|c| {
         let mut stmt = c.prepare(
-            "SELECT id, attempts, subject, body, attachment_name, attachment FROM outbox
+            "SELECT id, attempts, subject, body, attachment_name, attachment, channel FROM outbox
              WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([ts(now)], |r| {
@@ -62,6 +65,7 @@ pub fn due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<OutboxEntry>> {
             let bytes: Option<Vec<u8>> = r.get(5)?;
             Ok(OutboxEntry {
                 id: r.get(0)?,
+                channel: r.get(6)?,
                 attempts: r.get(1)?,
                 message: Outgoing { subject: r.get(2)?, body: r.get(3)?, attachment: name.zip(bytes) },
             })

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use drdrill::alert::{self as notify, NotifyConfig};
+use drdrill::alert::{self, NotifyConfig};
 use drdrill::config::Config;
 
 use super::history::open_db;
@@ -34,24 +34,27 @@ pub async fn cmd_notify(config: Arc<Config>, cmd: NotifyCommand) -> anyhow::Resu
         Ok(n) => n,
         Err(code) => return Ok(code),
     };
+    let channels = alert::Channels::from_config(&config);
     let summary = match cmd {
         NotifyCommand::Test => {
-            return Ok(match notify::send_test(n).await {
-                Ok(()) => {
-                    println!("test message sent to {}", n.to.join(", "));
-                    EXIT_PASSED
+            let mut code = EXIT_PASSED;
+            for (channel, result) in alert::send_test(&channels).await {
+                match result {
+                    Ok(()) if channel == "email" => println!("test message sent by email to {}", n.to.join(", ")),
+                    Ok(()) => println!("test message sent through {channel}"),
+                    Err(e) => {
+                        eprintln!("error: test message not sent through {channel}: {}", drdrill::errors::explain(&e));
+                        code = EXIT_FAILED;
+                    }
                 }
-                Err(e) => {
-                    eprintln!("error: test message not sent: {e:#}");
-                    EXIT_FAILED
-                }
-            });
+            }
+            return Ok(code);
         }
-        NotifyCommand::Digest => notify::send_digest(n, &open_db(&config)?).await?,
+        NotifyCommand::Digest => alert::send_digest(&channels, n.digest_period(), &open_db(&config)?).await?,
         NotifyCommand::Flush => {
             let db = open_db(&config)?;
-            notify::make_all_due(&db)?;
-            notify::flush_outbox(n, &db).await
+            alert::make_all_due(&db)?;
+            alert::flush_outbox(&channels, &db).await
         }
     };
     println!("mail: {} sent, {} failed, {} still queued", summary.sent, summary.failed, summary.waiting);

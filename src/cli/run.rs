@@ -166,7 +166,7 @@ pub async fn cmd_run(
         }
     };
     // The run is recorded; mail goes out only now, bounded and never changing the result.
-    drdrill::alert::after_run(engine.config.notify.as_ref(), &engine.db, &report).await;
+    drdrill::alert::after_run(&drdrill::alert::Channels::from_config(&engine.config), &engine.db, &report).await;
     super::stdout_may_close();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

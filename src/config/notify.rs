@@ -100,6 +100,11 @@ impl NotifyConfig {
         self.timeout.map(|t| t.0).unwrap_or(Duration::from_secs(10))
     }
 
+    /// How far back the digest's report reaches.
+    pub fn digest_period(&self) -> Duration {
+        self.digest_period.map(|d| d.0).unwrap_or(Duration::from_secs(7 * 86400))
+    }
+
     /// The next time the digest is due after `t`, if a digest is configured.
     pub fn next_digest_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.digest.as_ref().and_then(|s| s.next_after(t, 1).into_iter().next())

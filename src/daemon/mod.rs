@@ -97,6 +97,8 @@ pub struct Daemon {
     pub gates: Gates,
     /// Wakes the mail worker to deliver what a run just queued.
     pub mail: Notify,
+    /// Where alerts go (the config's channels).
+    pub alerts: crate::alert::Channels,
     token: String,
 }
 
@@ -247,8 +249,7 @@ impl Daemon {
                 );
                 // Only queued here; the mail worker delivers, so a slow or dead
                 // mail server never holds this slot or the next scheduled run.
-                if let Some(config) = &self.config.notify {
-                    crate::alert::queue_alert(config, &self.engine.db, &report);
+                if crate::alert::queue_alert(&self.alerts, &self.engine.db, &report) {
                     self.mail.notify_one();
                 }
             }
@@ -483,6 +484,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         events: broadcast::channel(256).0,
         gates: Gates::new(),
         mail: Notify::new(),
+        alerts: crate::alert::Channels::from_config(&config),
         token,
     });
 
@@ -496,7 +498,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
 
     scheduler::catch_up(&daemon);
     let scheduler = tokio::spawn(scheduler::run(daemon.clone()));
-    let mailer = config.notify.clone().map(|n| tokio::spawn(mail::run(daemon.clone(), n)));
+    let mailer = (!daemon.alerts.is_empty()).then(|| tokio::spawn(mail::run(daemon.clone())));
     let watchdog = systemd::spawn_watchdog();
     tracing::info!(
         "daemon ready: API on http://{listen}, {} plan(s), concurrency {}, schedules in {}",

@@ -130,6 +130,8 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the head log marker is append-only'); END;
      CREATE TRIGGER evidence_head_log_delete BEFORE DELETE ON evidence_head_log
         BEGIN SELECT RAISE(ABORT, 'the head log marker is append-only'); END;",
+    // 5: alerts through more than email: each queued message names its channel.
+    "ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';",
 ];
 
 type FollowUp = fn(&rusqlite::Transaction) -> anyhow::Result<()>;

@@ -108,7 +108,7 @@ impl Borg {
         })
     }
 
-    fn explain(&self, tail: &str) -> String {
+    fn diagnose(&self, tail: &str) -> String {
         let fix = if tail.contains("passphrase supplied") || tail.contains("passphrase is incorrect") {
             "the passphrase does not open the repository: check passphrase_file or passphrase_env".to_string()
         } else if tail.contains("does not exist") || tail.contains("is not a valid repository") {
@@ -164,7 +164,7 @@ impl Existing for Borg {
         let mut out = Vec::new();
         let done = cmd.arg(&self.repository).run_reading(&ctx.cancel, &mut out)?;
         if !done.success() {
-            bail!("cannot list the archives of {}: {}", self.repository, self.explain(done.tail_or_none()));
+            bail!("cannot list the archives of {}: {}", self.repository, self.diagnose(done.tail_or_none()));
         }
         let listing: Listing =
             serde_json::from_slice(&out).context("`borg list --json` printed something that is not its JSON")?;
@@ -195,7 +195,7 @@ impl Existing for Borg {
             .arg(&path)
             .run(&ctx.cancel)?;
         if !done.success() {
-            bail!("borg extract of archive {} failed: {}", found.id, self.explain(done.tail_or_none()));
+            bail!("borg extract of archive {} failed: {}", found.id, self.diagnose(done.tail_or_none()));
         }
         // borg recreates the stored path below the folder it runs in.
         let parent = path.parent().map(|p| dest.join(p)).unwrap_or(dest.clone());

@@ -112,7 +112,7 @@ impl PgBackRest {
         Ok(c)
     }
 
-    fn explain(&self, tail: &str) -> String {
+    fn diagnose(&self, tail: &str) -> String {
         if tail.contains("does not exist") && tail.contains("stanza") || tail.contains("missing stanza") {
             return format!(
                 "stanza `{}` does not exist in the pgBackRest repository: fix `stanza` (or `config`) in [backup.pgbackrest]; `pgbackrest info` lists the stanzas (pgbackrest: {tail})",
@@ -162,7 +162,7 @@ impl Existing for PgBackRest {
             .args(["info", "--output=json"])
             .run_reading(&ctx.cancel, &mut out)?;
         if !done.success() {
-            bail!("cannot list the backups of stanza {}: {}", self.stanza, self.explain(done.tail_or_none()));
+            bail!("cannot list the backups of stanza {}: {}", self.stanza, self.diagnose(done.tail_or_none()));
         }
         let stanzas: Vec<Stanza> = serde_json::from_slice(&out)
             .context("`pgbackrest info --output=json` printed something that is not its JSON")?;
@@ -203,7 +203,7 @@ impl Existing for PgBackRest {
             .args(["--archive-mode=off", "--type=default", "restore"])
             .run(&ctx.cancel)?;
         if !done.success() {
-            bail!("pgbackrest restore of backup {} failed: {}", found.id, self.explain(done.tail_or_none()));
+            bail!("pgbackrest restore of backup {} failed: {}", found.id, self.diagnose(done.tail_or_none()));
         }
         let port = cluster.start(ctx)?;
         let database = self

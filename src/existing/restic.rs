@@ -114,7 +114,7 @@ impl Restic {
     }
 
     /// Turns restic's own words into the fix.
-    fn explain(&self, tail: &str) -> String {
+    fn diagnose(&self, tail: &str) -> String {
         let fix = if tail.contains("wrong password") {
             format!("the password from {} does not open the repository", self.password_origin())
         } else if tail.contains("unable to open config file") || tail.contains("Is there a repository") {
@@ -198,7 +198,7 @@ impl Existing for Restic {
         let mut out = Vec::new();
         let done = cmd.run_reading(&ctx.cancel, &mut out)?;
         if !done.success() {
-            bail!("cannot list the snapshots of {}: {}", self.repository, self.explain(done.tail_or_none()));
+            bail!("cannot list the snapshots of {}: {}", self.repository, self.diagnose(done.tail_or_none()));
         }
         let snaps: Vec<Snapshot> =
             serde_json::from_slice(&out).context("`restic snapshots --json` printed something that is not its JSON")?;
@@ -237,7 +237,7 @@ impl Existing for Restic {
                 .args(["check", &format!("--read-data-subset={}", self.deep_subset)])
                 .run(&ctx.cancel)?;
             if !done.success() {
-                bail!("restic check of {} found damage: {}", self.repository, self.explain(done.tail_or_none()));
+                bail!("restic check of {} found damage: {}", self.repository, self.diagnose(done.tail_or_none()));
             }
         }
         let dest = ctx.restore_dir();
@@ -257,7 +257,7 @@ impl Existing for Restic {
                 .arg("--verify")
                 .run(&ctx.cancel)?;
             if !done.success() {
-                bail!("restic restore of snapshot {} failed: {}", found.id, self.explain(done.tail_or_none()));
+                bail!("restic restore of snapshot {} failed: {}", found.id, self.diagnose(done.tail_or_none()));
             }
             let r = restored_as(source, &dest.join(inside.parent().unwrap_or(Path::new(""))), inside);
             if r.path.exists() {

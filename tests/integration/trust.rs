@@ -98,7 +98,7 @@ fn sigterm_during_a_restore_aborts_within_seconds_and_cleans_up() {
     fs::create_dir_all(ws.join("data")).unwrap();
     // A sparse file: quick to read and compress, slow enough to write back.
     let f = fs::File::create(ws.join("data/big.img")).unwrap();
-    f.set_len(512 << 20).unwrap();
+    f.set_len(160 << 20).unwrap();
     ws.write_plan(
         "big",
         "name = \"big\"\ntimeout = \"10m\"\n[targets]\nrto = \"1h\"\nrpo = \"1h\"\n[source]\nkind = \"directory\"\npath = \"data\"\n[[check]]\nkind = \"tree-matches-source\"\n",
@@ -108,7 +108,7 @@ fn sigterm_during_a_restore_aborts_within_seconds_and_cleans_up() {
     let (mut child, rx) = spawn(c);
     let mut seen = Vec::new();
     expect_line(&rx, "failure", &mut seen);
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     let signalled = Instant::now();
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
