@@ -19,6 +19,7 @@
 
 mod canary;
 pub mod gates;
+mod inventory;
 mod recovery;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use crate::scratch::{RunScratch, ScratchRoot};
 use crate::store::{Manifest, Store};
 use canary::{CanaryLog, CanaryWriter};
 pub use gates::{Approval, GateError, Gates, PendingGate};
+pub use inventory::Inventory;
 pub use recovery::Recovery;
 
 /// Longest time rollback and cleanup each get once the run is over (or the
@@ -660,7 +662,7 @@ impl RunState<'_> {
         );
         self.measure("verify", t_ok.map(|t| t.duration_since(verify_started)), None, "checks until the last passed");
 
-        let (newest, method) = self.newest_data(&outcome).await;
+        let (newest, method) = self.newest_data(&outcome, t_fail.wall).await;
         let rpo = match newest {
             Ok(t) if t > t_fail.wall => Err(format!(
                 "the restored copy claims data from {}, after the incident at {}: a clock is wrong or the backup's timestamps are forged, so the data-loss window is unknown",
@@ -678,8 +680,13 @@ impl RunState<'_> {
     }
 
     /// The newest instant whose data the restore holds, and how it was found:
-    /// the canary's newest marker in the restore, else the backup's consistency point.
-    async fn newest_data(&self, outcome: &RestoreOutcome) -> (Result<DateTime<Utc>, String>, String) {
+    /// the canary's newest marker in the restore (none after `t_fail`), else
+    /// the backup's consistency point.
+    async fn newest_data(
+        &self,
+        outcome: &RestoreOutcome,
+        t_fail: DateTime<Utc>,
+    ) -> (Result<DateTime<Utc>, String>, String) {
         let point = self.manifest.as_ref().map(|m| m.consistency_point).or(self.found.as_ref().map(|f| f.time));
         let (Some(probe), Some(c)) = (&self.plan.probe, self.plan.canary()) else {
             let point = point.ok_or_else(|| "no backup was restored".to_string());
@@ -692,7 +699,7 @@ impl RunState<'_> {
             ProbeKind::Heartbeat => "measured (heartbeat in the restore)",
         };
         let (restored, cancel) = (outcome.restored.clone(), self.ctx.cancel.clone());
-        let found = blocking(move || c.newest_marker(&restored, &cancel)).await;
+        let found = blocking(move || c.newest_marker(&restored, t_fail, &cancel)).await;
         let result = match found {
             Ok(Some(t)) => return (Ok(t), marker_method.into()),
             Ok(None) => match self.canary_log.as_ref().and_then(|l| l.last_error.clone()) {

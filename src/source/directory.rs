@@ -139,7 +139,12 @@ impl Canary for DirCanary {
         Ok(())
     }
 
-    fn newest_marker(&self, restored: &Restored, _cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>> {
+    fn newest_marker(
+        &self,
+        restored: &Restored,
+        _until: DateTime<Utc>,
+        _cancel: &Cancel,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
         match fs::read_to_string(restored.root.join(&self.rel)) {
             Ok(text) => Ok(Some(DateTime::parse_from_rfc3339(text.trim())?.with_timezone(&Utc))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

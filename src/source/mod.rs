@@ -100,8 +100,17 @@ pub struct SourceBackup {
 /// shows how recent its data really is.
 pub trait Canary: Send + Sync {
     fn write_marker(&self, at: DateTime<Utc>) -> anyhow::Result<()>;
-    /// The newest marker in a restored copy.
-    fn newest_marker(&self, restored: &Restored, cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>>;
+    /// The newest marker in a restored copy written at or before `until` (the
+    /// incident). A restore that replays a log to its end (a WAL archive the
+    /// daemon's heartbeat kept filling during the drill) holds later markers
+    /// too, which a real incident at `until` would not have left. A kind that
+    /// keeps one marker (a file) has no older one to give and returns it.
+    fn newest_marker(
+        &self,
+        restored: &Restored,
+        until: DateTime<Utc>,
+        cancel: &Cancel,
+    ) -> anyhow::Result<Option<DateTime<Utc>>>;
 }
 
 /// The source kinds. A new kind is one file and one line here.

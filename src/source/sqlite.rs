@@ -186,7 +186,12 @@ impl Canary for SqliteCanary {
         Ok(())
     }
 
-    fn newest_marker(&self, restored: &Restored, _cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>> {
+    fn newest_marker(
+        &self,
+        restored: &Restored,
+        until: DateTime<Utc>,
+        _cancel: &Cancel,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
         let conn = Connection::open_with_flags(&restored.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let exists: Option<String> = conn
             .query_row("SELECT name FROM sqlite_schema WHERE type = 'table' AND name = ?1", [CANARY_TABLE], |r| {
@@ -196,7 +201,11 @@ impl Canary for SqliteCanary {
         if exists.is_none() {
             return Ok(None);
         }
-        let ms: Option<i64> = conn.query_row(&format!("SELECT max(at_ms) FROM {CANARY_TABLE}"), [], |r| r.get(0))?;
+        let ms: Option<i64> = conn.query_row(
+            &format!("SELECT max(at_ms) FROM {CANARY_TABLE} WHERE at_ms <= ?1"),
+            [until.timestamp_millis()],
+            |r| r.get(0),
+        )?;
         Ok(ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single()))
     }
 }

@@ -245,13 +245,20 @@ impl Canary for PgCanary {
         Ok(())
     }
 
-    fn newest_marker(&self, restored: &Restored, cancel: &Cancel) -> anyhow::Result<Option<DateTime<Utc>>> {
+    fn newest_marker(
+        &self,
+        restored: &Restored,
+        until: DateTime<Utc>,
+        cancel: &Cancel,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
         let sql = restored.sql.as_ref().context("the restore yields no SQL service to read the canary from")?;
         let exists = sql.query_first(&format!("SELECT to_regclass('{CANARY_TABLE}') IS NOT NULL"), None, cancel)?;
         if exists.as_deref() != Some("t") {
             return Ok(None);
         }
-        let ms = sql.query_first(&format!("SELECT max(at_ms) FROM {CANARY_TABLE}"), None, cancel)?;
+        let until = until.timestamp_millis();
+        let ms =
+            sql.query_first(&format!("SELECT max(at_ms) FROM {CANARY_TABLE} WHERE at_ms <= {until}"), None, cancel)?;
         Ok(ms.and_then(|m| m.trim().parse::<i64>().ok()).and_then(|ms| Utc.timestamp_millis_opt(ms).single()))
     }
 }
