@@ -19,6 +19,10 @@ const RUN_PREFIX: &str = "run-";
 /// Folder (under the root) of causes left by runs that could not be recorded.
 const UNRECORDED: &str = "unrecorded";
 
+/// Prefix of the folders of looks at backups outside any run, followed by the
+/// purpose and the pid of the process that looks.
+const LOOK_PREFIX: &str = "look-";
+
 #[derive(Debug, Clone)]
 pub struct ScratchRoot {
     root: PathBuf,
@@ -50,6 +54,29 @@ impl ScratchRoot {
         }
         fs::create_dir(&path).with_context(|| format!("cannot create scratch folder {}", path.display()))?;
         // Restored data may be sensitive: only the drdrill user reads scratch.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
+        Ok(RunScratch { path, cleaned: false })
+    }
+
+    /// A folder for a look at backups outside any run (the daemon's freshness
+    /// check, `drdrill coverage`): listing a repository needs a place for the
+    /// tool's cache and locks, as a run's folder gives it. Removed when
+    /// dropped; one that a crash left behind is swept once its process is gone.
+    pub fn create_look(&self, purpose: &str) -> anyhow::Result<RunScratch> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        fs::create_dir_all(&self.root).with_context(|| {
+            format!(
+                "cannot create scratch root {}: make it writable or set `scratch` in the config",
+                self.root.display()
+            )
+        })?;
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let purpose: String = purpose.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let path = self.root.join(format!("{LOOK_PREFIX}{purpose}-{}-{n}", std::process::id()));
+        if path.exists() {
+            force_remove(&path)?;
+        }
+        fs::create_dir(&path).with_context(|| format!("cannot create scratch folder {}", path.display()))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
         Ok(RunScratch { path, cleaned: false })
     }
@@ -94,6 +121,13 @@ impl ScratchRoot {
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
+            if let Some(pid) = name.to_str().and_then(look_pid)
+                && !process_alive(pid)
+            {
+                force_remove(&entry.path())?;
+                removed.push(entry.path());
+                continue;
+            }
             let Some(id) = name.to_str().and_then(|n| n.strip_prefix(RUN_PREFIX)).and_then(|n| n.parse().ok()) else {
                 continue;
             };
@@ -138,6 +172,21 @@ impl Drop for RunScratch {
             let _ = force_remove(&self.path);
         }
     }
+}
+
+/// The pid in a look's folder name (`look-<purpose>-<pid>-<n>`).
+fn look_pid(name: &str) -> Option<i32> {
+    let mut parts = name.strip_prefix(LOOK_PREFIX)?.rsplit('-');
+    parts.next()?.parse::<u64>().ok()?;
+    parts.next()?.parse().ok()
+}
+
+/// Whether process `pid` exists (on this host); a pid reused since only keeps
+/// a folder until the next sweep.
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 /// The run id of a run's scratch folder (`.../run-<id>`), for code that is
@@ -188,5 +237,24 @@ mod tests {
         assert!(keep.path().exists() && root.path().join("not-a-run").exists());
         assert_eq!(s.cause(2).as_deref(), Some("disk full"));
         assert_eq!(s.cause(3), None, "the cause of a run that is over goes with it");
+    }
+
+    #[test]
+    fn looks_get_folders_of_their_own_and_dead_ones_are_swept() {
+        let root = tempfile::tempdir().unwrap();
+        let s = ScratchRoot::new(root.path());
+        let a = s.create_look("fresh ness").unwrap();
+        let b = s.create_look("fresh ness").unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(a.path().file_name().unwrap().to_str().unwrap().starts_with("look-fresh_ness-"));
+        let a_path = a.path().to_path_buf();
+        drop(a);
+        assert!(!a_path.exists(), "a look's folder goes when it is dropped");
+        // A crashed process's look (no such pid) is swept, a live one is not.
+        let dead = root.path().join(format!("{LOOK_PREFIX}coverage-{}-0", i32::MAX));
+        fs::create_dir(&dead).unwrap();
+        let removed = s.sweep(|_| true).unwrap();
+        assert_eq!(removed, vec![dead]);
+        assert!(b.path().exists());
     }
 }
