@@ -29,7 +29,7 @@ impl Channel for Email {
 
     fn wants(&self, event: Event) -> bool {
         match event {
-            Event::Alert => self.0.on_failure,
+            Event::Alert | Event::StaleBackup => self.0.on_failure,
             Event::Digest => true,
         }
     }

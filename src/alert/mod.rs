@@ -32,6 +32,8 @@ pub enum Event {
     Alert,
     /// The periodic digest.
     Digest,
+    /// A plan's newest backup became older than its RPO target (once per episode).
+    StaleBackup,
 }
 
 /// One way messages reach people.
@@ -72,10 +74,12 @@ impl Channels {
     }
 
     /// Queues `msg` on every channel that takes `event`; how many took it.
-    fn enqueue(&self, db: &Db, event: Event, msg: &Outgoing) -> anyhow::Result<usize> {
+    /// Whoever queues wakes the deliverer (the daemon's mail worker) itself.
+    pub fn enqueue(&self, db: &Db, event: Event, msg: &Outgoing) -> anyhow::Result<usize> {
         let kind = match event {
             Event::Alert => "alert",
             Event::Digest => "digest",
+            Event::StaleBackup => "stale-backup",
         };
         let mut n = 0;
         for c in self.0.iter().filter(|c| c.wants(event)) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::diag::{Bounded, limit};
-use crate::duration::HOUR;
+use crate::duration::{DAY, HOUR};
 
 limit!(
     /// Every running drill holds a scratch folder and often a server process.
@@ -14,6 +14,12 @@ limit!(
 limit!(
     /// Longer than systemd waits for a stop (the unit's TimeoutStopSec) is moot.
     pub GracePeriod: Duration = "[daemon] grace_period", Duration::ZERO, Duration::from_secs(HOUR)
+);
+
+limit!(
+    /// Each look lists a repository (a restic or pgBackRest process); more often
+    /// than every second is load, less often than daily misses a day's backup.
+    pub FreshnessInterval: Duration = "[daemon] freshness_interval", Duration::from_secs(1), Duration::from_secs(DAY)
 );
 
 /// How `drdrill daemon` schedules and stops drills.
@@ -26,6 +32,10 @@ pub struct DaemonConfig {
     pub timezone: TimeZone,
     /// On SIGTERM, how long running drills may finish before they are aborted.
     pub grace_period: Bounded<GracePeriod>,
+    /// How often the newest backup of each `existing` and `latest` plan is
+    /// looked at between drills, to call a plan `stale` when it is older than
+    /// the plan's RPO target.
+    pub freshness_interval: Bounded<FreshnessInterval>,
 }
 
 impl Default for DaemonConfig {
@@ -34,6 +44,7 @@ impl Default for DaemonConfig {
             concurrency: Bounded::of(2),
             timezone: TimeZone(chrono_tz::UTC),
             grace_period: Bounded::of(Duration::from_secs(30)),
+            freshness_interval: Bounded::of(Duration::from_secs(300)),
         }
     }
 }
