@@ -59,6 +59,13 @@ enum Command {
         #[command(subcommand)]
         action: BackupsAction,
     },
+    /// Per plan: the backups in the window, which drills restored and when, the share covered
+    Coverage {
+        /// Only this plan
+        plan: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one run: timeline, gates, measurements, checks, notes
     Show {
         run_id: i64,
@@ -197,7 +204,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let result = runtime.block_on(dispatch(cli));
+    // Dropping a runtime waits for every blocking task; a daemon's heartbeat
+    // write into a source that hangs must not hold its exit for that long.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", drdrill::errors::explain(&e));
@@ -218,6 +229,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Backups { action: BackupsAction::Verify { plan, store } } => {
             cli::backups::cmd_verify(config, plan.as_deref(), store.as_deref()).await
         }
+        Command::Coverage { plan, json } => cli::coverage::cmd_coverage(config, plan.as_deref(), json).await,
         Command::Show { run_id, json } => cli::history::cmd_show(config, run_id, json),
         Command::Note { run_id, text, author } => cli::note::cmd_note(&config, run_id, &text.join(" "), author),
         Command::Daemon => cli::daemon::cmd_daemon(config).await,

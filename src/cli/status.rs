@@ -37,6 +37,14 @@ pub async fn cmd_status(config: &Config, json: bool) -> anyhow::Result<u8> {
         };
         println!("{:<24} {:<16} {:<26} {:<10} {now}", s(p, "name"), s(p, "schedule"), s(p, "next_due"), last);
     }
+    for p in plans.get("plans").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(line) = freshness_line(p) {
+            println!("{line}");
+        }
+        if let Some(line) = heartbeat_line(p) {
+            println!("{line}");
+        }
+    }
     // Older daemons have no /api/gates: then there is simply nothing to list.
     for g in client.get("/api/gates").await.ok().as_ref().and_then(Value::as_array).into_iter().flatten() {
         println!(
@@ -61,4 +69,70 @@ pub async fn cmd_status(config: &Config, json: bool) -> anyhow::Result<u8> {
         println!("broken plan {}{kept}:\n  {}", s(e, "file"), s(e, "error").replace('\n', "\n  "));
     }
     Ok(EXIT_PASSED)
+}
+
+/// A time from the API to the second, for reading.
+fn at(v: Option<&Value>) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(v?.as_str()?).ok()?;
+    Some(t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// An error on one line.
+fn one_line(e: &str) -> String {
+    e.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn ms_text(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_f64) {
+        Some(ms) => drdrill::duration::format_duration(std::time::Duration::from_millis(ms as u64)),
+        None => "-".into(),
+    }
+}
+
+/// `backup of PLAN: ...` for a plan whose backups the daemon watches.
+fn freshness_line(p: &Value) -> Option<String> {
+    let f = p.get("freshness").filter(|f| !f.is_null())?;
+    let name = p.get("name").and_then(Value::as_str).unwrap_or("-");
+    let target = ms_text(f.get("rpo_target_ms"));
+    let error =
+        f.get("error").and_then(Value::as_str).map(|e| format!("; cannot list: {}", one_line(e))).unwrap_or_default();
+    let newest = match (f.get("newest_id").and_then(Value::as_str), at(f.get("newest_at"))) {
+        (Some(id), Some(t)) => format!("newest {id} from {t}, {} old", ms_text(f.get("age_ms"))),
+        _ if f.get("checked_at").is_none_or(Value::is_null) => "not looked at yet".into(),
+        _ if error.is_empty() => "no backup".into(),
+        _ => "newest unknown".into(),
+    };
+    let verdict = if f.get("stale").and_then(Value::as_bool) == Some(true) {
+        let since = at(f.get("stale_since")).unwrap_or_else(|| "-".into());
+        format!("STALE since {since} (older than the RPO target {target})")
+    } else {
+        format!("fresh (RPO target {target})")
+    };
+    Some(format!("backup of {name}: {verdict}: {newest}{error}"))
+}
+
+/// `heartbeat of PLAN: ...` for a plan with a heartbeat probe.
+fn heartbeat_line(p: &Value) -> Option<String> {
+    let h = p.get("heartbeat").filter(|h| !h.is_null())?;
+    let name = p.get("name").and_then(Value::as_str).unwrap_or("-");
+    let s = |k: &str| h.get(k).and_then(Value::as_str);
+    let last = at(h.get("last_marker")).map(|t| format!("last marker {t}")).unwrap_or_else(|| "no marker yet".into());
+    let written = h.get("written").and_then(Value::as_u64).unwrap_or(0);
+    let mut line = format!(
+        "heartbeat of {name}: every {} into {}; {last} ({written} written)",
+        ms_text(h.get("interval_ms")),
+        s("target").unwrap_or("-")
+    );
+    if let Some(e) = s("last_error") {
+        let since = at(h.get("failing_since")).unwrap_or_else(|| "-".into());
+        line += &format!("; FAILING since {since}: {}", one_line(e));
+    }
+    // A write longer than the interval is one that hangs.
+    let interval = chrono::Duration::milliseconds(h.get("interval_ms").and_then(Value::as_i64).unwrap_or(0));
+    if let Some(w) = s("writing_since")
+        && chrono::DateTime::parse_from_rfc3339(w).is_ok_and(|t| chrono::Utc::now() - t.to_utc() > interval)
+    {
+        line += &format!("; a write has been under way since {}", at(h.get("writing_since")).unwrap_or_default());
+    }
+    Some(line)
 }

@@ -115,6 +115,18 @@ pub struct PlanView {
     pub rpo_target_ms: f64,
     pub last_run: Option<RunSummary>,
     pub active: Option<ActiveRun>,
+    /// With `[probe] kind = "heartbeat"`: the markers the daemon writes.
+    pub heartbeat: Option<super::heartbeat::BeatView>,
+    /// With `mode = "existing"` or `"latest"`: the newest backup's age, `stale`.
+    pub freshness: Option<FreshnessView>,
+}
+
+#[derive(Serialize)]
+pub struct FreshnessView {
+    #[serde(flatten)]
+    pub seen: super::freshness::FreshView,
+    /// The newest backup's age now.
+    pub age_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -147,6 +159,11 @@ fn plans_view(d: &Daemon) -> anyhow::Result<PlansView> {
             rpo_target_ms: p.targets.rpo.0.as_secs_f64() * 1000.0,
             last_run: d.engine.db.runs(Some(&p.name), 1)?.into_iter().next(),
             active: active.get(&p.name).cloned(),
+            heartbeat: d.heartbeats.view(&p.name),
+            freshness: d
+                .freshness
+                .view(&p.name)
+                .map(|seen| FreshnessView { age_ms: seen.age(chrono::Utc::now()).map(|a| a.as_millis() as u64), seen }),
         });
     }
     Ok(PlansView {

@@ -59,6 +59,26 @@ pub fn render(daemon: &Daemon) -> anyhow::Result<String> {
         }
         plan_errors.set(plans.errors.len() as i64);
     }
+    // Between drills: the newest backup of each watched plan.
+    let backup_age = FloatGauge::default();
+    let backup_stale = Family::<Labels, Gauge>::default();
+    let now = chrono::Utc::now();
+    for (name, v) in daemon.freshness.views() {
+        if let Some(age) = v.age(now) {
+            backup_age.get_or_create(&plan(&name)).set(age.as_secs_f64());
+        }
+        if v.checked_at.is_some() {
+            backup_stale.get_or_create(&plan(&name)).set(i64::from(v.stale));
+        }
+    }
+    let beat_last = FloatGauge::default();
+    let beat_failing = Family::<Labels, Gauge>::default();
+    for (name, v) in daemon.heartbeats.views() {
+        if let Some(t) = v.last_marker {
+            beat_last.get_or_create(&plan(&name)).set(t.timestamp_millis() as f64 / 1000.0);
+        }
+        beat_failing.get_or_create(&plan(&name)).set(i64::from(v.failing_since.is_some()));
+    }
     for a in daemon.active.lock().unwrap_or_else(|p| p.into_inner()).values() {
         let state = if a.run_id.is_some() { "running" } else { "queued" };
         active.get_or_create(&vec![("plan".into(), a.plan.clone()), ("state".into(), state.into())]).set(1);
@@ -70,6 +90,19 @@ pub fn render(daemon: &Daemon) -> anyhow::Result<String> {
     registry.register_with_unit("last_rpo", "Newest measured RPO per plan", Unit::Seconds, last_rpo);
     registry.register_with_unit("rpo_target", "RPO target per plan", Unit::Seconds, rpo_target);
     registry.register("last_success_timestamp_seconds", "Unix time of the newest passed run per plan", last_success);
+    registry.register_with_unit(
+        "backup_age",
+        "Age of the newest backup of each existing/latest plan at this scrape",
+        Unit::Seconds,
+        backup_age,
+    );
+    registry.register("backup_stale", "1 when the plan's newest backup is older than its RPO target", backup_stale);
+    registry.register(
+        "heartbeat_last_marker_timestamp_seconds",
+        "Unix time of the newest heartbeat marker the daemon wrote into each plan's live source",
+        beat_last,
+    );
+    registry.register("heartbeat_failing", "1 while the plan's heartbeat markers cannot be written", beat_failing);
     registry.register("active_runs", "Drills running or queued now", active);
     registry.register("plan_errors", "Plan files that failed to load at the last (re)load", plan_errors);
 

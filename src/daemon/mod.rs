@@ -7,6 +7,8 @@
 //! READY=1 is sent once the API listens and the scheduler runs.
 
 pub mod api;
+pub mod freshness;
+pub mod heartbeat;
 mod lock;
 pub mod mail;
 pub mod metrics;
@@ -99,6 +101,10 @@ pub struct Daemon {
     pub mail: Notify,
     /// Where alerts go (the config's channels).
     pub alerts: crate::alert::Channels,
+    /// Markers written into the live sources of heartbeat plans.
+    pub heartbeats: heartbeat::Heartbeats,
+    /// How old the newest backup of each `existing` and `latest` plan is.
+    pub freshness: freshness::Freshness,
     token: String,
 }
 
@@ -169,6 +175,8 @@ impl Daemon {
             summary
         };
         self.wake.notify_one();
+        self.heartbeats.wake();
+        self.freshness.wake();
         systemd::ready();
         self.publish_status();
         summary
@@ -353,6 +361,8 @@ impl Daemon {
     async fn shut_down(&self, signal: &str, signals: &mut signals::Signals) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_one();
+        self.heartbeats.wake();
+        self.freshness.stop();
         let grace = self.config.daemon.grace_period.0;
         tracing::info!("{signal}: starting no new runs; active runs have {} to finish", format_duration(grace));
         systemd::stopping(&self.status_line());
@@ -485,6 +495,8 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         gates: Gates::new(),
         mail: Notify::new(),
         alerts: crate::alert::Channels::from_config(&config),
+        heartbeats: Default::default(),
+        freshness: Default::default(),
         token,
     });
 
@@ -498,6 +510,8 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
 
     scheduler::catch_up(&daemon);
     let scheduler = tokio::spawn(scheduler::run(daemon.clone()));
+    let heartbeat = tokio::spawn(heartbeat::run(daemon.clone()));
+    let freshness = tokio::spawn(freshness::run(daemon.clone()));
     let mailer = (!daemon.alerts.is_empty()).then(|| tokio::spawn(mail::run(daemon.clone())));
     let watchdog = systemd::spawn_watchdog();
     tracing::info!(
@@ -523,6 +537,8 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     };
     daemon.shut_down(signal, &mut signals).await;
     scheduler.abort();
+    heartbeat.abort();
+    freshness.abort();
     // Undelivered mail stays in the outbox for the next start or `drdrill notify flush`.
     if let Some(m) = mailer {
         m.abort();
