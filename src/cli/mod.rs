@@ -4,6 +4,7 @@ pub mod abort;
 pub mod approve;
 pub mod backups;
 pub mod client;
+pub mod coverage;
 pub mod daemon;
 pub mod evidence;
 pub mod history;

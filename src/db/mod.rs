@@ -89,6 +89,17 @@ pub struct RunSummary {
     pub backup_id: Option<String>,
 }
 
+/// The drills that restored one backup.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RestoreTests {
+    /// When the newest of them started.
+    pub last_at: DateTime<Utc>,
+    pub last_run: i64,
+    /// Its outcome: a restore that worked may still have failed its checks.
+    pub last_status: String,
+    pub times: u64,
+}
+
 /// What `/metrics` reports about one plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanStats {
@@ -417,21 +428,44 @@ impl Db {
         plan: &str,
         repository: &str,
     ) -> anyhow::Result<std::collections::HashMap<String, DateTime<Utc>>> {
+        Ok(self.restore_tests(plan, repository)?.into_iter().map(|(id, t)| (id, t.last_at)).collect())
+    }
+
+    /// Every backup of `repository` that a drill of `plan` restored (the
+    /// restore step finished), with how often, when last and in which run.
+    pub fn restore_tests(
+        &self,
+        plan: &str,
+        repository: &str,
+    ) -> anyhow::Result<std::collections::HashMap<String, RestoreTests>> {
         let conn = self.conn();
+        // The newest run per backup comes from the row max() picks (SQLite's bare columns).
         let mut stmt = conn.prepare(
-            "SELECT r.backup_id, max(r.started_at) FROM runs r
+            "SELECT r.backup_id, max(r.started_at), r.id, r.status, count(*) FROM runs r
              WHERE r.plan = ?1 AND r.store = ?2 AND r.backup_id IS NOT NULL
                AND EXISTS (SELECT 1 FROM phases p WHERE p.run_id = r.id AND p.name = 'restore' AND p.status = 'ok')
              GROUP BY r.backup_id",
         )?;
-        let rows =
-            stmt.query_map(params![plan, repository], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map(params![plan, repository], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
+        })?;
         let mut out = std::collections::HashMap::new();
         for row in rows {
-            let (id, at) = row?;
-            out.insert(id, parse_ts(&at));
+            let (id, at, last_run, last_status, times) = row?;
+            out.insert(id, RestoreTests { last_at: parse_ts(&at), last_run, last_status, times: times as u64 });
         }
         Ok(out)
+    }
+
+    /// Plans with at least one drill whose restore step finished, of any backup.
+    pub fn drilled_plans(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT r.plan FROM runs r
+             WHERE EXISTS (SELECT 1 FROM phases p WHERE p.run_id = r.id AND p.name = 'restore' AND p.status = 'ok')",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// When the newest run of `plan` (of any status) was started or recorded.

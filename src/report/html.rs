@@ -200,13 +200,53 @@ fn plan_section(
         };
         items.push(kv("schedule gaps", text));
     }
+    let c = &p.coverage;
+    let tested = if c.never() {
+        "<span class=\"warn\">none: no drill in the period restored a backup</span>".to_string()
+    } else {
+        format!("{} distinct backup(s) in {} restore(s)", c.tested.len(), c.restores)
+    };
+    items.push(kv("backups restore-tested", tested));
     out.push_str(&items.concat());
-    out.push_str("</div><div class=\"charts\">");
+    out.push_str("</div>");
+    coverage_table(out, p);
+    out.push_str("<div class=\"charts\">");
     let rto = points(r, &p.plan, "rto");
     out.push_str(&trend_chart(&format!("RTO of {} (target {rt})", p.plan), &rto, p.rto.target_ms, from, to));
     let rpo = points(r, &p.plan, "rpo");
     out.push_str(&trend_chart(&format!("RPO of {} (target {pt})", p.plan), &rpo, p.rpo.target_ms, from, to));
     out.push_str("</div></section>");
+}
+
+/// The newest backups the plan's drills restored, at most this many.
+const MAX_COVERAGE_ROWS: usize = 10;
+
+fn coverage_table(out: &mut String, p: &PlanSummary) {
+    let tested = &p.coverage.tested;
+    if tested.is_empty() {
+        return;
+    }
+    out.push_str("<table class=\"small\"><thead><tr><th>backup restored</th><th>repository</th><th>backup time</th><th>restores</th><th>last restored</th><th>last result</th></tr></thead><tbody>");
+    for t in tested.iter().take(MAX_COVERAGE_ROWS) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"r-{res}\">{res}</td></tr>",
+            escape(&t.id),
+            escape(t.repository.as_deref().unwrap_or(NOT_RECORDED)),
+            escape(t.created_at.as_deref().unwrap_or(NOT_RECORDED)),
+            t.times,
+            escape(&t.last_tested),
+            res = escape(&t.last_result),
+        );
+    }
+    out.push_str("</tbody></table>");
+    if tested.len() > MAX_COVERAGE_ROWS {
+        let _ = write!(
+            out,
+            "<p class=\"small\">{} more restored backup(s) in the Markdown and JSON reports; <code>drdrill coverage</code> lists what the repository holds.</p>",
+            tested.len() - MAX_COVERAGE_ROWS
+        );
+    }
 }
 
 fn anchor(plan: &str) -> String {

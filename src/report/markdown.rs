@@ -52,6 +52,7 @@ pub fn render(r: &Report) -> String {
                 writeln!(out, "| {} | {} | {} | {} |", cell(&p.plan), g.from.to_rfc3339(), g.to.to_rfc3339(), g.missed);
         }
     }
+    coverage(&mut out, r);
     out.push_str("\n## Runs\n\n| # | run | plan | started | result | RTO | RPO | checks | backup | reason |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for e in r.entries.iter().rev() {
@@ -74,4 +75,30 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(out, "\nNot recorded by drdrill (attach separately if needed): {}.", super::NOT_RECORDED_FIELDS);
     out
+}
+
+/// Which backups each plan's drills restored, and the plans whose drills restored none.
+fn coverage(out: &mut String, r: &Report) {
+    out.push_str("\n## Backup coverage\n\nBackups the drills restored in the period (`drdrill coverage` lists what each repository holds besides).\n\n");
+    out.push_str("| plan | repository | backup | backup time | restored by drills | last restored | last result |\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
+    for p in &r.plans {
+        for t in &p.coverage.tested {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                cell(&p.plan),
+                cell(t.repository.as_deref().unwrap_or(NOT_RECORDED)),
+                cell(&t.id),
+                t.created_at.as_deref().unwrap_or(NOT_RECORDED),
+                t.times,
+                t.last_tested,
+                t.last_result
+            );
+        }
+    }
+    let never: Vec<String> = r.plans.iter().filter(|p| p.coverage.never()).map(|p| cell(&p.plan)).collect();
+    if !never.is_empty() {
+        let _ = writeln!(out, "\nNever drilled in the period (no drill restored a backup): {}", never.join(", "));
+    }
 }

@@ -132,6 +132,65 @@ pub struct PlanSummary {
     pub rto: Stat,
     pub rpo: Stat,
     pub schedule: ScheduleInfo,
+    pub coverage: CoverageInfo,
+}
+
+/// Which backups the plan's drills restored in the period, from the records
+/// (what a repository holds besides is `drdrill coverage`'s to list).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CoverageInfo {
+    /// Each backup restored (the restore step finished), newest backup first.
+    pub tested: Vec<TestedBackup>,
+    /// Drills whose restore step finished.
+    pub restores: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TestedBackup {
+    /// Where it is, as recorded (`restic:/srv/restic`, or a store's name).
+    pub repository: Option<String>,
+    pub id: String,
+    /// What its data is consistent as of, as recorded.
+    pub created_at: Option<String>,
+    /// Drills that restored it.
+    pub times: usize,
+    /// When the newest of them started, and how it ended.
+    pub last_tested: String,
+    pub last_result: String,
+}
+
+impl CoverageInfo {
+    /// True when no drill in the period restored anything.
+    pub fn never(&self) -> bool {
+        self.restores == 0
+    }
+}
+
+fn coverage(runs: &[&EvidenceRecord]) -> CoverageInfo {
+    let mut info = CoverageInfo::default();
+    for r in runs.iter().filter(|r| r.phases.iter().any(|p| p.name == "restore" && p.status == "ok")) {
+        info.restores += 1;
+        let Some(id) = &r.backup.id else { continue };
+        let found = info.tested.iter_mut().find(|t| &t.id == id && t.repository == r.backup.store);
+        match found {
+            Some(t) => {
+                t.times += 1;
+                // Records come oldest first.
+                t.last_tested = r.started_at.clone();
+                t.last_result = r.result.clone();
+            }
+            None => info.tested.push(TestedBackup {
+                repository: r.backup.store.clone(),
+                id: id.clone(),
+                created_at: r.backup.created_at.clone(),
+                times: 1,
+                last_tested: r.started_at.clone(),
+                last_result: r.result.clone(),
+            }),
+        }
+    }
+    info.tested.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+    info
 }
 
 /// One point of a trend chart.
@@ -366,6 +425,7 @@ fn summarize(
         rto: stat(runs, "rto"),
         rpo: stat(runs, "rpo"),
         schedule,
+        coverage: coverage(runs),
     }
 }
 
@@ -586,6 +646,39 @@ mod tests {
         assert_eq!(health(&["failed", "passed", "passed"]), Health::Healthy);
         assert_eq!(health(&["failed", "failed", "passed", "passed", "passed", "passed"]), Health::Healthy);
         assert_eq!(health(&[]), Health::Untested);
+    }
+
+    #[test]
+    fn coverage_counts_each_restored_backup_once_with_its_newest_test() {
+        let rec = |run: i64, id: &str, restore: &str, result: &str| {
+            let mut r = record(result);
+            r.run_id = run;
+            r.started_at = format!("2026-01-0{run}T00:00:00.000Z");
+            r.backup.store = Some("restic:/srv/restic".into());
+            r.backup.id = Some(id.into());
+            r.backup.created_at = Some(format!("2025-12-{id}T00:00:00.000Z"));
+            r.phases = vec![crate::db::evidence::EvidencePhase {
+                name: "restore".into(),
+                started_at: r.started_at.clone(),
+                duration_ms: "1.000".into(),
+                status: restore.into(),
+                detail: String::new(),
+            }];
+            r
+        };
+        let recs = [
+            rec(1, "10", "ok", "passed"),
+            rec(2, "20", "ok", "passed"),
+            rec(3, "10", "ok", "failed"),
+            rec(4, "30", "failed", "failed"),
+        ];
+        let refs: Vec<&EvidenceRecord> = recs.iter().collect();
+        let c = coverage(&refs);
+        assert_eq!(c.restores, 3, "the failed restore of 30 tested nothing");
+        let ids: Vec<_> = c.tested.iter().map(|t| (t.id.as_str(), t.times, t.last_result.as_str())).collect();
+        assert_eq!(ids, [("20", 1, "passed"), ("10", 2, "failed")]);
+        assert_eq!(c.tested[1].last_tested, "2026-01-03T00:00:00.000Z");
+        assert!(coverage(&[]).never());
     }
 
     #[test]
