@@ -474,3 +474,240 @@ pub fn processes_with(marker: &str) -> Vec<i32> {
         })
         .collect()
 }
+
+/// Runs `cmd`, which must succeed; returns its stdout.
+pub fn sh(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A live PostgreSQL cluster of its own that archives WAL into a pgBackRest
+/// repository, as a team runs it; stopped when dropped.
+pub struct Archived {
+    pub dir: PathBuf,
+    pub bin: String,
+    pub port: u16,
+    pub conf: PathBuf,
+}
+
+impl Archived {
+    pub fn start(ws: &Workspace) -> Archived {
+        let bin = env("DRDRILL_TEST_PG_BIN");
+        let dir = ws.join("pgb");
+        fs::create_dir_all(&dir).unwrap();
+        sh(Command::new("chown").arg("postgres:").arg(&dir));
+        let port = free_port();
+        let conf = dir.join("pgbackrest.conf");
+        fs::write(
+            &conf,
+            format!(
+                "[global]\nrepo1-path={d}/repo\nlog-path={d}\nlock-path={d}\nlog-level-console=warn\nlog-level-file=off\nstart-fast=y\njob-retry=0\n\
+                 [main]\npg1-path={d}/data\npg1-port={port}\npg1-socket-path={d}\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        sh(Command::new("chown").arg("postgres:").arg(&conf));
+        let as_pg = |program: &str, args: &[&str]| {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", program]).args(args);
+            sh(&mut c)
+        };
+        let data = dir.join("data");
+        as_pg(&format!("{bin}/initdb"), &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        let settings = format!(
+            "port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{d}'\nwal_level = replica\narchive_mode = on\n\
+             archive_command = 'pgbackrest --config={c} --stanza=main archive-push %p'\narchive_timeout = 1\nfsync = off\n",
+            d = dir.display(),
+            c = conf.display()
+        );
+        let mut f = fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+        std::io::Write::write_all(&mut f, settings.as_bytes()).unwrap();
+        as_pg(
+            &format!("{bin}/pg_ctl"),
+            &["-D", data.to_str().unwrap(), "-l", dir.join("pg.log").to_str().unwrap(), "-w", "start"],
+        );
+        let a = Archived { dir, bin, port, conf };
+        a.pgbackrest(&["stanza-create"]);
+        a
+    }
+
+    pub fn pgbackrest(&self, args: &[&str]) -> String {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "pgbackrest"])
+            .arg(format!("--config={}", self.conf.display()))
+            .arg("--stanza=main")
+            .args(args);
+        sh(&mut c)
+    }
+
+    pub fn sql(&self, sql: &str) -> String {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"])
+            .arg(format!("{}/psql", self.bin))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-c", sql]);
+        sh(&mut c).trim().to_string()
+    }
+
+    /// A plan drilling the stanza's backups, whose check counts the 300 orders
+    /// the WAL archive holds.
+    pub fn plan(&self, name: &str) -> String {
+        self.plan_with(
+            name,
+            "",
+            "[[check]]\nkind = \"sql-query\"\nsql = \"SELECT count(*) FROM orders\"\nexpect = \"= 300\"\n",
+        )
+    }
+
+    /// A plan drilling the stanza's backups, with `extra` tables (a `[probe]`)
+    /// and `checks`.
+    pub fn plan_with(&self, name: &str, extra: &str, checks: &str) -> String {
+        format!(
+            "name = \"{name}\"\ntimeout = \"3m\"\n[targets]\nrto = \"2m\"\nrpo = \"1d\"\n[source]\nkind = \"postgres\"\nhost = \"{d}\"\n\
+             port = {port}\ndatabase = \"postgres\"\nuser = \"postgres\"\n[backup]\nmode = \"existing\"\nfrom = \"pgbackrest\"\n\
+             [backup.pgbackrest]\nstanza = \"main\"\nconfig = \"{c}\"\n{extra}{checks}",
+            d = self.dir.display(),
+            port = self.port,
+            c = self.conf.display()
+        )
+    }
+}
+
+impl Drop for Archived {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{}/pg_ctl", self.bin))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// A TCP port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` every 100ms until it returns `Some`, failing with `what` after `limit`.
+pub fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `drdrill daemon` running in a workspace on its own port; killed when dropped.
+pub struct RunningDaemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Workspace {
+    /// Writes a config that names every path under this folder (as
+    /// [`Workspace::write_safety_config`] does) with the API on a free loopback
+    /// port, `extra` appended; returns the port.
+    pub fn write_daemon_config(&self, extra: &str) -> u16 {
+        let port = free_port();
+        let r = self.root.display();
+        self.write_config(&format!(
+            "database = \"{r}/var/drdrill.db\"\nplans = \"{r}/drills\"\nscratch = \"{r}/var/scratch\"\n\
+             [api]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"{r}/var/api-token\"\n\
+             [stores.local]\nkind = \"local\"\nroot = \"{r}/var/store\"\n{extra}\n"
+        ));
+        port
+    }
+
+    /// Starts `drdrill daemon` with the config of [`Workspace::write_daemon_config`]
+    /// and waits until its API answers.
+    pub fn spawn_daemon(&self, port: u16) -> RunningDaemon {
+        let log = self.join("daemon.log");
+        let file = fs::File::create(&log).unwrap();
+        let child = self
+            .cmd()
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .spawn()
+            .unwrap();
+        let mut d = RunningDaemon { child, port, log };
+        wait_until("the daemon to answer /healthz", Duration::from_secs(60), || {
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!("daemon exited with {status} before it was ready:\n{}", d.log());
+            }
+            reqwest::blocking::get(d.url("/healthz")).ok().filter(|r| r.status().is_success())
+        });
+        d
+    }
+}
+
+impl RunningDaemon {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `GET path` as text; it must succeed.
+    pub fn text(&self, path: &str) -> String {
+        let r = reqwest::blocking::get(self.url(path)).unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.text().unwrap()
+    }
+
+    /// `GET path` as JSON; it must succeed.
+    pub fn get(&self, path: &str) -> Value {
+        serde_json::from_str(&self.text(path)).unwrap()
+    }
+
+    /// The plan `name` as `GET /api/plans` shows it.
+    pub fn plan(&self, name: &str) -> Value {
+        let all = self.get("/api/plans");
+        all["plans"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap_or_else(|| {
+            panic!("no plan {name} in /api/plans: {all:#}");
+        })
+    }
+
+    /// The value of one sample of `/metrics`, `None` when it is not there.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = self.text("/metrics");
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))?;
+        match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            ref other => panic!("{name}: unexpected {other:?}"),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RunningDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

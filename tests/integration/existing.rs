@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Workspace, env, measurement, phase, reason, sha256};
+use crate::common::{Archived, Workspace, measurement, phase, reason, sh, sha256};
 
 /// Every file below `root` with its sha256: what "byte-identical" compares.
 fn repo_state(root: &Path) -> BTreeMap<PathBuf, String> {
@@ -20,17 +20,6 @@ fn repo_state(root: &Path) -> BTreeMap<PathBuf, String> {
         .filter(|e| e.file_type().is_file())
         .map(|e| (e.path().strip_prefix(root).unwrap().to_path_buf(), sha256(e.path())))
         .collect()
-}
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A live folder with a few files, nested, like a team's data.
@@ -163,105 +152,6 @@ fn borg_archives_are_drilled_unchanged_and_damage_fails() {
     let report = ws.drill("borg-app", &[]);
     assert_eq!(report["status"], "failed", "a damaged segment passed: {report:#}");
     assert!(reason(&report).contains("borg extract of archive"), "{report:#}");
-}
-
-/// A live PostgreSQL cluster of its own that archives WAL into a pgBackRest
-/// repository, as a team runs it; stopped when dropped.
-struct Archived {
-    dir: PathBuf,
-    bin: String,
-    port: u16,
-    conf: PathBuf,
-}
-
-impl Archived {
-    fn start(ws: &Workspace) -> Archived {
-        let bin = env("DRDRILL_TEST_PG_BIN");
-        let dir = ws.join("pgb");
-        fs::create_dir_all(&dir).unwrap();
-        sh(Command::new("chown").arg("postgres:").arg(&dir));
-        let port = free_port();
-        let conf = dir.join("pgbackrest.conf");
-        fs::write(
-            &conf,
-            format!(
-                "[global]\nrepo1-path={d}/repo\nlog-path={d}\nlock-path={d}\nlog-level-console=warn\nlog-level-file=off\nstart-fast=y\njob-retry=0\n\
-                 [main]\npg1-path={d}/data\npg1-port={port}\npg1-socket-path={d}\n",
-                d = dir.display()
-            ),
-        )
-        .unwrap();
-        sh(Command::new("chown").arg("postgres:").arg(&conf));
-        let as_pg = |program: &str, args: &[&str]| {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", program]).args(args);
-            sh(&mut c)
-        };
-        let data = dir.join("data");
-        as_pg(&format!("{bin}/initdb"), &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "--no-sync"]);
-        let settings = format!(
-            "port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{d}'\nwal_level = replica\narchive_mode = on\n\
-             archive_command = 'pgbackrest --config={c} --stanza=main archive-push %p'\narchive_timeout = 1\nfsync = off\n",
-            d = dir.display(),
-            c = conf.display()
-        );
-        let mut f = fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
-        std::io::Write::write_all(&mut f, settings.as_bytes()).unwrap();
-        as_pg(
-            &format!("{bin}/pg_ctl"),
-            &["-D", data.to_str().unwrap(), "-l", dir.join("pg.log").to_str().unwrap(), "-w", "start"],
-        );
-        let a = Archived { dir, bin, port, conf };
-        a.pgbackrest(&["stanza-create"]);
-        a
-    }
-
-    fn pgbackrest(&self, args: &[&str]) -> String {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", "pgbackrest"])
-            .arg(format!("--config={}", self.conf.display()))
-            .arg("--stanza=main")
-            .args(args);
-        sh(&mut c)
-    }
-
-    fn sql(&self, sql: &str) -> String {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"])
-            .arg(format!("{}/psql", self.bin))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&self.dir)
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-c", sql]);
-        sh(&mut c).trim().to_string()
-    }
-
-    fn plan(&self, name: &str) -> String {
-        format!(
-            "name = \"{name}\"\ntimeout = \"3m\"\n[targets]\nrto = \"2m\"\nrpo = \"1d\"\n[source]\nkind = \"postgres\"\nhost = \"{d}\"\n\
-             port = {port}\ndatabase = \"postgres\"\nuser = \"postgres\"\n[backup]\nmode = \"existing\"\nfrom = \"pgbackrest\"\n\
-             [backup.pgbackrest]\nstanza = \"main\"\nconfig = \"{c}\"\n\
-             [[check]]\nkind = \"sql-query\"\nsql = \"SELECT count(*) FROM orders\"\nexpect = \"= 300\"\n",
-            d = self.dir.display(),
-            port = self.port,
-            c = self.conf.display()
-        )
-    }
-}
-
-impl Drop for Archived {
-    fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(format!("{}/pg_ctl", self.bin))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "stop"])
-            .output();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

@@ -8,13 +8,16 @@ mod common;
 
 mod backups;
 mod command_source;
+mod coverage;
 mod daemon;
 mod doors;
 mod drill;
 mod evidence;
 mod existing;
 mod failures;
+mod freshness;
 mod gameday;
+mod heartbeat;
 mod html_render;
 mod integrity;
 mod layers;
