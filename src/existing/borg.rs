@@ -143,7 +143,7 @@ impl Existing for Borg {
 
     fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()> {
         let mut out = Vec::new();
-        self.cmd(ctx, "borg-version.log")?.arg("--version").run_reading(&ctx.cancel, &mut out).map_err(|e| {
+        ctx.cmd(&self.bin).log(ctx.run_dir.join("borg-version.log")).arg("--version").run_reading(&ctx.cancel, &mut out).map_err(|e| {
             e.context("borg is needed to drill borg backups: install it (`apt-get install borgbackup`) or set `bin` in [backup.borg]")
         })?;
         let text = String::from_utf8_lossy(&out);

@@ -148,7 +148,9 @@ impl Secret {
             text.lines().next().unwrap_or("").to_string()
         } else if let Some(var) = &self.env {
             std::env::var(var).with_context(|| {
-                format!("environment variable {var} (the {what}'s `_env`) is not set: export it for drdrill")
+                format!(
+                    "environment variable {var}, named in the plan for the {what}, is not set: export it for drdrill"
+                )
             })?
         } else {
             return Ok(None);
