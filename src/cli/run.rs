@@ -44,6 +44,8 @@ impl Live {
 impl Observer for Live {
     fn run_started(&self, run_id: i64, plan: &Plan) {
         let _ = self.run_id.set(run_id);
+        // The run's span (see cmd_run) learns its id: every later log line carries it.
+        tracing::Span::current().record("run", run_id);
         self.line(format!("drill {} (run {run_id}) started", plan.name));
         if !plan.pause_before.is_empty() {
             self.line(format!(
@@ -64,12 +66,14 @@ impl Observer for Live {
     }
 
     fn phase_started(&self, _run_id: i64, name: &str) {
+        tracing::debug!("phase {name} started");
         if let Some(bar) = self.bar.get() {
             bar.set_message(name.to_string());
         }
     }
 
     fn phase(&self, _run_id: i64, p: &PhaseRecord) {
+        tracing::debug!(status = %p.status, ms = p.duration_ms, "phase {} ended: {}", p.name, p.detail);
         if let Some(bar) = self.bar.get() {
             bar.inc(1);
         }
@@ -118,6 +122,13 @@ pub async fn cmd_run(
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    tracing::debug!(
+        file = %plan.file.display(),
+        base = %drdrill::paths::plan_base(&plan.file).display(),
+        config = %config.origin(),
+        "plan {} loaded",
+        plan.name
+    );
     if dry_run {
         let (text, refused) = dry_run_text(&plan, &config);
         super::stdout_may_close();
@@ -147,7 +158,8 @@ pub async fn cmd_run(
         steps: timeline::steps(&plan).len() as u64,
         run_id,
     };
-    let result = engine.run(&plan, opts, &live).await;
+    let span = tracing::info_span!("drill", plan = %plan.name, run = tracing::field::Empty, trigger = "manual");
+    let result = tracing::Instrument::instrument(engine.run(&plan, opts, &live), span.clone()).await;
     signals.abort();
     if let Some(bar) = live.bar.get() {
         bar.finish_and_clear();
@@ -166,7 +178,8 @@ pub async fn cmd_run(
         }
     };
     // The run is recorded; mail goes out only now, bounded and never changing the result.
-    drdrill::alert::after_run(&drdrill::alert::Channels::from_config(&engine.config), &engine.db, &report).await;
+    let channels = drdrill::alert::Channels::from_config(&engine.config);
+    tracing::Instrument::instrument(drdrill::alert::after_run(&channels, &engine.db, &report), span).await;
     super::stdout_may_close();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

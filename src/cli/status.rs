@@ -1,6 +1,7 @@
 //! `drdrill status`: what the daemon is doing, from its API.
 
 use drdrill::config::Config;
+use drdrill::duration::fmt_ms;
 use serde_json::Value;
 
 use super::client::Client;
@@ -47,6 +48,26 @@ pub async fn cmd_status(config: &Config, json: bool) -> anyhow::Result<u8> {
             s(g, "since"),
             s(g, "approve")
         );
+    }
+    for p in plans.get("plans").and_then(Value::as_array).into_iter().flatten() {
+        let due = p.get("due").cloned().unwrap_or(Value::Null);
+        let interval = due.get("max_interval_ms").and_then(Value::as_f64).map(|ms| fmt_ms(Some(ms)));
+        match due.get("state").and_then(Value::as_str) {
+            Some("overdue") => println!(
+                "OVERDUE: {} has had no passed run for over {} (since {}; last passed: {})",
+                s(p, "name"),
+                interval.unwrap_or_default(),
+                s(&due, "overdue_since"),
+                due.get("last_passed").and_then(Value::as_str).unwrap_or("never")
+            ),
+            Some("untested") => println!(
+                "untested: {} has never run (first loaded {}){}",
+                s(p, "name"),
+                s(&due, "first_loaded"),
+                interval.map(|i| format!("; overdue {i} after that without a passed run")).unwrap_or_default()
+            ),
+            _ => {}
+        }
     }
     for q in plans.get("quarantine").and_then(Value::as_array).into_iter().flatten() {
         println!(
