@@ -215,14 +215,18 @@ fn main() -> ExitCode {
         _ => {}
     }
     let config = match Config::load(cli.config.as_deref()) {
-        Ok(c) => Arc::new(c),
+        Ok(mut c) => {
+            // The flag wins over the config, for whatever reads the format later.
+            c.log_format = cli.log_format.unwrap_or(c.log_format);
+            Arc::new(c)
+        }
         Err(e) => {
             eprintln!("error: {}", drdrill::errors::explain(&e));
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
     let daemon = matches!(cli.command, Command::Daemon);
-    cli::logs::init(cli.log_format.unwrap_or(config.log_format), cli.verbose, daemon);
+    cli::logs::init(config.log_format, cli.verbose, daemon);
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

@@ -23,9 +23,11 @@ use drdrill::plan::{BackupMode, Plan};
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED};
 
 /// Shows the run as it goes: a progress bar on a terminal, plain lines otherwise
-/// (logs, CI, `--json` where stdout is for the result).
+/// (logs, CI, `--json` where stdout is for the result), or log events when the
+/// log is JSON, so that standard error holds nothing but JSON lines.
 struct Live {
     phases: bool,
+    json_log: bool,
     bar: OnceLock<ProgressBar>,
     tty: bool,
     steps: u64,
@@ -34,6 +36,10 @@ struct Live {
 
 impl Live {
     fn line(&self, text: String) {
+        if self.json_log {
+            tracing::info!("{}", text.trim());
+            return;
+        }
         match self.bar.get() {
             Some(bar) => bar.println(text),
             None => eprintln!("{text}"),
@@ -139,6 +145,7 @@ pub async fn cmd_run(
     if let Err(refused) = plan.guard_check(&Guard::new(&config)) {
         return Ok(report_refusal(&refused, arg));
     }
+    let json_log = config.log_format == drdrill::config::LogFormat::Json;
     let engine = Engine::open(config)?;
     recover_at_start(&engine);
     let opts = RunOptions { notes, ..RunOptions::default() };
@@ -153,8 +160,9 @@ pub async fn cmd_run(
     );
     let live = Live {
         phases: !json,
+        json_log,
         bar: OnceLock::new(),
-        tty: std::io::stderr().is_terminal(),
+        tty: std::io::stderr().is_terminal() && !json_log,
         steps: timeline::steps(&plan).len() as u64,
         run_id,
     };

@@ -1,7 +1,6 @@
 //! `drdrill status`: what the daemon is doing, from its API.
 
 use drdrill::config::Config;
-use drdrill::duration::fmt_ms;
 use serde_json::Value;
 
 use super::client::Client;
@@ -51,7 +50,10 @@ pub async fn cmd_status(config: &Config, json: bool) -> anyhow::Result<u8> {
     }
     for p in plans.get("plans").and_then(Value::as_array).into_iter().flatten() {
         let due = p.get("due").cloned().unwrap_or(Value::Null);
-        let interval = due.get("max_interval_ms").and_then(Value::as_f64).map(|ms| fmt_ms(Some(ms)));
+        let interval = due
+            .get("max_interval_ms")
+            .and_then(Value::as_u64)
+            .map(|ms| humantime::format_duration(std::time::Duration::from_millis(ms)).to_string());
         match due.get("state").and_then(Value::as_str) {
             Some("overdue") => println!(
                 "OVERDUE: {} has had no passed run for over {} (since {}; last passed: {})",

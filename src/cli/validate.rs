@@ -158,6 +158,7 @@ fn print_text(c: &Checked) {
         println!("   schedule {:?} ({}) next: {}", s.text, s.timezone, s.next.join(", "));
     }
     if let Some(ms) = c.max_interval_ms {
-        println!("   overdue after {} without a passed run", drdrill::duration::fmt_ms(Some(ms as f64)));
+        let interval = humantime::format_duration(std::time::Duration::from_millis(ms));
+        println!("   overdue after {interval} without a passed run");
     }
 }

@@ -15,7 +15,6 @@ use serde::Serialize;
 
 use super::Daemon;
 use crate::alert::{Event, Notice};
-use crate::duration::format_duration;
 use crate::plan::Plan;
 
 /// Checked at least this often; more often for short intervals.
@@ -105,7 +104,8 @@ pub fn check(daemon: &Daemon, now: DateTime<Utc>) {
                 continue;
             }
         }
-        let interval = format_duration(Duration::from_millis(s.max_interval_ms.unwrap_or_default()));
+        // As the plan writes it: "7days", "5s".
+        let interval = humantime::format_duration(Duration::from_millis(s.max_interval_ms.unwrap_or_default()));
         let last = match s.last_passed {
             Some(t) => format!("its last passed run finished {}", t.to_rfc3339()),
             None => format!("it has not passed since the daemon first loaded it at {}", s.first_loaded.to_rfc3339()),

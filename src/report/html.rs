@@ -76,7 +76,10 @@ pub fn render(r: &Report) -> String {
             rate = percent(p.pass_rate),
             last = escape(p.last_success.as_deref().unwrap_or("never in period")),
             overdue = match (p.overdue_since, p.max_interval_ms) {
-                (Some(_), Some(ms)) => format!("<br>no pass for over {}", escape(&crate::duration::fmt_ms(Some(ms)))),
+                (Some(_), Some(ms)) => {
+                    let interval = humantime::format_duration(std::time::Duration::from_millis(ms as u64));
+                    format!("<br>no pass for over {}", escape(&interval.to_string()))
+                }
                 _ => String::new(),
             },
         );
