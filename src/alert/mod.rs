@@ -438,6 +438,8 @@ pub async fn send_test(channels: &Channels) -> Vec<(String, anyhow::Result<()>)>
         &format!("This is a test message from drdrill {}; alert settings work.\n", crate::VERSION),
     );
     notice.plan = None;
+    // Sent as the digest's kind of message, marked so a receiver can tell.
+    notice.details = serde_json::json!({ "test": true });
     let mut out = Vec::new();
     for c in &channels.list {
         let result = match c.render(&notice) {
