@@ -50,7 +50,9 @@ fn default_bin() -> PathBuf {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Arc<dyn Existing>, Diagnostic> {
-    let b: Borg = doc.deserialize(&value)?;
+    let mut b: Borg = doc.deserialize(&value)?;
+    b.passphrase_file = b.passphrase_file.map(|f| doc.plan_path(&f));
+    b.repository = super::local_repository(doc, &b.repository);
     let bad = |msg: &str, fix: &str| Err(doc.at(value.span(), msg.into(), Some(fix.into())));
     if b.repository.trim().is_empty() {
         return bad("[backup.borg] `repository` is empty", "set it to the repository borg uses");

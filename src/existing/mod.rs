@@ -207,6 +207,16 @@ pub(crate) fn restored_as(source: &dyn Source, root: &Path, inside: &Path) -> Re
     }
 }
 
+/// A repository named by a relative folder resolves like every path in a plan;
+/// anything with a scheme (`s3:...`, `ssh://...`, `rest:...`) is left as written.
+pub(crate) fn local_repository(doc: &TomlDoc, repository: &str) -> String {
+    let p = Path::new(repository);
+    if repository.is_empty() || p.is_absolute() || repository.contains(':') {
+        return repository.to_string();
+    }
+    doc.plan_path(p).display().to_string()
+}
+
 /// Sizes of what a restore wrote, for the record.
 pub(crate) fn count_tree(root: &Path) -> (u64, u64) {
     let mut files = 0;

@@ -56,7 +56,9 @@ fn default_bin() -> PathBuf {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Arc<dyn Existing>, Diagnostic> {
-    let r: Restic = doc.deserialize(&value)?;
+    let mut r: Restic = doc.deserialize(&value)?;
+    r.password_file = r.password_file.map(|f| doc.plan_path(&f));
+    r.repository = super::local_repository(doc, &r.repository);
     let bad = |msg: &str, fix: &str| Err(doc.at(value.span(), msg.into(), Some(fix.into())));
     if r.repository.trim().is_empty() {
         return bad("[backup.restic] `repository` is empty", "set it to what you pass to `restic -r`");
