@@ -105,7 +105,7 @@ fn main() -> anyhow::Result<()> {
         full.map(|v| v.records)
     );
 
-    let opts = ReportOptions { since: Some(now - Duration::days(90)), plan: None, now };
+    let opts = ReportOptions { since: Some(now - Duration::days(90)), plan: None, now, max_interval: None };
     let t = Instant::now();
     let report = Report::build(&db, &opts)?;
     let built = t.elapsed();

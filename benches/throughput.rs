@@ -8,7 +8,8 @@
 //! (a) ~1 GiB of 64 KiB..4 MiB files, half text-like, half random; (b) 100,000
 //! small files; (c) one 2 GiB file. Every measurement runs with a warm page cache
 //! after `sync`; each figure is the median of `$BENCH_REPS` runs (default 3).
-//! `BENCH_SETS=a,b` picks data sets.
+//! `BENCH_SETS=a,b` picks data sets; `e` adds the drill of an existing restic
+//! snapshot of set (a) against `restic restore` of the same snapshot alone.
 
 use std::fs;
 use std::io::Write;
@@ -65,6 +66,14 @@ fn main() {
         rows.push((name, bytes, "restic", bench_restic(&root, &data, reps)));
         rows.push((name, bytes, "tar|zstd bound", bench_tar(&root, &data, reps)));
     }
+    let existing = sets.split(',').any(|s| s.trim() == "e").then(|| {
+        let data = root.join("data-a");
+        if !data.join(".complete").exists() {
+            eprintln!("data set e needs data set a: run with BENCH_SETS=a,e once");
+            std::process::exit(2);
+        }
+        bench_existing_restic(&root, &data, reps)
+    });
     let overhead = bench_overhead(&root, reps.max(5));
 
     println!();
@@ -96,10 +105,88 @@ fn main() {
             100.0 * t.restore.as_secs_f64() / d.restore.as_secs_f64(),
         );
     }
+    if let Some((alone, drill)) = existing {
+        let extra = drill.as_secs_f64() - alone.as_secs_f64();
+        println!(
+            "existing restic snapshot of mixed 1 GiB: drill restore phase {:.2} s vs `restic restore --verify` alone {:.2} s: {:+.1}% ({:+.0} ms)",
+            drill.as_secs_f64(),
+            alone.as_secs_f64(),
+            100.0 * extra / alone.as_secs_f64(),
+            extra * 1000.0
+        );
+    }
     println!(
         "orchestration overhead (RTO minus fetch, restore and verify, on a 1-file drill with a `true` check): median {:.2} ms; whole RTO median {:.2} ms",
         overhead.0, overhead.1
     );
+}
+
+/// The restore phase of a drill of an existing restic snapshot, against the
+/// same `restic restore --verify` run alone, both with an empty cache (the
+/// drill keeps restic's cache in its scratch folder). Returns the medians
+/// (alone, drill).
+fn bench_existing_restic(root: &Path, data: &Path, reps: usize) -> (Duration, Duration) {
+    let repo = root.join("restic-existing");
+    let pass = root.join("restic-existing.pass");
+    fs::write(&pass, "bench\n").unwrap();
+    if !repo.join("config").exists() {
+        let _ = fs::remove_dir_all(&repo);
+        let restic = |args: &[&str]| {
+            let ok = Command::new("restic").arg("-r").arg(&repo).arg("--password-file").arg(&pass).args(args).status();
+            assert!(ok.unwrap().success(), "restic {args:?}");
+        };
+        restic(&["init", "-q"]);
+        restic(&["backup", "-q", data.to_str().unwrap()]);
+    }
+    let target = root.join("restic-existing-restore");
+    let cache = root.join("restic-existing-cache");
+    let ws = root.join("ws-existing");
+    let mut alone = Vec::new();
+    let mut drill = Vec::new();
+    for _ in 0..reps {
+        let _ = fs::remove_dir_all(&target);
+        let _ = fs::remove_dir_all(&cache);
+        let (t, _, _) = timed(
+            Command::new("restic")
+                .arg("-r")
+                .arg(&repo)
+                .arg("--password-file")
+                .arg(&pass)
+                .args(["--no-lock", "-q", "restore", "latest", "--target"])
+                .arg(&target)
+                .arg("--include")
+                .arg(data)
+                .arg("--verify")
+                .env("RESTIC_CACHE_DIR", &cache),
+        );
+        alone.push(t);
+        let _ = fs::remove_dir_all(&target);
+        let _ = fs::remove_dir_all(&ws);
+        fs::create_dir_all(ws.join("drills")).unwrap();
+        fs::write(
+            ws.join("drills/existing.toml"),
+            format!(
+                "timeout = \"1h\"\n[targets]\nrto = \"1h\"\nrpo = \"1d\"\n[source]\nkind = \"directory\"\npath = \"{}\"\n\
+                 [backup]\nmode = \"existing\"\nfrom = \"restic\"\n[backup.restic]\nrepository = \"{}\"\npassword_file = \"{}\"\n\
+                 [[check]]\nkind = \"command\"\nrun = \"true\"\n",
+                data.display(),
+                repo.display(),
+                pass.display()
+            ),
+        )
+        .unwrap();
+        let (_, _, out) = timed(Command::new(DRDRILL).args(["run", "existing", "--json"]).current_dir(&ws));
+        let report: serde_json::Value = serde_json::from_str(&out).expect("drdrill --json output");
+        assert_eq!(report["status"], "passed", "{report:#}");
+        let p = report["phases"].as_array().unwrap().iter().find(|p| p["name"] == "restore").unwrap();
+        drill.push(Duration::from_secs_f64(p["duration_ms"].as_f64().unwrap() / 1000.0));
+    }
+    let _ = fs::remove_dir_all(&ws);
+    let _ = fs::remove_dir_all(&target);
+    let _ = fs::remove_dir_all(&cache);
+    alone.sort();
+    drill.sort();
+    (alone[alone.len() / 2], drill[drill.len() / 2])
 }
 
 #[derive(Clone, Copy, Default)]

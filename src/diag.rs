@@ -20,7 +20,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 /// and printed unsplit it still reads as the message with its fix below.
 pub const FIX: &str = "\n  fix: ";
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     pub file: PathBuf,
     pub line: usize,
@@ -158,6 +158,11 @@ impl<'a> TomlDoc<'a> {
         let (kind, rest) = self.split_kind(value, what, &names)?;
         let parse = kinds.iter().find(|(k, _)| *k == kind).map(|(_, p)| p).expect("split_kind checked the kind");
         parse(self, rest)
+    }
+
+    /// A path a plan names, resolved against the plan's base ([`crate::paths::plan_base`]).
+    pub fn plan_path(&self, p: &Path) -> PathBuf {
+        crate::paths::in_plan(&self.file, p)
     }
 
     pub fn at(&self, span: Range<usize>, message: String, fix: Option<String>) -> Diagnostic {

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use cli::EXIT_BAD_INPUT;
-use drdrill::config::Config;
+use drdrill::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "drdrill", version, about = "Disaster-recovery drills: prove backups restore, measure RTO and RPO")]
@@ -17,9 +17,12 @@ struct Cli {
     /// Config file (default: config/drdrill.toml if present, else built-in defaults under ./var)
     #[arg(long, global = true, env = "DRDRILL_CONFIG")]
     config: Option<PathBuf>,
-    /// More log output (repeat for more)
+    /// More log output: -v shows debug lines, -vv trace lines
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as text (journald-friendly) or JSON, one object per line (default: `log_format` in the config)
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +47,8 @@ enum Command {
     Validate {
         /// Plan files (default: every plan in the plans folder)
         paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
     /// List past runs, newest first
     History {
@@ -81,6 +86,8 @@ enum Command {
         /// Who writes it (default: terminal (user $USER))
         #[arg(long)]
         author: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Run plans on their schedules and serve the API (systemd: Type=notify)
     Daemon,
@@ -91,6 +98,9 @@ enum Command {
         /// Print phases as they end, until the result
         #[arg(long)]
         follow: bool,
+        /// The start as JSON; with --follow, one JSON object per line (NDJSON)
+        #[arg(long)]
+        json: bool,
     },
     /// Approve a run that the daemon holds at a `pause_before` gate
     Approve {
@@ -101,6 +111,8 @@ enum Command {
         /// A note recorded with the approval
         #[arg(long)]
         note: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Abort a run the daemon is running: rollbacks run, it is recorded `aborted`
     Abort {
@@ -108,6 +120,8 @@ enum Command {
         /// Why, for the run's record
         #[arg(long)]
         reason: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Show what the daemon is doing
     Status {
@@ -115,7 +129,10 @@ enum Command {
         json: bool,
     },
     /// Make the daemon re-read its plans (like SIGHUP); exit 2 if a plan is broken
-    Reload,
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
     /// The hash-chained evidence of every finished run
     Evidence {
         #[command(subcommand)]
@@ -135,10 +152,20 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Email: test the settings, send the digest, retry queued mail
+    /// Alerts: test every channel, send the digest, retry what is queued
     Notify {
         #[command(subcommand)]
         command: cli::notify::NotifyCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), or write one page per command into a folder
+    Man {
+        /// Write drdrill.1 and drdrill-COMMAND.1 here instead of printing drdrill.1
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -161,6 +188,8 @@ enum BackupsAction {
         plan: Option<String>,
         #[arg(long)]
         store: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -171,6 +200,8 @@ enum EvidenceCommand {
         /// Verify an exported JSON report instead of the database
         #[arg(long)]
         file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -181,22 +212,34 @@ fn main() -> ExitCode {
     if !matches!(cli.command, Command::Run { .. } | Command::Daemon) {
         cli::stdout_may_close();
     }
-    // The daemon's log is its record of what it did: info by default.
-    let base = if matches!(cli.command, Command::Daemon) { 1 } else { 0 };
-    let filter = match cli.verbose + base {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+    // Generated from the definitions above: they need no config.
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "drdrill", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => return man(dir.as_deref()),
+        _ => {}
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(mut c) => {
+            // The flag wins over the config, for whatever reads the format later.
+            c.log_format = cli.log_format.unwrap_or(c.log_format);
+            Arc::new(c)
+        }
+        Err(e) => {
+            eprintln!("error: {}", drdrill::errors::explain(&e));
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(drdrill::redact::Scrubbed(std::io::stderr))
-        // No colour codes in journald or log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let daemon = matches!(cli.command, Command::Daemon);
+    cli::logs::init(config.log_format, cli.verbose, daemon);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    for o in &config.overrides {
+        tracing::debug!("{} from the environment ({})", o.target(), o.var);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -204,7 +247,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
-    let result = runtime.block_on(dispatch(cli));
+    let result = runtime.block_on(dispatch(cli.command, config));
     // Dropping a runtime waits for every blocking task; a daemon's heartbeat
     // write into a source that hangs must not hold its exit for that long.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -217,33 +260,60 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    let config = Arc::new(Config::load(cli.config.as_deref())?);
-    match cli.command {
+/// `drdrill man [--dir DIR]`.
+fn man(dir: Option<&std::path::Path>) -> ExitCode {
+    let cmd = Cli::command();
+    let result = match dir {
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()),
+        Some(dir) => (|| {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(cmd, dir)
+        })(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the man page{}: {e}",
+                dir.map(|d| format!("s to {}", d.display())).unwrap_or_default()
+            );
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+async fn dispatch(command: Command, config: Arc<Config>) -> anyhow::Result<u8> {
+    match command {
         Command::Run { plan, dry_run, json, note } => cli::run::cmd_run(config, &plan, dry_run, json, note).await,
-        Command::Validate { paths } => cli::validate::cmd_validate(&config, paths),
+        Command::Validate { paths, json } => cli::validate::cmd_validate(&config, paths, json),
         Command::History { plan, limit, json } => cli::history::cmd_history(config, plan.as_deref(), limit, json),
         Command::Backups { action: BackupsAction::List { plan, store, json } } => {
             cli::backups::cmd_list(config, plan.as_deref(), store.as_deref(), json).await
         }
-        Command::Backups { action: BackupsAction::Verify { plan, store } } => {
-            cli::backups::cmd_verify(config, plan.as_deref(), store.as_deref()).await
+        Command::Backups { action: BackupsAction::Verify { plan, store, json } } => {
+            cli::backups::cmd_verify(config, plan.as_deref(), store.as_deref(), json).await
         }
         Command::Coverage { plan, json } => cli::coverage::cmd_coverage(config, plan.as_deref(), json).await,
         Command::Show { run_id, json } => cli::history::cmd_show(config, run_id, json),
-        Command::Note { run_id, text, author } => cli::note::cmd_note(&config, run_id, &text.join(" "), author),
+        Command::Note { run_id, text, author, json } => {
+            cli::note::cmd_note(&config, run_id, &text.join(" "), author, json)
+        }
         Command::Daemon => cli::daemon::cmd_daemon(config).await,
-        Command::Trigger { name, follow } => cli::trigger::cmd_trigger(&config, &name, follow).await,
-        Command::Approve { run_id, gate, note } => cli::approve::cmd_approve(&config, run_id, gate, note).await,
-        Command::Abort { run_id, reason } => cli::abort::cmd_abort(&config, run_id, reason).await,
+        Command::Trigger { name, follow, json } => cli::trigger::cmd_trigger(&config, &name, follow, json).await,
+        Command::Approve { run_id, gate, note, json } => {
+            cli::approve::cmd_approve(&config, run_id, gate, note, json).await
+        }
+        Command::Abort { run_id, reason, json } => cli::abort::cmd_abort(&config, run_id, reason, json).await,
         Command::Status { json } => cli::status::cmd_status(&config, json).await,
-        Command::Reload => cli::reload::cmd_reload(&config).await,
-        Command::Evidence { command: EvidenceCommand::Verify { file } } => {
-            cli::evidence::cmd_verify(config, file.as_deref())
+        Command::Reload { json } => cli::reload::cmd_reload(&config, json).await,
+        Command::Evidence { command: EvidenceCommand::Verify { file, json } } => {
+            cli::evidence::cmd_verify(config, file.as_deref(), json)
         }
         Command::Report { since, plan, format, output } => {
             cli::report::cmd_report(config, Some(&since), plan, &format, output.as_deref())
         }
-        Command::Notify { command } => cli::notify::cmd_notify(config, command).await,
+        Command::Notify { command, json } => cli::notify::cmd_notify(config, command, json).await,
+        // Handled in main, before any config is read.
+        Command::Completions { .. } | Command::Man { .. } => Ok(0),
     }
 }

@@ -26,6 +26,22 @@ pub fn resolve(p: &Path) -> io::Result<PathBuf> {
     }
 }
 
+/// The folder a plan's relative paths resolve against: the one that holds the
+/// plan file's folder (`/etc/drdrill` for `/etc/drdrill/drills/db.toml`, the
+/// repository for `drills/quickstart.toml`). Plans sit in a plans folder beside
+/// the data, seeds and scripts they name, so the same plan text means the same
+/// files whatever folder drdrill was started from.
+pub fn plan_base(plan_file: &Path) -> PathBuf {
+    let abs = std::path::absolute(plan_file).unwrap_or_else(|_| plan_file.to_path_buf());
+    let folder = abs.parent().unwrap_or(Path::new("/"));
+    folder.parent().unwrap_or(folder).to_path_buf()
+}
+
+/// `p` as a plan file means it: absolute as written, relative under [`plan_base`].
+pub fn in_plan(plan_file: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() || p.as_os_str().is_empty() { p.to_path_buf() } else { plan_base(plan_file).join(p) }
+}
+
 /// `root/rel` with symlinks followed, refused unless it stays inside `root`:
 /// a restored `a.txt -> /live/a.txt` must never make a check read production.
 pub fn inside(root: &Path, rel: &Path) -> Result<PathBuf, String> {
@@ -59,6 +75,16 @@ mod tests {
         assert_eq!(resolve(&root.join("data/missing/../../y")).unwrap(), root.join("y"));
         std::os::unix::fs::symlink("/etc", root.join("data/link")).unwrap();
         assert_eq!(resolve(&root.join("data/link/passwd")).unwrap(), PathBuf::from("/etc/passwd"));
+    }
+
+    #[test]
+    fn plan_paths_resolve_beside_the_plans_folder() {
+        let f = Path::new("/etc/drdrill/drills/db.toml");
+        assert_eq!(plan_base(f), PathBuf::from("/etc/drdrill"));
+        assert_eq!(in_plan(f, Path::new("var/db.sqlite")), PathBuf::from("/etc/drdrill/var/db.sqlite"));
+        assert_eq!(in_plan(f, Path::new("/srv/db")), PathBuf::from("/srv/db"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(in_plan(Path::new("drills/q.toml"), Path::new("var/q.db")), cwd.join("var/q.db"));
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn secrets() -> &'static RwLock<Vec<String>> {
         let mut found: Vec<String> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .filter(|(k, v)| is_secret_name(k) && v.len() >= MIN_SECRET_LEN)
-            .map(|(_, v)| v)
+            .flat_map(|(_, v)| forms(&v))
             .collect();
         // Longest first, so a secret that contains another is masked whole.
         found.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -49,10 +49,25 @@ pub fn register(secret: &str) {
         return;
     }
     let mut all = secrets().write().unwrap_or_else(|p| p.into_inner());
-    if !all.iter().any(|s| s == secret) {
-        all.push(secret.to_string());
-        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for form in forms(secret) {
+        if !all.contains(&form) {
+            all.push(form);
+        }
     }
+    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// A secret as it appears in plain text, and as it appears inside a JSON
+/// string (a JSON log line escapes `"`, `\` and control characters).
+fn forms(secret: &str) -> Vec<String> {
+    let mut v = vec![secret.to_string()];
+    if let Ok(quoted) = serde_json::to_string(secret) {
+        let inner = &quoted[1..quoted.len() - 1];
+        if inner != secret {
+            v.push(inner.to_string());
+        }
+    }
+    v
 }
 
 /// `text` with every known secret and every URL's user-info masked.
@@ -177,6 +192,13 @@ mod tests {
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("cannot list http://***@127.0.0.1:9000/drills"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn secrets_are_masked_inside_json_too() {
+        register("pa\"ss\\word");
+        let line = serde_json::json!({ "message": "login with pa\"ss\\word failed" }).to_string();
+        assert!(scrub(&line).contains("login with [redacted] failed"), "{}", scrub(&line));
     }
 
     #[test]

@@ -16,21 +16,22 @@ use super::{Channel, Event, Outgoing};
 use crate::config::{Config, DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
 
 /// Email, when the config has a `[notify]` section.
-pub fn from_config(config: &Config) -> Option<Arc<dyn Channel>> {
-    config.notify.clone().map(|n| Arc::new(Email(n)) as Arc<dyn Channel>)
+pub fn from_config(config: &Config) -> Vec<Arc<dyn Channel>> {
+    config.notify.clone().map(|n| Arc::new(Email(n)) as Arc<dyn Channel>).into_iter().collect()
 }
 
 struct Email(NotifyConfig);
 
 impl Channel for Email {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "email"
     }
 
     fn wants(&self, event: Event) -> bool {
-        match event {
-            Event::Alert | Event::StaleBackup => self.0.on_failure,
-            Event::Digest => true,
+        match &self.0.events {
+            Some(events) => events.contains(&event),
+            // The digest goes out when it is scheduled or asked for.
+            None => event == Event::Digest || self.0.on_failure,
         }
     }
 

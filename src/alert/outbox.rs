@@ -1,14 +1,17 @@
-//! Queued mail in the results database, so a message survives a dead mail
-//! server or a restart and is retried with backoff.
+//! Queued alerts in the results database, one row per channel, so a message
+//! survives a dead server or a restart and is retried with backoff.
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use crate::db::{Db, ts};
 
-/// A message before it is addressed: recipients come from the config at send time.
+/// A message as one channel sends it, before it is addressed: recipients,
+/// URLs and keys come from the config at send time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
+    /// The event's name (the row's `kind`), for channels that route or rank by it.
+    pub event: String,
     pub subject: String,
     pub body: String,
     /// File name and bytes.
@@ -57,7 +60,7 @@ pub fn enqueue(db: &Db, kind: &str, channel: &str, m: &Outgoing) -> anyhow::Resu
 pub fn due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<OutboxEntry>> {
     db.with_conn(|c| {
         let mut stmt = c.prepare(
-            "SELECT id, attempts, subject, body, attachment_name, attachment, channel FROM outbox
+            "SELECT id, attempts, subject, body, attachment_name, attachment, channel, kind FROM outbox
              WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([ts(now)], |r| {
@@ -67,7 +70,12 @@ pub fn due(db: &Db, now: DateTime<Utc>) -> anyhow::Result<Vec<OutboxEntry>> {
                 id: r.get(0)?,
                 channel: r.get(6)?,
                 attempts: r.get(1)?,
-                message: Outgoing { subject: r.get(2)?, body: r.get(3)?, attachment: name.zip(bytes) },
+                message: Outgoing {
+                    event: r.get(7)?,
+                    subject: r.get(2)?,
+                    body: r.get(3)?,
+                    attachment: name.zip(bytes),
+                },
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -12,9 +12,14 @@ pub async fn cmd_approve(
     run_id: i64,
     gate: Option<String>,
     note: Option<String>,
+    as_json: bool,
 ) -> anyhow::Result<u8> {
     let body = json!({ "gate": gate, "note": note, "by": super::operator() });
     match Client::new(config)?.post_json(&format!("/api/runs/{run_id}/approve"), Some(&body)).await {
+        Ok(a) if as_json => {
+            super::print_json(&a)?;
+            Ok(EXIT_PASSED)
+        }
         Ok(a) => {
             println!(
                 "run {run_id}: gate before {} approved by {}",
@@ -23,9 +28,11 @@ pub async fn cmd_approve(
             );
             Ok(EXIT_PASSED)
         }
-        Err(e) => {
-            eprintln!("error: {e:#}\nfix: `drdrill status` shows the runs waiting at a gate");
-            Ok(EXIT_BAD_INPUT)
-        }
+        Err(e) => Ok(super::fail(
+            as_json,
+            EXIT_BAD_INPUT,
+            &format!("{e:#}"),
+            Some("`drdrill status` shows the runs waiting at a gate"),
+        )),
     }
 }

@@ -100,27 +100,43 @@ fn row_json(l: &Listing) -> serde_json::Value {
 }
 
 /// Scrubs every complete backup ([`scrub_backup`]) and prints what it proved.
-pub async fn cmd_verify(config: Arc<Config>, plan: Option<&str>, store: Option<&str>) -> anyhow::Result<u8> {
+pub async fn cmd_verify(
+    config: Arc<Config>,
+    plan: Option<&str>,
+    store: Option<&str>,
+    json: bool,
+) -> anyhow::Result<u8> {
     let st = pick_store(&config, plan, store)?;
     let name = plan_name(&config, plan)?;
     let listing = st.list(name.as_deref()).await?;
     let (mut good, mut bad, mut incomplete) = (0, 0, 0);
+    let mut rows = Vec::new();
     for l in listing {
         let id = format!("{}/{}", l.plan, l.backup_id);
+        let mut row = serde_json::json!({ "plan": l.plan, "backup_id": l.backup_id });
         let Some(m) = l.manifest else {
             if let Some(e) = &l.manifest_error {
-                println!("BAD  {id}: {}", drdrill::redact::scrub(e));
+                let e = drdrill::redact::scrub(e).into_owned();
+                row["state"] = "bad".into();
+                row["error"] = e.clone().into();
+                if !json {
+                    println!("BAD  {id}: {e}");
+                }
                 bad += 1;
             } else {
-                println!("skip {id}: incomplete (no manifest), never restored");
+                row["state"] = "incomplete".into();
+                if !json {
+                    println!("skip {id}: incomplete (no manifest), never restored");
+                }
                 incomplete += 1;
             }
+            rows.push(row);
             continue;
         };
         let m = Arc::new(m);
         match scrub_backup(&st, &m, Cancel::new()).await {
             Ok(r) => {
-                let walked = match r.walked {
+                let walked = match &r.walked {
                     Some(w) => {
                         format!("; all {} entries ({} files, {} bytes) match the manifest", w.entries, w.files, w.bytes)
                     }
@@ -130,15 +146,35 @@ pub async fn cmd_verify(config: Arc<Config>, plan: Option<&str>, store: Option<&
                     ),
                 };
                 let note = m.integrity_note().map(|n| format!("; note: {n}")).unwrap_or_default();
-                println!("ok   {id}: sha256 {} ({} bytes){walked}{note}", r.sha256, r.size);
+                row["state"] = "ok".into();
+                row["sha256"] = r.sha256.clone().into();
+                row["size"] = r.size.into();
+                row["entries"] = r.walked.as_ref().map(|w| w.entries).into();
+                row["files"] = r.walked.as_ref().map(|w| w.files).into();
+                row["note"] = m.integrity_note().into();
+                if !json {
+                    println!("ok   {id}: sha256 {} ({} bytes){walked}{note}", r.sha256, r.size);
+                }
                 good += 1;
             }
             Err(e) => {
-                println!("BAD  {id}: {}", drdrill::errors::explain(&e));
+                let e = drdrill::errors::explain(&e);
+                row["state"] = "bad".into();
+                row["error"] = e.clone().into();
+                if !json {
+                    println!("BAD  {id}: {e}");
+                }
                 bad += 1;
             }
         }
+        rows.push(row);
     }
-    println!("{good} intact, {bad} bad, {incomplete} incomplete in store `{}`", st.name);
+    if json {
+        super::print_json(&serde_json::json!({
+            "store": st.name, "intact": good, "bad": bad, "incomplete": incomplete, "backups": rows,
+        }))?;
+    } else {
+        println!("{good} intact, {bad} bad, {incomplete} incomplete in store `{}`", st.name);
+    }
     Ok(if bad > 0 { EXIT_FAILED } else { EXIT_PASSED })
 }

@@ -12,7 +12,7 @@ use drdrill::report::json::Exported;
 use super::history::open_db;
 use super::{EXIT_FAILED, EXIT_PASSED};
 
-pub fn cmd_verify(config: Arc<Config>, file: Option<&Path>) -> anyhow::Result<u8> {
+pub fn cmd_verify(config: Arc<Config>, file: Option<&Path>, json: bool) -> anyhow::Result<u8> {
     let (what, result) = match file {
         Some(f) => {
             let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
@@ -29,6 +29,20 @@ pub fn cmd_verify(config: Arc<Config>, file: Option<&Path>) -> anyhow::Result<u8
             (config.database.display().to_string(), db.verify_evidence()?)
         }
     };
+    if json {
+        let view = match &result {
+            Ok(v) => serde_json::json!({
+                "source": what, "ok": true, "records": v.records, "anchor": v.anchor, "head": v.head,
+                "logged": v.logged, "broken": null,
+            }),
+            Err(b) => serde_json::json!({
+                "source": what, "ok": false, "records": null, "anchor": null, "head": null, "logged": null,
+                "broken": { "seq": b.seq, "run_id": b.run_id, "problem": b.problem, "text": b.to_string() },
+            }),
+        };
+        super::print_json(&view)?;
+        return Ok(if result.is_ok() { EXIT_PASSED } else { EXIT_FAILED });
+    }
     match result {
         Ok(v) => {
             println!("evidence chain in {what}: OK, {} record(s)", v.records);

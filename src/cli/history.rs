@@ -12,6 +12,20 @@ use super::{EXIT_BAD_INPUT, EXIT_PASSED};
 pub fn cmd_history(config: Arc<Config>, plan: Option<&str>, limit: usize, json: bool) -> anyhow::Result<u8> {
     let db = open_db(&config)?;
     let runs = db.runs(plan, limit)?;
+    // A typo is not "no runs yet": a plan with no file and no record is unknown.
+    if let Some(p) = plan
+        && runs.is_empty()
+        && drdrill::plan::find(p, &config).is_err()
+    {
+        let known: Vec<String> = db.plan_files()?.into_keys().collect();
+        let msg = format!("no plan `{p}`: no plan file in {} and no recorded run", config.plans.display());
+        let fix = if known.is_empty() {
+            "`drdrill validate` lists the plans".to_string()
+        } else {
+            format!("plans with runs: {}", known.join(", "))
+        };
+        return Ok(super::fail(json, EXIT_BAD_INPUT, &msg, Some(&fix)));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(EXIT_PASSED);

@@ -8,6 +8,7 @@ pub mod coverage;
 pub mod daemon;
 pub mod evidence;
 pub mod history;
+pub mod logs;
 pub mod note;
 pub mod notify;
 pub mod reload;
@@ -50,4 +51,30 @@ pub fn operator() -> String {
         // SAFETY: getuid(2) cannot fail and has no memory effects.
         .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
     format!("terminal (user {user})")
+}
+
+/// Prints a command's `--json` result.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints one event of a stream as one line of JSON (NDJSON).
+pub fn print_ndjson(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// Reports an error the `--json` way (`{"error": ...}` on stdout) or the
+/// text way (stderr, with its fix), and returns `code`.
+pub fn fail(json: bool, code: u8, message: &str, fix: Option<&str>) -> u8 {
+    if json {
+        let _ = print_json(&serde_json::json!({ "error": message, "fix": fix }));
+    } else {
+        eprintln!("error: {message}");
+        if let Some(f) = fix {
+            eprintln!("fix: {f}");
+        }
+    }
+    code
 }

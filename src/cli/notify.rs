@@ -1,9 +1,10 @@
-//! `drdrill notify test|digest|flush`: mail settings check, a digest now, and
-//! a retry of queued mail.
+//! `drdrill notify test|digest|flush`: a test message through every alert
+//! channel, a digest now, and a retry of everything queued.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use drdrill::alert::{self, NotifyConfig};
+use drdrill::alert;
 use drdrill::config::Config;
 
 use super::history::open_db;
@@ -11,52 +12,68 @@ use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED};
 
 #[derive(clap::Subcommand)]
 pub enum NotifyCommand {
-    /// Send a test message now and print any error
+    /// Send a test message through every channel now and print any error
     Test,
-    /// Send the digest (HTML report attached) now
+    /// Send the digest (HTML report attached by email) now
     Digest,
     /// Retry every queued message now
     Flush,
 }
 
-fn settings(config: &Config) -> Result<&NotifyConfig, u8> {
-    config.notify.as_ref().ok_or_else(|| {
-        eprintln!(
-            "error: no [notify] section in {}: add smtp_host, from and to (see docs/evidence.md)",
-            config.origin()
-        );
-        EXIT_BAD_INPUT
-    })
-}
-
-pub async fn cmd_notify(config: Arc<Config>, cmd: NotifyCommand) -> anyhow::Result<u8> {
-    let n = match settings(&config) {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
+pub async fn cmd_notify(config: Arc<Config>, cmd: NotifyCommand, json: bool) -> anyhow::Result<u8> {
     let channels = alert::Channels::from_config(&config);
+    if channels.is_empty() {
+        let msg = format!("no alert channel in {}", config.origin());
+        let fix = "add a [notify] section (email) or an [[alert]] table (webhook, slack, ntfy); see the README";
+        return Ok(super::fail(json, EXIT_BAD_INPUT, &msg, Some(fix)));
+    }
     let summary = match cmd {
         NotifyCommand::Test => {
-            let mut code = EXIT_PASSED;
-            for (channel, result) in alert::send_test(&channels).await {
-                match result {
-                    Ok(()) if channel == "email" => println!("test message sent by email to {}", n.to.join(", ")),
-                    Ok(()) => println!("test message sent through {channel}"),
-                    Err(e) => {
-                        eprintln!("error: test message not sent through {channel}: {}", drdrill::errors::explain(&e));
-                        code = EXIT_FAILED;
+            let results = alert::send_test(&channels).await;
+            let failed = results.iter().any(|(_, r)| r.is_err());
+            if json {
+                let rows: Vec<serde_json::Value> = results
+                    .iter()
+                    .map(|(channel, r)| {
+                        serde_json::json!({
+                            "channel": channel,
+                            "ok": r.is_ok(),
+                            "error": r.as_ref().err().map(drdrill::errors::explain),
+                        })
+                    })
+                    .collect();
+                super::print_json(&serde_json::json!({ "channels": rows }))?;
+            } else {
+                for (channel, result) in &results {
+                    match result {
+                        Ok(()) if channel == "email" => println!(
+                            "test message sent by email to {}",
+                            config.notify.as_ref().map(|n| n.to.join(", ")).unwrap_or_default()
+                        ),
+                        Ok(()) => println!("test message sent through {channel}"),
+                        Err(e) => {
+                            eprintln!("error: test message not sent through {channel}: {}", drdrill::errors::explain(e))
+                        }
                     }
                 }
             }
-            return Ok(code);
+            return Ok(if failed { EXIT_FAILED } else { EXIT_PASSED });
         }
-        NotifyCommand::Digest => alert::send_digest(&channels, n.digest_period(), &open_db(&config)?).await?,
+        NotifyCommand::Digest => {
+            let period = config.notify.as_ref().map_or(Duration::from_secs(7 * 86400), |n| n.digest_period());
+            let max_interval = config.daemon.max_interval.map(|m| m.0);
+            alert::send_digest(&channels, period, max_interval, &open_db(&config)?).await?
+        }
         NotifyCommand::Flush => {
             let db = open_db(&config)?;
             alert::make_all_due(&db)?;
             alert::flush_outbox(&channels, &db).await
         }
     };
-    println!("mail: {} sent, {} failed, {} still queued", summary.sent, summary.failed, summary.waiting);
+    if json {
+        super::print_json(&summary)?;
+    } else {
+        println!("alerts: {} sent, {} failed, {} still queued", summary.sent, summary.failed, summary.waiting);
+    }
     Ok(if summary.failed == 0 { EXIT_PASSED } else { EXIT_FAILED })
 }

@@ -34,7 +34,8 @@ pub fn cmd_report(
         }
     };
     let db = open_db(&config)?;
-    let report = Report::build(&db, &ReportOptions { since, plan, now })?;
+    let report =
+        Report::build(&db, &ReportOptions { since, plan, now, max_interval: config.daemon.max_interval.map(|m| m.0) })?;
     let text = report.render(format)?;
     match output {
         Some(path) => {

@@ -23,9 +23,11 @@ use drdrill::plan::{BackupMode, Plan};
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED};
 
 /// Shows the run as it goes: a progress bar on a terminal, plain lines otherwise
-/// (logs, CI, `--json` where stdout is for the result).
+/// (logs, CI, `--json` where stdout is for the result), or log events when the
+/// log is JSON, so that standard error holds nothing but JSON lines.
 struct Live {
     phases: bool,
+    json_log: bool,
     bar: OnceLock<ProgressBar>,
     tty: bool,
     steps: u64,
@@ -34,6 +36,10 @@ struct Live {
 
 impl Live {
     fn line(&self, text: String) {
+        if self.json_log {
+            tracing::info!("{}", text.trim());
+            return;
+        }
         match self.bar.get() {
             Some(bar) => bar.println(text),
             None => eprintln!("{text}"),
@@ -44,6 +50,8 @@ impl Live {
 impl Observer for Live {
     fn run_started(&self, run_id: i64, plan: &Plan) {
         let _ = self.run_id.set(run_id);
+        // The run's span (see cmd_run) learns its id: every later log line carries it.
+        tracing::Span::current().record("run", run_id);
         self.line(format!("drill {} (run {run_id}) started", plan.name));
         if !plan.pause_before.is_empty() {
             self.line(format!(
@@ -64,12 +72,14 @@ impl Observer for Live {
     }
 
     fn phase_started(&self, _run_id: i64, name: &str) {
+        tracing::debug!("phase {name} started");
         if let Some(bar) = self.bar.get() {
             bar.set_message(name.to_string());
         }
     }
 
     fn phase(&self, _run_id: i64, p: &PhaseRecord) {
+        tracing::debug!(status = %p.status, ms = p.duration_ms, "phase {} ended: {}", p.name, p.detail);
         if let Some(bar) = self.bar.get() {
             bar.inc(1);
         }
@@ -118,6 +128,13 @@ pub async fn cmd_run(
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    tracing::debug!(
+        file = %plan.file.display(),
+        base = %drdrill::paths::plan_base(&plan.file).display(),
+        config = %config.origin(),
+        "plan {} loaded",
+        plan.name
+    );
     if dry_run {
         let (text, refused) = dry_run_text(&plan, &config);
         super::stdout_may_close();
@@ -128,6 +145,7 @@ pub async fn cmd_run(
     if let Err(refused) = plan.guard_check(&Guard::new(&config)) {
         return Ok(report_refusal(&refused, arg));
     }
+    let json_log = config.log_format == drdrill::config::LogFormat::Json;
     let engine = Engine::open(config)?;
     recover_at_start(&engine);
     let opts = RunOptions { notes, ..RunOptions::default() };
@@ -142,12 +160,14 @@ pub async fn cmd_run(
     );
     let live = Live {
         phases: !json,
+        json_log,
         bar: OnceLock::new(),
-        tty: std::io::stderr().is_terminal(),
+        tty: std::io::stderr().is_terminal() && !json_log,
         steps: timeline::steps(&plan).len() as u64,
         run_id,
     };
-    let result = engine.run(&plan, opts, &live).await;
+    let span = tracing::info_span!("drill", plan = %plan.name, run = tracing::field::Empty, trigger = "manual");
+    let result = tracing::Instrument::instrument(engine.run(&plan, opts, &live), span.clone()).await;
     signals.abort();
     if let Some(bar) = live.bar.get() {
         bar.finish_and_clear();
@@ -166,7 +186,8 @@ pub async fn cmd_run(
         }
     };
     // The run is recorded; mail goes out only now, bounded and never changing the result.
-    drdrill::alert::after_run(&drdrill::alert::Channels::from_config(&engine.config), &engine.db, &report).await;
+    let channels = drdrill::alert::Channels::from_config(&engine.config);
+    tracing::Instrument::instrument(drdrill::alert::after_run(&channels, &engine.db, &report), span).await;
     super::stdout_may_close();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -56,6 +56,29 @@ pub async fn cmd_status(config: &Config, json: bool) -> anyhow::Result<u8> {
             s(g, "approve")
         );
     }
+    for p in plans.get("plans").and_then(Value::as_array).into_iter().flatten() {
+        let due = p.get("due").cloned().unwrap_or(Value::Null);
+        let interval = due
+            .get("max_interval_ms")
+            .and_then(Value::as_u64)
+            .map(|ms| humantime::format_duration(std::time::Duration::from_millis(ms)).to_string());
+        match due.get("state").and_then(Value::as_str) {
+            Some("overdue") => println!(
+                "OVERDUE: {} has had no passed run for over {} (since {}; last passed: {})",
+                s(p, "name"),
+                interval.unwrap_or_default(),
+                s(&due, "overdue_since"),
+                due.get("last_passed").and_then(Value::as_str).unwrap_or("never")
+            ),
+            Some("untested") => println!(
+                "untested: {} has never run (first loaded {}){}",
+                s(p, "name"),
+                s(&due, "first_loaded"),
+                interval.map(|i| format!("; overdue {i} after that without a passed run")).unwrap_or_default()
+            ),
+            _ => {}
+        }
+    }
     for q in plans.get("quarantine").and_then(Value::as_array).into_iter().flatten() {
         println!(
             "ATTENTION: run {} left live data in {}; read {} to put it back",

@@ -9,10 +9,12 @@ use serde::Deserialize;
 pub struct ApiConfig {
     pub listen: String,
     pub token_file: PathBuf,
+    /// Where people reach the API (a TLS proxy in front), for the links alerts carry.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: "127.0.0.1:7878".into(), token_file: "var/api-token".into() }
+        ApiConfig { listen: "127.0.0.1:7878".into(), token_file: "var/api-token".into(), public_url: None }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::diag::{Bounded, limit};
-use crate::duration::{DAY, HOUR};
+use crate::duration::{DAY, HOUR, YEAR};
 
 limit!(
     /// Every running drill holds a scratch folder and often a server process.
@@ -14,6 +14,11 @@ limit!(
 limit!(
     /// Longer than systemd waits for a stop (the unit's TimeoutStopSec) is moot.
     pub GracePeriod: Duration = "[daemon] grace_period", Duration::ZERO, Duration::from_secs(HOUR)
+);
+
+limit!(
+    /// An overdue alert per period: shorter than seconds would be a flood.
+    pub MaxInterval: Duration = "max_interval", Duration::from_secs(5), Duration::from_secs(10 * YEAR)
 );
 
 limit!(
@@ -36,6 +41,9 @@ pub struct DaemonConfig {
     /// looked at between drills, to call a plan `stale` when it is older than
     /// the plan's RPO target.
     pub freshness_interval: Bounded<FreshnessInterval>,
+    /// A plan with no passed run for this long is `overdue`, unless the plan
+    /// sets its own `max_interval`. `None`: only plans that set one.
+    pub max_interval: Option<Bounded<MaxInterval>>,
 }
 
 impl Default for DaemonConfig {
@@ -45,6 +53,7 @@ impl Default for DaemonConfig {
             timezone: TimeZone(chrono_tz::UTC),
             grace_period: Bounded::of(Duration::from_secs(30)),
             freshness_interval: Bounded::of(Duration::from_secs(300)),
+            max_interval: None,
         }
     }
 }

@@ -36,9 +36,12 @@ pub struct NotifyConfig {
     pub password_file: Option<PathBuf>,
     /// Extra PEM root certificate for a server with a private CA.
     pub ca_file: Option<PathBuf>,
-    /// Alert on failed runs and missed targets (default true).
+    /// Alert on failed, aborted and recovered runs, missed targets, overdue
+    /// plans and stale backups (default true).
     #[serde(default = "yes")]
     pub on_failure: bool,
+    /// The events mailed, instead of `on_failure` (the digest is one of them).
+    pub events: Option<Vec<super::Event>>,
     /// When the daemon sends the digest, in crontab syntax.
     pub digest: Option<Schedule>,
     /// How far back the digest's report reaches (default 7d).

@@ -115,6 +115,8 @@ pub struct PlanView {
     pub rpo_target_ms: f64,
     pub last_run: Option<RunSummary>,
     pub active: Option<ActiveRun>,
+    /// Overdue, untested or current, against its `max_interval`.
+    pub due: super::overdue::Standing,
     /// With `[probe] kind = "heartbeat"`: the markers the daemon writes.
     pub heartbeat: Option<super::heartbeat::BeatView>,
     /// With `mode = "existing"` or `"latest"`: the newest backup's age, `stale`.
@@ -159,6 +161,7 @@ fn plans_view(d: &Daemon) -> anyhow::Result<PlansView> {
             rpo_target_ms: p.targets.rpo.0.as_secs_f64() * 1000.0,
             last_run: d.engine.db.runs(Some(&p.name), 1)?.into_iter().next(),
             active: active.get(&p.name).cloned(),
+            due: super::overdue::standing(d, p, chrono::Utc::now())?,
             heartbeat: d.heartbeats.view(&p.name),
             freshness: d
                 .freshness

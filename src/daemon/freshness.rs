@@ -2,8 +2,10 @@
 //! outside the drill (`mode = "existing"` or `"latest"`), the daemon looks at
 //! the newest backup every `[daemon] freshness_interval`. When it is older than
 //! the plan's RPO target the plan is `stale`: a disaster now would lose more
-//! than the target allows, whatever the next drill says. One alert goes out per
-//! stale episode; `/metrics`, `drdrill status` and `GET /api/plans` show it.
+//! than the target allows, whatever the next drill says. One `stale-backup`
+//! alert goes out per stale episode (the backup alerted for is kept in the
+//! results database, so a restart does not repeat it); `/metrics`, `drdrill
+//! status` and `GET /api/plans` show it.
 //!
 //! A plan is looked at again exactly when its newest backup would cross the
 //! target, so it turns stale on time and not up to an interval late. Each look
@@ -22,7 +24,7 @@ use tokio::time::Instant;
 
 use super::Daemon;
 use super::plans::PlanSet;
-use crate::alert::{Event, Outgoing};
+use crate::alert::{Event, Notice};
 use crate::cancel::Cancel;
 use crate::duration::format_duration;
 use crate::engine::Inventory;
@@ -165,17 +167,20 @@ impl Freshness {
         self.plans().values().filter(|w| !w.looking).map(|w| w.next).min()
     }
 
-    /// Records a look. Returns the alert to send when the plan just turned stale.
+    /// Records a look; says when it began or ended a stale episode (the first
+    /// look after a start that finds the plan fresh ends any episode a
+    /// previous daemon recorded).
     fn finished(
         &self,
         plan: &Plan,
         result: anyhow::Result<Inventory>,
         interval: Duration,
         now: DateTime<Utc>,
-    ) -> Option<Outgoing> {
+    ) -> Option<Turned> {
         let mut plans = self.plans();
         let w = plans.get_mut(&plan.name)?;
         w.looking = false;
+        let first = w.view.checked_at.is_none();
         let target = plan.targets.rpo.0;
         let v = &mut w.view;
         v.checked_at = Some(now);
@@ -210,9 +215,9 @@ impl Freshness {
         match (was, stale) {
             (false, true) => {
                 v.stale_since = Some(now);
-                let msg = stale_message(plan, v, age, interval, now);
-                tracing::warn!(plan = %plan.name, "freshness: {}", msg.subject.trim_start_matches("[drdrill] "));
-                Some(msg)
+                let notice = stale_notice(plan, v, age, interval, now);
+                tracing::warn!(plan = %plan.name, "freshness: {}", notice.title);
+                Some(Turned::Stale(notice))
             }
             (true, false) => {
                 tracing::info!(
@@ -222,25 +227,37 @@ impl Freshness {
                     v.newest_at.map(|t| t.to_rfc3339()).unwrap_or_default()
                 );
                 v.stale_since = None;
-                None
+                Some(Turned::Fresh)
             }
+            (false, false) if first && known => Some(Turned::Fresh),
             _ => None,
         }
     }
 }
 
-fn stale_message(
-    plan: &Plan,
-    v: &FreshView,
-    age: Option<Duration>,
-    interval: Duration,
-    now: DateTime<Utc>,
-) -> Outgoing {
+/// What a look changed about a plan's stale episode.
+#[derive(Debug)]
+enum Turned {
+    Stale(Stale),
+    Fresh,
+}
+
+/// The alert of a stale episode, before it becomes a [`Notice`].
+#[derive(Debug)]
+struct Stale {
+    title: String,
+    text: String,
+    details: serde_json::Value,
+    /// The newest backup it is about (`""`: none at all): the episode's identity.
+    backup: String,
+}
+
+fn stale_notice(plan: &Plan, v: &FreshView, age: Option<Duration>, interval: Duration, now: DateTime<Utc>) -> Stale {
     let target = format_duration(plan.targets.rpo.0);
     let repo = v.repository.as_deref().unwrap_or("its repository");
-    let (subject, newest) = match (age, &v.newest_id, v.newest_at) {
+    let (title, newest) = match (age, &v.newest_id, v.newest_at) {
         (Some(a), Some(id), Some(t)) => (
-            format!("[drdrill] {} STALE: newest backup is {} old (RPO target {target})", plan.name, format_duration(a)),
+            format!("{} STALE: newest backup is {} old (RPO target {target})", plan.name, format_duration(a)),
             format!(
                 "The newest backup of plan `{}` in {repo} is {id}, from {}: {} old at {}.",
                 plan.name,
@@ -250,7 +267,7 @@ fn stale_message(
             ),
         ),
         _ => (
-            format!("[drdrill] {} STALE: no backup (RPO target {target})", plan.name),
+            format!("{} STALE: no backup (RPO target {target})", plan.name),
             format!("Plan `{}` has no complete backup in {repo} at {}.", plan.name, now.to_rfc3339()),
         ),
     };
@@ -258,13 +275,47 @@ fn stale_message(
         Some(e) => format!("\nThe last look could not list the backups, so this is what was seen before: {e}\n"),
         None => String::new(),
     };
-    Outgoing {
-        subject,
-        body: format!(
+    Stale {
+        title,
+        text: format!(
             "{newest}\nThat is more than the plan's RPO target of {target}: a disaster now would lose more data than the target allows. Check the job that makes these backups.\n{listing}\nSeen by the daemon's freshness check (every {}); `drdrill status` shows the plan as STALE until a newer backup is there. This alert is sent once per stale episode.\n",
             format_duration(interval)
         ),
-        attachment: None,
+        details: serde_json::json!({
+            "repository": v.repository,
+            "newest_id": v.newest_id,
+            "newest_at": v.newest_at,
+            "age_ms": age.map(|a| a.as_millis() as u64),
+            "rpo_target_ms": v.rpo_target_ms,
+            "list_error": v.error,
+        }),
+        backup: v.newest_id.clone().unwrap_or_default(),
+    }
+}
+
+/// Sends the alert of a stale episode that began, unless a previous daemon
+/// sent it for the same backup already; records an episode that ended.
+fn record(d: &Daemon, plan: &Plan, turned: Turned) {
+    let db = &d.engine.db;
+    let result = match turned {
+        Turned::Fresh => db.set_stale_alerted(&plan.name, None, Utc::now()),
+        Turned::Stale(s) => match db.stale_alerted(&plan.name) {
+            Ok(Some(b)) if b == s.backup => {
+                tracing::info!(plan = %plan.name, "freshness: the stale alert for this backup went out before a restart");
+                Ok(())
+            }
+            _ => {
+                let mut notice = Notice::about(&d.alerts, Event::StaleBackup, &plan.name, &s.title, &s.text);
+                notice.details = s.details;
+                if crate::alert::queue(&d.alerts, db, &notice) {
+                    d.mail.notify_one();
+                }
+                db.set_stale_alerted(&plan.name, Some(&s.backup), Utc::now())
+            }
+        },
+    };
+    if let Err(e) = result {
+        tracing::error!(plan = %plan.name, "cannot record the plan's stale episode: {e:#}");
     }
 }
 
@@ -295,11 +346,10 @@ pub async fn run(daemon: Arc<Daemon>) {
                     d.freshness.stop.on_cancel(move || c.cancel_because("the daemon is stopping"))
                 };
                 let result = d.engine.inventory(&plan, "freshness", LOOK_BUDGET, cancel).await;
-                if let Some(msg) = d.freshness.finished(&plan, result, interval, Utc::now()) {
-                    match d.alerts.enqueue(&d.engine.db, Event::StaleBackup, &msg) {
-                        Ok(n) if n > 0 => d.mail.notify_one(),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(plan = %plan.name, "cannot queue the stale-backup alert: {e:#}"),
+                if let Some(turned) = d.freshness.finished(&plan, result, interval, Utc::now()) {
+                    let (d, plan) = (d.clone(), plan.clone());
+                    if let Err(e) = tokio::task::spawn_blocking(move || record(&d, &plan, turned)).await {
+                        tracing::error!("recording a stale episode panicked: {e}");
                     }
                 }
                 // The loop's next wake-up depends on what this look saw.
@@ -350,24 +400,31 @@ mod tests {
             assert_eq!(f.take_due(Instant::now() + Duration::from_secs(86400)).len(), 1);
             f.finished(&plan, result, every, now)
         };
-        assert!(look(inv(chrono::Duration::minutes(30), now)).is_none());
+        assert!(
+            matches!(look(inv(chrono::Duration::minutes(30), now)), Some(Turned::Fresh)),
+            "the first look ends any old episode"
+        );
         assert!(!f.view("p").unwrap().stale);
         // The next look is when the backup turns an hour old, not an interval later.
         let wait = f.next_due().unwrap() - Instant::now();
         assert!(wait > Duration::from_secs(250) && wait <= every, "{wait:?}");
 
-        let alert = look(inv(chrono::Duration::minutes(61), now)).expect("turning stale alerts");
-        assert!(alert.subject.contains("p STALE: newest backup is 1h 1m old (RPO target 1h)"), "{}", alert.subject);
-        assert!(alert.body.contains("b1") && alert.body.contains("local"), "{}", alert.body);
+        let Some(Turned::Stale(alert)) = look(inv(chrono::Duration::minutes(61), now)) else {
+            panic!("turning stale alerts")
+        };
+        assert_eq!(alert.title, "p STALE: newest backup is 1h 1m old (RPO target 1h)");
+        assert!(alert.text.contains("b1") && alert.text.contains("local"), "{}", alert.text);
+        assert_eq!((alert.backup.as_str(), &alert.details["age_ms"]), ("b1", &serde_json::json!(61 * 60 * 1000)));
         assert!(look(inv(chrono::Duration::minutes(70), now)).is_none(), "still stale: no second alert");
         // The repository cannot be listed: the last seen backup is still too old, no new episode.
         assert!(look(Err(anyhow::anyhow!("repository offline"))).is_none());
         let v = f.view("p").unwrap();
         assert!(v.stale && v.error.as_deref() == Some("repository offline") && v.newest_id.as_deref() == Some("b1"));
         // A new backup ends the episode; the next one alerts again.
-        assert!(look(inv(chrono::Duration::minutes(1), now)).is_none());
+        assert!(matches!(look(inv(chrono::Duration::minutes(1), now)), Some(Turned::Fresh)));
         assert!(!f.view("p").unwrap().stale && f.view("p").unwrap().stale_since.is_none());
-        assert!(look(inv(chrono::Duration::hours(2), now)).is_some());
+        assert!(look(inv(chrono::Duration::minutes(2), now)).is_none(), "fresh and fresh: nothing to record");
+        assert!(matches!(look(inv(chrono::Duration::hours(2), now)), Some(Turned::Stale(_))));
     }
 
     #[test]
@@ -387,7 +444,7 @@ mod tests {
         // Listed, and there is no backup at all: stale.
         f.take_due(Instant::now() + every);
         let empty = Ok(Inventory { repository: "local".into(), backups: Vec::new() });
-        let alert = f.finished(&plan, empty, every, now).expect("no backup is stale");
-        assert!(alert.subject.contains("STALE: no backup"), "{}", alert.subject);
+        let Some(Turned::Stale(alert)) = f.finished(&plan, empty, every, now) else { panic!("no backup is stale") };
+        assert!(alert.title.contains("STALE: no backup") && alert.backup.is_empty(), "{alert:?}");
     }
 }

@@ -42,7 +42,7 @@ pub async fn run(daemon: Arc<Daemon>) {
         }
         if next_digest.is_some_and(|t| t <= Utc::now()) {
             let period = notify.as_ref().map(|n| n.digest_period()).unwrap_or_default();
-            match alert::send_digest(&channels, period, &db).await {
+            match alert::send_digest(&channels, period, daemon.config.daemon.max_interval.map(|m| m.0), &db).await {
                 Ok(s) if s.failed == 0 => tracing::info!(sent = s.sent, "digest sent"),
                 Ok(s) => tracing::warn!(waiting = s.waiting, "digest queued; the mail server did not take it yet"),
                 Err(e) => tracing::error!("digest not built: {e:#}"),

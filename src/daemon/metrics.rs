@@ -1,5 +1,8 @@
 //! `GET /metrics`: Prometheus/OpenMetrics text, built from the results database
 //! at each scrape so counts survive restarts and match `drdrill history`.
+//!
+//! Labels stay bounded: a plan, a result, a check's position and kind; never
+//! a run id or a time, which would make a new series for every run.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -48,16 +51,30 @@ pub fn render(daemon: &Daemon) -> anyhow::Result<String> {
             last_success.get_or_create(&plan(&s.plan)).set(t.timestamp_millis() as f64 / 1000.0);
         }
     }
+    let last_run = FloatGauge::default();
+    for (p, t) in daemon.engine.db.last_run_times()? {
+        last_run.get_or_create(&plan(&p)).set(t.timestamp_millis() as f64 / 1000.0);
+    }
+    let check_duration = FloatGauge::default();
+    for c in daemon.engine.db.last_check_durations()? {
+        let labels = vec![("plan".into(), c.plan), ("check".into(), format!("{}:{}", c.seq, c.kind))];
+        check_duration.get_or_create(&labels).set(c.duration_ms / 1000.0);
+    }
     // Targets of loaded plans are known before their first run.
     let active = Family::<Labels, Gauge>::default();
     let plan_errors = Gauge::<i64>::default();
-    {
+    let overdue = Family::<Labels, Gauge>::default();
+    let loaded: Vec<_> = {
         let plans = daemon.plans();
-        for (name, e) in &plans.plans {
-            rto_target.get_or_create(&plan(name)).set(e.plan.targets.rto.0.as_secs_f64());
-            rpo_target.get_or_create(&plan(name)).set(e.plan.targets.rpo.0.as_secs_f64());
-        }
         plan_errors.set(plans.errors.len() as i64);
+        plans.plans.values().map(|e| e.plan.clone()).collect()
+    };
+    let now = chrono::Utc::now();
+    for p in &loaded {
+        rto_target.get_or_create(&plan(&p.name)).set(p.targets.rto.0.as_secs_f64());
+        rpo_target.get_or_create(&plan(&p.name)).set(p.targets.rpo.0.as_secs_f64());
+        let state = super::overdue::standing(daemon, p, now)?.state;
+        overdue.get_or_create(&plan(&p.name)).set(i64::from(state == super::overdue::Due::Overdue));
     }
     // Between drills: the newest backup of each watched plan.
     let backup_age = FloatGauge::default();
@@ -103,6 +120,18 @@ pub fn render(daemon: &Daemon) -> anyhow::Result<String> {
         beat_last,
     );
     registry.register("heartbeat_failing", "1 while the plan's heartbeat markers cannot be written", beat_failing);
+    registry.register(
+        "last_run_timestamp_seconds",
+        "Unix time the newest finished run per plan ended (skipped firings left out)",
+        last_run,
+    );
+    registry.register_with_unit(
+        "check_duration",
+        "How long each check of the plan's newest run that ran checks took, by position:kind",
+        Unit::Seconds,
+        check_duration,
+    );
+    registry.register("overdue", "1 when the plan has had no passed run for longer than its max_interval", overdue);
     registry.register("active_runs", "Drills running or queued now", active);
     registry.register("plan_errors", "Plan files that failed to load at the last (re)load", plan_errors);
 

@@ -7,11 +7,13 @@
 //! READY=1 is sent once the API listens and the scheduler runs.
 
 pub mod api;
+pub mod deadman;
 pub mod freshness;
 pub mod heartbeat;
 mod lock;
 pub mod mail;
 pub mod metrics;
+pub mod overdue;
 pub mod plans;
 pub mod scheduler;
 pub mod signals;
@@ -28,6 +30,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, broadcast, oneshot};
+use tracing::Instrument;
 
 use crate::cancel::Cancel;
 use crate::config::Config;
@@ -105,6 +108,8 @@ pub struct Daemon {
     pub heartbeats: heartbeat::Heartbeats,
     /// How old the newest backup of each `existing` and `latest` plan is.
     pub freshness: freshness::Freshness,
+    /// Dead-man pings of plans with a `ping_url`.
+    pub pinger: deadman::Pinger,
     token: String,
 }
 
@@ -232,15 +237,42 @@ impl Daemon {
             self.publish_status();
             return;
         }
+        // Every line logged about this run carries its plan and, once known, its id.
+        let span = tracing::info_span!("drill", plan = %name, run = tracing::field::Empty, trigger = %trigger);
         let watch = Watch {
             daemon: self.clone(),
             plan: name.clone(),
             started: Mutex::new(Some(tx)),
             run_id: Mutex::new(None),
             phases: std::sync::atomic::AtomicUsize::new(0),
+            span: span.clone(),
         };
+        // Only runs the schedule starts: the monitor expects the schedule's beat.
+        let ping = plan.ping_url.clone().filter(|_| trigger == "schedule" || trigger == "catch-up");
+        let start_ping = ping.as_ref().map(|url| {
+            let (pinger, plan, url) = (self.pinger.clone(), name.clone(), url.clone());
+            let body = format!("drdrill: drill {plan} starting ({trigger})");
+            tokio::spawn(async move { pinger.send(&plan, &url, deadman::Ping::Start, body).await })
+        });
         let opts = RunOptions { trigger: trigger.clone(), abort, gates: self.gates.clone(), ..Default::default() };
-        let result = self.engine.run(&plan, opts, &watch).await;
+        let result = self.engine.run(&plan, opts, &watch).instrument(span.clone()).await;
+        let _in_run = span.enter();
+        if let Some(url) = ping {
+            let (ping, body) = match &result {
+                Ok(r) if r.passed() => (deadman::Ping::Pass, r.render()),
+                Ok(r) => (deadman::Ping::Fail, r.render()),
+                Err(e) => (deadman::Ping::Fail, format!("drdrill: drill {name} did not run: {e:#}")),
+            };
+            let (pinger, plan) = (self.pinger.clone(), name.clone());
+            let body = crate::redact::scrub(&body).into_owned();
+            tokio::spawn(async move {
+                // After the start ping, so the monitor sees them in order.
+                if let Some(s) = start_ping {
+                    let _ = s.await;
+                }
+                pinger.send(&plan, &url, ping, body).await;
+            });
+        }
         if let Some(run_id) = *watch.run_id.lock().unwrap_or_else(|p| p.into_inner()) {
             // No follower is not an error.
             let _ = self.events.send(RunEvent::Finished { run_id });
@@ -397,10 +429,13 @@ struct Watch {
     run_id: Mutex<Option<i64>>,
     /// Phases seen so far: the next one's position in the timeline.
     phases: std::sync::atomic::AtomicUsize,
+    /// The run's log span, which learns the run id here.
+    span: tracing::Span,
 }
 
 impl Observer for Watch {
     fn run_started(&self, run_id: i64, plan: &Plan) {
+        self.span.record("run", run_id);
         tracing::info!(plan = %plan.name, run = run_id, "drill started");
         *self.run_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(run_id);
         if let Some(a) = self.daemon.active().get_mut(&self.plan) {
@@ -497,6 +532,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         alerts: crate::alert::Channels::from_config(&config),
         heartbeats: Default::default(),
         freshness: Default::default(),
+        pinger: deadman::Pinger::new()?,
         token,
     });
 
@@ -513,6 +549,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     let heartbeat = tokio::spawn(heartbeat::run(daemon.clone()));
     let freshness = tokio::spawn(freshness::run(daemon.clone()));
     let mailer = (!daemon.alerts.is_empty()).then(|| tokio::spawn(mail::run(daemon.clone())));
+    let overdue = tokio::spawn(overdue::run(daemon.clone()));
     let watchdog = systemd::spawn_watchdog();
     tracing::info!(
         "daemon ready: API on http://{listen}, {} plan(s), concurrency {}, schedules in {}",
@@ -539,6 +576,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     scheduler.abort();
     heartbeat.abort();
     freshness.abort();
+    overdue.abort();
     // Undelivered mail stays in the outbox for the next start or `drdrill notify flush`.
     if let Some(m) = mailer {
         m.abort();

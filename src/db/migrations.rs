@@ -132,6 +132,17 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the head log marker is append-only'); END;",
     // 5: alerts through more than email: each queued message names its channel.
     "ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';",
+    // 6: overdue plans: when the daemon first loaded each plan (a plan that never
+    // ran is overdue counted from then), and the period last alerted, so an
+    // overdue plan raises one alert per period across restarts.
+    "CREATE TABLE plan_watch (
+        plan TEXT PRIMARY KEY,
+        first_loaded_at TEXT NOT NULL,
+        overdue_alerted_at TEXT
+     );",
+    // 7: stale backups: the newest backup a plan was alerted stale for ('' for
+    // none at all), so a restart during a stale episode does not alert again.
+    "ALTER TABLE plan_watch ADD COLUMN stale_alerted_for TEXT;",
 ];
 
 type FollowUp = fn(&rusqlite::Transaction) -> anyhow::Result<()>;

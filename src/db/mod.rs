@@ -11,6 +11,7 @@ pub mod headlog;
 mod migrations;
 pub mod owner;
 pub mod reserve;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -131,7 +132,7 @@ pub struct RunDetail {
     pub evidence: Option<evidence::ChainEntry>,
 }
 
-fn parse_ts(text: &str) -> DateTime<Utc> {
+pub(crate) fn parse_ts(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
 }
 
@@ -203,7 +204,7 @@ impl Db {
         }
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 

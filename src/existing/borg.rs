@@ -50,7 +50,9 @@ fn default_bin() -> PathBuf {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Arc<dyn Existing>, Diagnostic> {
-    let b: Borg = doc.deserialize(&value)?;
+    let mut b: Borg = doc.deserialize(&value)?;
+    b.passphrase_file = b.passphrase_file.map(|f| doc.plan_path(&f));
+    b.repository = super::local_repository(doc, &b.repository);
     let bad = |msg: &str, fix: &str| Err(doc.at(value.span(), msg.into(), Some(fix.into())));
     if b.repository.trim().is_empty() {
         return bad("[backup.borg] `repository` is empty", "set it to the repository borg uses");
@@ -143,7 +145,7 @@ impl Existing for Borg {
 
     fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()> {
         let mut out = Vec::new();
-        self.cmd(ctx, "borg-version.log")?.arg("--version").run_reading(&ctx.cancel, &mut out).map_err(|e| {
+        ctx.cmd(&self.bin).log(ctx.run_dir.join("borg-version.log")).arg("--version").run_reading(&ctx.cancel, &mut out).map_err(|e| {
             e.context("borg is needed to drill borg backups: install it (`apt-get install borgbackup`) or set `bin` in [backup.borg]")
         })?;
         let text = String::from_utf8_lossy(&out);

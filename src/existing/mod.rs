@@ -148,7 +148,9 @@ impl Secret {
             text.lines().next().unwrap_or("").to_string()
         } else if let Some(var) = &self.env {
             std::env::var(var).with_context(|| {
-                format!("environment variable {var} (the {what}'s `_env`) is not set: export it for drdrill")
+                format!(
+                    "environment variable {var}, named in the plan for the {what}, is not set: export it for drdrill"
+                )
             })?
         } else {
             return Ok(None);
@@ -203,6 +205,16 @@ pub(crate) fn restored_as(source: &dyn Source, root: &Path, inside: &Path) -> Re
         crate::restored::Shape::File => Restored::file(root.to_path_buf(), top, 0, 0),
         _ => Restored::tree(top, 0, 0),
     }
+}
+
+/// A repository named by a relative folder resolves like every path in a plan;
+/// anything with a scheme (`s3:...`, `ssh://...`, `rest:...`) is left as written.
+pub(crate) fn local_repository(doc: &TomlDoc, repository: &str) -> String {
+    let p = Path::new(repository);
+    if repository.is_empty() || p.is_absolute() || repository.contains(':') {
+        return repository.to_string();
+    }
+    doc.plan_path(p).display().to_string()
 }
 
 /// Sizes of what a restore wrote, for the record.

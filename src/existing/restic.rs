@@ -56,7 +56,9 @@ fn default_bin() -> PathBuf {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Arc<dyn Existing>, Diagnostic> {
-    let r: Restic = doc.deserialize(&value)?;
+    let mut r: Restic = doc.deserialize(&value)?;
+    r.password_file = r.password_file.map(|f| doc.plan_path(&f));
+    r.repository = super::local_repository(doc, &r.repository);
     let bad = |msg: &str, fix: &str| Err(doc.at(value.span(), msg.into(), Some(fix.into())));
     if r.repository.trim().is_empty() {
         return bad("[backup.restic] `repository` is empty", "set it to what you pass to `restic -r`");
@@ -96,13 +98,17 @@ struct Snapshot {
 }
 
 impl Restic {
+    /// The restic binary, nothing else: enough for `restic version`.
+    fn tool(&self, ctx: &RunCtx, log: &str) -> Cmd {
+        ctx.cmd(&self.bin).label(format!("`{}`", self.bin.display())).log(ctx.run_dir.join(log))
+    }
+
+    /// restic on the repository, read-only, with its password.
     fn cmd(&self, ctx: &RunCtx, log: &str) -> anyhow::Result<Cmd> {
         let secret = Secret { file: self.password_file.clone(), env: self.password_env.clone() };
         let password = secret.read("restic password")?.unwrap_or_default();
-        Ok(ctx
-            .cmd(&self.bin)
-            .label(format!("`{}`", self.bin.display()))
-            .log(ctx.run_dir.join(log))
+        Ok(self
+            .tool(ctx, log)
             .args(["--no-lock", "-r", &self.repository])
             .env("RESTIC_PASSWORD", password)
             .env("RESTIC_CACHE_DIR", ctx.run_dir.join("restic-cache")))
@@ -172,7 +178,7 @@ impl Existing for Restic {
 
     fn preflight(&self, ctx: &RunCtx) -> anyhow::Result<()> {
         let mut out = Vec::new();
-        let done = self.cmd(ctx, "restic-version.log")?.arg("version").run_reading(&ctx.cancel, &mut out).map_err(|e| {
+        let done = self.tool(ctx, "restic-version.log").arg("version").run_reading(&ctx.cancel, &mut out).map_err(|e| {
             e.context("restic is needed to drill restic backups: install it (`apt-get install restic`) or set `bin` in [backup.restic]")
         })?;
         done.check()?;

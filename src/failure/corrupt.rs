@@ -47,8 +47,8 @@ limit!(
 );
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
-    let c: Corrupt = doc.deserialize(&value)?;
-    super::require_path(doc, &value, KIND, &c.path)?;
+    let mut c: Corrupt = doc.deserialize(&value)?;
+    c.path = super::require_path(doc, &value, KIND, &c.path)?;
     if c.offsets.as_ref().is_some_and(|o| o.is_empty()) {
         return Err(doc.at(
             value.span(),

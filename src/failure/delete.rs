@@ -29,9 +29,9 @@ pub struct Delete {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
-    let d: Delete = doc.deserialize(&value)?;
+    let mut d: Delete = doc.deserialize(&value)?;
     if let Some(p) = &d.path {
-        super::require_path(doc, &value, KIND, p)?;
+        d.path = Some(super::require_path(doc, &value, KIND, p)?);
     }
     Ok(std::sync::Arc::new(d))
 }

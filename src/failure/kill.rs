@@ -56,7 +56,8 @@ limit!(
 );
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
-    let k: Kill = doc.deserialize(&value)?;
+    let mut k: Kill = doc.deserialize(&value)?;
+    k.pidfile = k.pidfile.map(|p| doc.plan_path(&p));
     if k.pidfile.is_none() && k.name.as_deref().is_none_or(str::is_empty) {
         return Err(doc.at(
             value.span(),

@@ -139,7 +139,13 @@ pub fn parse(doc: &TomlDoc, value: &Spanned<DeValue>) -> Result<Arc<dyn Failure>
 }
 
 /// Rejects an empty path in a failure table.
-pub(crate) fn require_path(doc: &TomlDoc, value: &Spanned<DeValue>, kind: &str, path: &Path) -> Result<(), Diagnostic> {
+/// The failure's `path`, resolved against the plan's base; an empty one is an error.
+pub(crate) fn require_path(
+    doc: &TomlDoc,
+    value: &Spanned<DeValue>,
+    kind: &str,
+    path: &Path,
+) -> Result<PathBuf, Diagnostic> {
     if path.as_os_str().is_empty() {
         return Err(doc.at(
             value.span(),
@@ -147,5 +153,5 @@ pub(crate) fn require_path(doc: &TomlDoc, value: &Spanned<DeValue>, kind: &str, 
             Some("set `path` to the live file it acts on".into()),
         ));
     }
-    Ok(())
+    Ok(doc.plan_path(path))
 }

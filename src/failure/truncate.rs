@@ -26,8 +26,8 @@ pub struct Truncate {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Failure>, Diagnostic> {
-    let t: Truncate = doc.deserialize(&value)?;
-    super::require_path(doc, &value, KIND, &t.path)?;
+    let mut t: Truncate = doc.deserialize(&value)?;
+    t.path = super::require_path(doc, &value, KIND, &t.path)?;
     Ok(std::sync::Arc::new(t))
 }
 

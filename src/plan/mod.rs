@@ -78,6 +78,10 @@ pub struct Plan {
     /// Variables of drdrill's environment passed to the processes the drill
     /// starts; nothing else is inherited (see [`crate::proc`]).
     pub env: Vec<String>,
+    /// With no passed run for this long the plan is overdue (else `[daemon] max_interval`).
+    pub max_interval: Option<Duration>,
+    /// A dead-man's switch (Healthchecks-style): pinged at the start and end of scheduled runs.
+    pub ping_url: Option<String>,
 }
 
 /// Phases a plan may pause before with `pause_before`.
@@ -246,6 +250,8 @@ const PLAN_KEYS: &[&str] = &[
     "destructive",
     "pause_before",
     "env",
+    "max_interval",
+    "ping_url",
     "targets",
     "source",
     "backup",
@@ -298,6 +304,17 @@ impl Plan {
         let destructive: Option<bool> = if keys.has("destructive") { keys.opt("destructive") } else { Some(false) };
         let pause_before_raw: Vec<Spanned<String>> = keys.opt("pause_before").unwrap_or_default();
         let env_raw: Vec<Spanned<String>> = keys.opt("env").unwrap_or_default();
+        let max_interval = keys.opt::<Bounded<crate::config::MaxInterval>>("max_interval").map(|m| m.0);
+        let ping_url: Option<Spanned<String>> = keys.opt("ping_url");
+        if let Some(u) = &ping_url
+            && let Err(e) = crate::config::alert::check_url(u.get_ref())
+        {
+            errors.push(doc.at(
+                u.span(),
+                format!("ping_url: {e}"),
+                Some("give the check's URL, e.g. \"https://hc-ping.com/<uuid>\"".into()),
+            ));
+        }
 
         let targets = keys.require("targets").and_then(|v| {
             let mut t = Keys::new(&doc, v, "targets", &["rto", "rpo"]);
@@ -550,7 +567,14 @@ impl Plan {
             checks,
             pause_before,
             env,
+            max_interval,
+            ping_url: ping_url.map(Spanned::into_inner),
         })
+    }
+
+    /// The interval after which the plan is overdue: its own, else the config's default.
+    pub fn max_interval_in(&self, config: &Config) -> Option<Duration> {
+        self.max_interval.or(config.daemon.max_interval.map(|m| m.0))
     }
 
     pub fn store_name(&self) -> &str {

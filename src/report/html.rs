@@ -67,7 +67,7 @@ pub fn render(r: &Report) -> String {
     for p in &r.plans {
         let _ = write!(
             out,
-            "<a href=\"#plan-{id}\" style=\"text-decoration:none;color:inherit\"><div class=\"tile {cls}\"><b>{name}</b><span class=\"st\">{st}</span><div class=\"small\">{runs} run(s), pass rate {rate}<br>last success: {last}</div></div></a>",
+            "<a href=\"#plan-{id}\" style=\"text-decoration:none;color:inherit\"><div class=\"tile {cls}\"><b>{name}</b><span class=\"st\">{st}</span><div class=\"small\">{runs} run(s), pass rate {rate}<br>last success: {last}{overdue}</div></div></a>",
             id = anchor(&p.plan),
             cls = p.health.as_str(),
             name = escape(&p.plan),
@@ -75,6 +75,13 @@ pub fn render(r: &Report) -> String {
             runs = p.runs,
             rate = percent(p.pass_rate),
             last = escape(p.last_success.as_deref().unwrap_or("never in period")),
+            overdue = match (p.overdue_since, p.max_interval_ms) {
+                (Some(_), Some(ms)) => {
+                    let interval = humantime::format_duration(std::time::Duration::from_millis(ms as u64));
+                    format!("<br>no pass for over {}", escape(&interval.to_string()))
+                }
+                _ => String::new(),
+            },
         );
     }
     out.push_str("</div>");

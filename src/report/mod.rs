@@ -66,6 +66,8 @@ pub struct ReportOptions {
     pub since: Option<DateTime<Utc>>,
     pub plan: Option<String>,
     pub now: DateTime<Utc>,
+    /// `[daemon] max_interval`: for plans that set no `max_interval` of their own.
+    pub max_interval: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -132,6 +134,10 @@ pub struct PlanSummary {
     pub rto: Stat,
     pub rpo: Stat,
     pub schedule: ScheduleInfo,
+    /// The plan's `max_interval` (or the config's default) in milliseconds.
+    pub max_interval_ms: Option<f64>,
+    /// When the plan became overdue by `max_interval`: its last success plus the interval.
+    pub overdue_since: Option<DateTime<Utc>>,
     pub coverage: CoverageInfo,
 }
 
@@ -405,10 +411,15 @@ fn summarize(
     // One lucky pass does not hide a run of failures: two failures among the
     // last five runs also count as failing.
     let recent_failures = runs.iter().rev().take(5).filter(|r| r.result != "passed").count();
+    let max_interval = file.and_then(read_max_interval).or(opts.max_interval);
+    let overdue_since = match (max_interval, last_success.as_deref().and_then(rfc)) {
+        (Some(max), Some(pass)) => ChronoDuration::from_std(max).ok().map(|m| pass + m).filter(|t| *t <= opts.now),
+        _ => None,
+    };
     let health = match last {
         None => Health::Untested,
         Some(r) if r.result != "passed" || recent_failures >= 2 => Health::Failing,
-        Some(_) if schedule.overdue_since.is_some() => Health::Overdue,
+        Some(_) if schedule.overdue_since.is_some() || overdue_since.is_some() => Health::Overdue,
         Some(_) => Health::Healthy,
     };
     PlanSummary {
@@ -426,7 +437,15 @@ fn summarize(
         rpo: stat(runs, "rpo"),
         schedule,
         coverage: coverage(runs),
+        max_interval_ms: max_interval.map(|d| d.as_secs_f64() * 1000.0),
+        overdue_since,
     }
+}
+
+/// The plan file's `max_interval`, if it sets a valid one.
+fn read_max_interval(file: &Path) -> Option<std::time::Duration> {
+    let value: toml::Table = toml::from_str(&std::fs::read_to_string(file).ok()?).ok()?;
+    crate::duration::HumanDuration::parse(value.get("max_interval")?.as_str()?).ok().map(|d| d.0)
 }
 
 /// Reads only the `schedule` key: a plan whose source is gone can still be reported on.
@@ -587,7 +606,7 @@ mod tests {
         let file = dir.path().join("p.toml");
         std::fs::write(&file, "schedule = \"0 3 * * *\"\n").unwrap();
         let now = Utc.with_ymd_and_hms(2026, 1, 10, 12, 0, 0).unwrap();
-        let opts = ReportOptions { since: Some(now - ChronoDuration::days(9)), plan: None, now };
+        let opts = ReportOptions { since: Some(now - ChronoDuration::days(9)), plan: None, now, max_interval: None };
         // Runs on Jan 2, 3, then 7; nothing after: Jan 4-6 is a gap, Jan 8- is overdue.
         let starts: Vec<_> = [2, 3, 7].iter().map(|d| Utc.with_ymd_and_hms(2026, 1, *d, 3, 0, 5).unwrap()).collect();
         let info = schedule_info(Some(&file), &starts, &opts, || Some(now - ChronoDuration::days(30)));
@@ -603,7 +622,7 @@ mod tests {
         let file = dir.path().join("p.toml");
         std::fs::write(&file, "schedule = \"0 3 * * *\"\n").unwrap();
         let now = Utc.with_ymd_and_hms(2026, 1, 30, 12, 0, 0).unwrap();
-        let opts = ReportOptions { since: Some(now - ChronoDuration::days(29)), plan: None, now };
+        let opts = ReportOptions { since: Some(now - ChronoDuration::days(29)), plan: None, now, max_interval: None };
         // Daily runs from Jan 20 on, none before in the period.
         let starts: Vec<_> = (20..=30).map(|d| Utc.with_ymd_and_hms(2026, 1, d, 3, 0, 5).unwrap()).collect();
         // First run ever on Jan 20: the plan did not exist before, nothing was missed.
@@ -635,7 +654,7 @@ mod tests {
 
     #[test]
     fn one_pass_after_failures_is_still_failing() {
-        let opts = ReportOptions { since: None, plan: None, now: Utc::now() };
+        let opts = ReportOptions { since: None, plan: None, now: Utc::now(), max_interval: None };
         let health = |results: &[&str]| {
             let recs: Vec<EvidenceRecord> = results.iter().map(|r| record(r)).collect();
             let refs: Vec<&EvidenceRecord> = recs.iter().collect();

@@ -45,7 +45,8 @@ pub struct CommandSource {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Arc<dyn Source>, Diagnostic> {
-    let src: CommandSource = doc.deserialize(&value)?;
+    let mut src: CommandSource = doc.deserialize(&value)?;
+    src.workdir = src.workdir.map(|w| doc.plan_path(&w));
     for (key, cmd) in [("backup", &src.backup), ("restore", &src.restore)] {
         if cmd.trim().is_empty() {
             return Err(doc.at(

@@ -32,8 +32,8 @@ pub struct DirectorySource {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Arc<dyn Source>, Diagnostic> {
-    let src: DirectorySource = doc.deserialize(&value)?;
-    super::require_path(doc, &value, &src.path)?;
+    let mut src: DirectorySource = doc.deserialize(&value)?;
+    src.path = super::require_path(doc, &value, &src.path)?;
     Ok(Arc::new(src))
 }
 

@@ -130,7 +130,8 @@ pub fn parse(doc: &TomlDoc, value: &Spanned<DeValue>) -> Result<Arc<dyn Source>,
 }
 
 /// Rejects an empty `path`, which would otherwise mean "the working directory".
-pub(crate) fn require_path(doc: &TomlDoc, value: &Spanned<DeValue>, path: &Path) -> Result<(), Diagnostic> {
+/// The source's `path`, resolved against the plan's base; an empty one is an error.
+pub(crate) fn require_path(doc: &TomlDoc, value: &Spanned<DeValue>, path: &Path) -> Result<PathBuf, Diagnostic> {
     if path.as_os_str().is_empty() {
         return Err(doc.at(
             value.span(),
@@ -138,5 +139,5 @@ pub(crate) fn require_path(doc: &TomlDoc, value: &Spanned<DeValue>, path: &Path)
             Some("set `path` to the data to protect".into()),
         ));
     }
-    Ok(())
+    Ok(doc.plan_path(path))
 }

@@ -37,8 +37,9 @@ pub struct SqliteSource {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Arc<dyn Source>, Diagnostic> {
-    let src: SqliteSource = doc.deserialize(&value)?;
-    super::require_path(doc, &value, &src.path)?;
+    let mut src: SqliteSource = doc.deserialize(&value)?;
+    src.path = super::require_path(doc, &value, &src.path)?;
+    src.seed = src.seed.map(|s| doc.plan_path(&s));
     Ok(Arc::new(src))
 }
 

@@ -254,3 +254,22 @@ fn dump_files_in_a_store_are_drilled_and_least_tested_visits_each_once() {
     let report = ws.drill("nightly", &[]);
     assert!(reason(&report).contains("no object under `nightly/none`"), "{report:#}");
 }
+
+#[test]
+fn a_missing_or_too_old_tool_is_named_with_the_fix() {
+    let ws = Workspace::empty();
+    let data = live_data(&ws);
+    let table =
+        |bin: &str| format!("repository = \"{}\"\npassword_env = \"NONE\"\nbin = \"{bin}\"", ws.join("repo").display());
+    ws.write_plan("tool", &directory_plan("tool", &data, "restic", &table("/nonexistent/restic")));
+    let report = ws.drill("tool", &[]);
+    assert!(reason(&report).contains("apt-get install restic"), "{report:#}");
+
+    let old = ws.write("old-restic", "#!/bin/sh\necho 'restic 0.9.6 compiled with go1.13 on linux/amd64'\n");
+    let mut perms = fs::metadata(&old).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&old, perms).unwrap();
+    ws.write_plan("tool", &directory_plan("tool", &data, "restic", &table(old.to_str().unwrap())));
+    let report = ws.drill("tool", &[]);
+    assert!(reason(&report).contains("0.9.6 is too old") && reason(&report).contains("0.14"), "{report:#}");
+}

@@ -111,6 +111,11 @@ fn an_old_newest_backup_makes_the_plan_stale_with_one_alert_until_a_newer_one_ar
     let alerts = stale_alerts(&ws, "nightly");
     assert_eq!(alerts.len(), 1, "one alert per stale episode: {alerts:?}");
     assert!(alerts[0].0.contains("newest backup is 2h"), "{alerts:?}");
+    // A restart during the episode does not alert again either.
+    drop(d);
+    let d = ws.spawn_daemon(port);
+    wait_until("the first look after the restart", WAIT, || (freshness(&d, "nightly")["stale"] == true).then_some(()));
+    assert_eq!(stale_alerts(&ws, "nightly").len(), 1, "the restart alerted again");
 
     // The nightly job runs again: fresh.
     dump(&ws, "nightly/app", chrono::Duration::seconds(5));

@@ -23,6 +23,7 @@ mod integrity;
 mod layers;
 mod malicious;
 mod notify;
+mod oncall;
 mod postgres;
 mod records;
 mod report;

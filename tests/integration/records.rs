@@ -52,10 +52,24 @@ fn run_row(ws: &Workspace, id: i64) -> (String, String) {
 }
 
 fn phases(ws: &Workspace, id: i64) -> Vec<String> {
-    let db = ws.db();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    let mut stmt = db.prepare("SELECT name FROM phases WHERE run_id = ?1 ORDER BY seq").unwrap();
-    stmt.query_map([id], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    // Polled while drdrill opens and migrates the database: SQLite may answer
+    // SQLITE_BUSY without calling the busy handler (a journal-mode switch), so retry.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let db = ws.db();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let read = db.prepare("SELECT name FROM phases WHERE run_id = ?1 ORDER BY seq").and_then(|mut stmt| {
+            stmt.query_map([id], |r| r.get(0)).and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+        });
+        match read {
+            Ok(v) => return v,
+            Err(e) if std::time::Instant::now() < until => {
+                eprintln!("reading phases: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot read the phases of run {id}: {e}"),
+        }
+    }
 }
 
 fn free_port() -> u16 {

@@ -68,7 +68,9 @@ fn default_port() -> u16 {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<Arc<dyn Source>, Diagnostic> {
-    let src: PostgresSource = doc.deserialize(&value)?;
+    let mut src: PostgresSource = doc.deserialize(&value)?;
+    src.password_file = src.password_file.map(|f| doc.plan_path(&f));
+    src.bin_dir = src.bin_dir.map(|d| doc.plan_path(&d));
     let bad = |msg: &str, fix: &str| Err(doc.at(value.span(), msg.into(), Some(fix.into())));
     if src.database.is_empty() || src.user.is_empty() {
         return bad("postgres source needs `database` and `user`", "set both in [source]");
