@@ -15,7 +15,7 @@ use drdrill::engine::Engine;
 use drdrill::plan::{BackupMode, Plan};
 use serde::Serialize;
 
-use super::{EXIT_FAILED, EXIT_PASSED};
+use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED};
 
 /// A repository that does not list in this long is reported as an error.
 const LIST_BUDGET: Duration = Duration::from_secs(300);
@@ -75,8 +75,20 @@ pub async fn cmd_coverage(config: Arc<Config>, plan: Option<&str>, json: bool) -
     let mut broken_plans = Vec::new();
     match plan {
         Some(p) => {
-            let path = drdrill::plan::find(p, &config)?;
-            plans.push(Plan::load(&path, &config).map_err(|d| anyhow::anyhow!("{d}"))?);
+            let path = match drdrill::plan::find(p, &config) {
+                Ok(path) => path,
+                Err(e) => {
+                    let fix = "`drdrill validate` lists the plans";
+                    return Ok(super::fail(json, EXIT_BAD_INPUT, &format!("{e:#}"), Some(fix)));
+                }
+            };
+            match Plan::load(&path, &config) {
+                Ok(plan) => plans.push(plan),
+                Err(d) => {
+                    let fix = "fix the plan (`drdrill validate` shows every problem)";
+                    return Ok(super::fail(json, EXIT_BAD_INPUT, &d.to_string(), Some(fix)));
+                }
+            }
         }
         None => {
             for file in drdrill::plan::plan_files(&config.plans)? {
@@ -102,7 +114,7 @@ pub async fn cmd_coverage(config: Arc<Config>, plan: Option<&str>, json: bool) -
         broken_plans,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        super::print_json(&doc)?;
     } else {
         print_text(&doc);
     }

@@ -127,4 +127,7 @@ fn coverage_lists_the_window_against_the_record_and_reports_carry_it() {
     let (code, gone) = coverage(&ws, &["nightly"]);
     assert_eq!(code, 1);
     assert!(gone["plans"][0]["error"].as_str().unwrap().contains("no object under `nightly/gone`"), "{gone:#}");
+    let (code, typo) = coverage(&ws, &["nightlyy"]);
+    assert_eq!(code, 2);
+    assert!(typo["error"].as_str().unwrap().contains("no plan named `nightlyy`"), "{typo:#}");
 }
