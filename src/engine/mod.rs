@@ -699,7 +699,18 @@ impl RunState<'_> {
             ProbeKind::Heartbeat => "measured (heartbeat in the restore)",
         };
         let (restored, cancel) = (outcome.restored.clone(), self.ctx.cancel.clone());
-        let found = blocking(move || c.newest_marker(&restored, t_fail, &cancel)).await;
+        let found = blocking(move || {
+            // Markers after the incident but not after now are real (a heartbeat
+            // kept writing into a log the restore replays); one from the future
+            // is a wrong clock or a forgery, and is returned for the check above.
+            let any = c.newest_marker(&restored, DateTime::<Utc>::MAX_UTC, &cancel)?;
+            match any {
+                Some(t) if t > Utc::now() => Ok(Some(t)),
+                Some(t) if t > t_fail => c.newest_marker(&restored, t_fail, &cancel),
+                newest => Ok(newest),
+            }
+        })
+        .await;
         let result = match found {
             Ok(Some(t)) => return (Ok(t), marker_method.into()),
             Ok(None) => match self.canary_log.as_ref().and_then(|l| l.last_error.clone()) {
