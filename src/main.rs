@@ -159,11 +159,32 @@ enum BackupsAction {
 
 #[derive(Subcommand)]
 enum EvidenceCommand {
-    /// Recompute the chain and name the first record that does not match
+    /// Recompute the chain, check its signatures, name the first record that does not match
     Verify {
         /// Verify an exported JSON report instead of the database
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bundle")]
         file: Option<PathBuf>,
+        /// Verify a bundle made by `drdrill evidence export` (files, signature, chains)
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// With --bundle: the allowed_signers file to trust (default: the bundle's own)
+        #[arg(long, requires = "bundle")]
+        allowed_signers: Option<PathBuf>,
+    },
+    /// Show this node's public key: an allowed_signers line and a minisign public key
+    Key {
+        /// Print only one form: allowed-signers, minisign or openssh
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Write a signed bundle for auditors: statement.json, its SSHSIG, SHA256SUMS
+    Export {
+        /// Runs started in this period back from now ("1y") or since a date
+        #[arg(long, default_value = "1y")]
+        since: String,
+        /// The folder to write
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -226,8 +247,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Abort { run_id, reason } => cli::abort::cmd_abort(&config, run_id, reason).await,
         Command::Status { json } => cli::status::cmd_status(&config, json).await,
         Command::Reload => cli::reload::cmd_reload(&config).await,
-        Command::Evidence { command: EvidenceCommand::Verify { file } } => {
+        Command::Evidence { command: EvidenceCommand::Verify { file, bundle: Some(dir), allowed_signers } } => {
+            let _ = file;
+            cli::evidence::cmd_verify_bundle(&dir, allowed_signers.as_deref())
+        }
+        Command::Evidence { command: EvidenceCommand::Verify { file, bundle: None, .. } } => {
             cli::evidence::cmd_verify(config, file.as_deref())
+        }
+        Command::Evidence { command: EvidenceCommand::Key { format } } => {
+            cli::evidence::cmd_key(config, format.as_deref())
+        }
+        Command::Evidence { command: EvidenceCommand::Export { since, output } } => {
+            cli::evidence::cmd_export(config, &since, &output)
         }
         Command::Report { since, plan, format, output } => {
             cli::report::cmd_report(config, Some(&since), plan, &format, output.as_deref())

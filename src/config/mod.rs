@@ -15,11 +15,13 @@ use crate::store::{self, StoreSpec};
 
 mod api;
 mod daemon;
+mod evidence;
 mod notify;
 mod safety;
 
 pub use api::ApiConfig;
 pub use daemon::{DaemonConfig, TimeZone};
+pub use evidence::EvidenceConfig;
 pub use notify::{DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
 pub use safety::SafetyConfig;
 
@@ -39,10 +41,13 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Email alerts and digests; `None` sends no mail.
     pub notify: Option<NotifyConfig>,
+    /// The node's evidence signing key.
+    pub evidence: EvidenceConfig,
 }
 
 /// The keys a config file takes at its top level.
-const CONFIG_KEYS: &[&str] = &["database", "plans", "scratch", "api", "stores", "safety", "daemon", "notify"];
+const CONFIG_KEYS: &[&str] =
+    &["database", "plans", "scratch", "api", "stores", "safety", "daemon", "notify", "evidence"];
 
 impl Config {
     /// The embedded defaults: everything under `./var`.
@@ -59,6 +64,7 @@ impl Config {
             safety: SafetyConfig::default(),
             daemon: DaemonConfig::default(),
             notify: None,
+            evidence: EvidenceConfig::default(),
         }
     }
 
@@ -102,6 +108,9 @@ impl Config {
         if let Some(v) = keys.opt("daemon") {
             config.daemon = v;
         }
+        if let Some(v) = keys.opt("evidence") {
+            config.evidence = v;
+        }
         if let Some(n) = keys.opt::<NotifyConfig>("notify") {
             if let Err(e) = n.validate()
                 && let Some(section) = keys.raw("notify")
@@ -141,6 +150,11 @@ impl Config {
     /// Names of the configured stores, for messages.
     pub fn store_names(&self) -> Vec<&str> {
         self.stores.keys().map(String::as_str).collect()
+    }
+
+    /// This node's name in evidence and in a fleet: `[fleet] node`, else the hostname.
+    pub fn node(&self) -> String {
+        crate::net::hostname()
     }
 
     /// Where this config came from, for messages.

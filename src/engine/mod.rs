@@ -99,7 +99,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn open(config: Arc<Config>) -> anyhow::Result<Engine> {
-        let db = Arc::new(Db::open(&config.database)?);
+        let db = Arc::new(Db::open_for(&config)?);
         let scratch = ScratchRoot::new(&config.scratch);
         Ok(Engine { config, db, scratch })
     }

@@ -25,6 +25,7 @@ mod records;
 mod report;
 mod roundtrip;
 mod s3;
+mod signed;
 mod systemd_unit;
 mod trust;
 mod validation;
