@@ -128,6 +128,11 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Fleet mode: the whole fleet's state and history, read from its bucket
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Email: test the settings, send the digest, retry queued mail
     Notify {
         #[command(subcommand)]
@@ -158,6 +163,26 @@ enum BackupsAction {
 }
 
 #[derive(Subcommand)]
+enum FleetCommand {
+    /// Nodes with their last heartbeat and version, current claims, takeovers
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report over every node's evidence: html, md, json, csv or junit
+    Report {
+        #[arg(long, default_value = "90d")]
+        since: String,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long, default_value = "html")]
+        format: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum EvidenceCommand {
     /// Recompute the chain, check its signatures, name the first record that does not match
     Verify {
@@ -167,8 +192,11 @@ enum EvidenceCommand {
         /// Verify a bundle made by `drdrill evidence export` (files, signature, chains)
         #[arg(long)]
         bundle: Option<PathBuf>,
-        /// With --bundle: the allowed_signers file to trust (default: the bundle's own)
-        #[arg(long, requires = "bundle")]
+        /// Verify every node's chain in the fleet's bucket (`[fleet] store`)
+        #[arg(long, conflicts_with_all = ["file", "bundle"])]
+        fleet: bool,
+        /// With --bundle or --fleet: the allowed_signers file to trust (default: the keys they carry)
+        #[arg(long)]
         allowed_signers: Option<PathBuf>,
     },
     /// Show this node's public key: an allowed_signers line and a minisign public key
@@ -247,12 +275,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Abort { run_id, reason } => cli::abort::cmd_abort(&config, run_id, reason).await,
         Command::Status { json } => cli::status::cmd_status(&config, json).await,
         Command::Reload => cli::reload::cmd_reload(&config).await,
-        Command::Evidence { command: EvidenceCommand::Verify { file, bundle: Some(dir), allowed_signers } } => {
-            let _ = file;
+        Command::Evidence { command: EvidenceCommand::Verify { bundle: Some(dir), allowed_signers, .. } } => {
             cli::evidence::cmd_verify_bundle(&dir, allowed_signers.as_deref())
         }
-        Command::Evidence { command: EvidenceCommand::Verify { file, bundle: None, .. } } => {
+        Command::Evidence { command: EvidenceCommand::Verify { fleet: true, allowed_signers, .. } } => {
+            cli::fleet::cmd_verify(config, allowed_signers.as_deref()).await
+        }
+        Command::Evidence { command: EvidenceCommand::Verify { file, .. } } => {
             cli::evidence::cmd_verify(config, file.as_deref())
+        }
+        Command::Fleet { command: FleetCommand::Status { json } } => cli::fleet::cmd_status(config, json).await,
+        Command::Fleet { command: FleetCommand::Report { since, plan, format, output } } => {
+            cli::fleet::cmd_report(config, &since, plan, &format, output.as_deref()).await
         }
         Command::Evidence { command: EvidenceCommand::Key { format } } => {
             cli::evidence::cmd_key(config, format.as_deref())

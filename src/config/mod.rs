@@ -16,12 +16,14 @@ use crate::store::{self, StoreSpec};
 mod api;
 mod daemon;
 mod evidence;
+mod fleet;
 mod notify;
 mod safety;
 
 pub use api::ApiConfig;
 pub use daemon::{DaemonConfig, TimeZone};
 pub use evidence::EvidenceConfig;
+pub use fleet::FleetConfig;
 pub use notify::{DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
 pub use safety::SafetyConfig;
 
@@ -43,11 +45,13 @@ pub struct Config {
     pub notify: Option<NotifyConfig>,
     /// The node's evidence signing key.
     pub evidence: EvidenceConfig,
+    /// Fleet mode: `None` runs every firing here.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// The keys a config file takes at its top level.
 const CONFIG_KEYS: &[&str] =
-    &["database", "plans", "scratch", "api", "stores", "safety", "daemon", "notify", "evidence"];
+    &["database", "plans", "scratch", "api", "stores", "safety", "daemon", "notify", "evidence", "fleet"];
 
 impl Config {
     /// The embedded defaults: everything under `./var`.
@@ -65,6 +69,7 @@ impl Config {
             daemon: DaemonConfig::default(),
             notify: None,
             evidence: EvidenceConfig::default(),
+            fleet: None,
         }
     }
 
@@ -111,6 +116,13 @@ impl Config {
         if let Some(v) = keys.opt("evidence") {
             config.evidence = v;
         }
+        let fleet_span = keys.raw("fleet").map(|v| v.span());
+        if let Some(f) = keys.opt::<FleetConfig>("fleet") {
+            if let (Some(why), Some(span)) = (f.node_problem(), fleet_span.clone()) {
+                errors.push(doc.at(span, format!("[fleet]: {why}"), Some("set `node = \"host-a\"`".into())));
+            }
+            config.fleet = Some(f);
+        }
         if let Some(n) = keys.opt::<NotifyConfig>("notify") {
             if let Err(e) = n.validate()
                 && let Some(section) = keys.raw("notify")
@@ -138,6 +150,25 @@ impl Config {
                 )),
             }
         }
+        if let (Some(f), Some(span)) = (&config.fleet, fleet_span) {
+            match config.stores.get(&f.store) {
+                None => errors.push(doc.at(
+                    span,
+                    format!("[fleet] store = {:?} is not a configured store (stores: {})", f.store, config.store_names().join(", ")),
+                    Some("add a [stores.NAME] section with kind = \"s3\" and name it here".into()),
+                )),
+                Some(spec) if spec.local_root().is_some() => errors.push(doc.at(
+                    span,
+                    format!(
+                        "[fleet] store = {:?} is a local folder store ({}): fleet nodes on other hosts cannot share it, and it has no conditional writes to claim firings with",
+                        f.store,
+                        spec.describe()
+                    ),
+                    Some("use a store with kind = \"s3\" that every node reaches".into()),
+                )),
+                Some(_) => {}
+            }
+        }
         errors.extend(keys.finish());
         if errors.is_empty() {
             Ok(config)
@@ -154,7 +185,7 @@ impl Config {
 
     /// This node's name in evidence and in a fleet: `[fleet] node`, else the hostname.
     pub fn node(&self) -> String {
-        crate::net::hostname()
+        self.fleet.as_ref().map(FleetConfig::node).unwrap_or_else(crate::net::hostname)
     }
 
     /// Where this config came from, for messages.

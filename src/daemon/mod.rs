@@ -7,6 +7,7 @@
 //! READY=1 is sent once the API listens and the scheduler runs.
 
 pub mod api;
+pub mod fleet;
 mod lock;
 pub mod mail;
 pub mod metrics;
@@ -99,7 +100,18 @@ pub struct Daemon {
     pub mail: Notify,
     /// Where alerts go (the config's channels).
     pub alerts: crate::alert::Channels,
+    /// Fleet mode: this node's part in the fleet; `None` runs every firing here.
+    pub fleet: Option<Arc<fleet::FleetNode>>,
     token: String,
+}
+
+/// What a caller adds to a run it starts (fleet mode: the fencing check, the
+/// takeover note, and being told the outcome).
+#[derive(Default)]
+pub struct Extra {
+    pub fence: Option<crate::engine::Fence>,
+    pub notes: Option<String>,
+    pub done: Option<oneshot::Sender<Option<crate::record::RunReport>>>,
 }
 
 /// The run's outcome as the one who started it learns it.
@@ -178,6 +190,16 @@ impl Daemon {
     /// still active. The receiver gets the run id once the run is recorded (after a
     /// concurrency slot is free); it is dropped if the run never starts.
     pub fn start(self: &Arc<Self>, plan: Arc<Plan>, trigger: &str) -> Result<oneshot::Receiver<Started>, Declined> {
+        self.start_with(plan, trigger, Extra::default())
+    }
+
+    /// [`Daemon::start`] with what the caller adds to the run.
+    pub fn start_with(
+        self: &Arc<Self>,
+        plan: Arc<Plan>,
+        trigger: &str,
+        extra: Extra,
+    ) -> Result<oneshot::Receiver<Started>, Declined> {
         if self.is_stopping() {
             return Err(Declined::Stopping);
         }
@@ -203,13 +225,20 @@ impl Daemon {
         let daemon = self.clone();
         let trigger = trigger.to_string();
         tokio::spawn(async move {
-            daemon.drive(plan, trigger, abort, tx).await;
+            daemon.drive(plan, trigger, abort, tx, extra).await;
         });
         self.publish_status();
         Ok(rx)
     }
 
-    async fn drive(self: Arc<Self>, plan: Arc<Plan>, trigger: String, abort: Cancel, tx: oneshot::Sender<Started>) {
+    async fn drive(
+        self: Arc<Self>,
+        plan: Arc<Plan>,
+        trigger: String,
+        abort: Cancel,
+        tx: oneshot::Sender<Started>,
+        extra: Extra,
+    ) {
         let name = plan.name.clone();
         let permit = tokio::select! {
             p = self.slots.clone().acquire_owned() => p.ok(),
@@ -231,8 +260,17 @@ impl Daemon {
             run_id: Mutex::new(None),
             phases: std::sync::atomic::AtomicUsize::new(0),
         };
-        let opts = RunOptions { trigger: trigger.clone(), abort, gates: self.gates.clone(), ..Default::default() };
+        let opts = RunOptions {
+            trigger: trigger.clone(),
+            abort,
+            gates: self.gates.clone(),
+            notes: extra.notes,
+            fence: extra.fence,
+        };
         let result = self.engine.run(&plan, opts, &watch).await;
+        if let Some(done) = extra.done {
+            let _ = done.send(result.as_ref().ok().cloned());
+        }
         if let Some(run_id) = *watch.run_id.lock().unwrap_or_else(|p| p.into_inner()) {
             // No follower is not an error.
             let _ = self.events.send(RunEvent::Finished { run_id });
@@ -473,6 +511,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     for e in &plan_set.errors {
         tracing::error!(file = %e.file, "plan not loaded: {}", e.error);
     }
+    let fleet = match &config.fleet {
+        Some(f) => Some(Arc::new(fleet::FleetNode::join(&config, f, &engine.db).await?)),
+        None => None,
+    };
     let daemon = Arc::new(Daemon {
         slots: Arc::new(Semaphore::new(config.daemon.concurrency.get())),
         config: config.clone(),
@@ -485,6 +527,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         gates: Gates::new(),
         mail: Notify::new(),
         alerts: crate::alert::Channels::from_config(&config),
+        fleet,
         token,
     });
 
@@ -496,8 +539,12 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         }))
     };
 
-    scheduler::catch_up(&daemon);
+    // In a fleet, peers ran the firings this node missed.
+    if daemon.fleet.is_none() {
+        scheduler::catch_up(&daemon);
+    }
     let scheduler = tokio::spawn(scheduler::run(daemon.clone()));
+    let fleet_worker = daemon.fleet.is_some().then(|| tokio::spawn(fleet::worker(daemon.clone())));
     let mailer = (!daemon.alerts.is_empty()).then(|| tokio::spawn(mail::run(daemon.clone())));
     let watchdog = systemd::spawn_watchdog();
     tracing::info!(
@@ -523,6 +570,9 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     };
     daemon.shut_down(signal, &mut signals).await;
     scheduler.abort();
+    if let Some(w) = fleet_worker {
+        w.abort();
+    }
     // Undelivered mail stays in the outbox for the next start or `drdrill notify flush`.
     if let Some(m) = mailer {
         m.abort();

@@ -119,28 +119,39 @@ fn signatures(db: &Db, from_seq: i64) -> anyhow::Result<BTreeMap<i64, String>> {
 pub fn node_statement(db: &Db, key: &NodeKey, since: Option<&str>) -> anyhow::Result<NodeStatement> {
     let public = key.public();
     let first = db.evidence_entries(since, None)?.first().map(|e| e.seq);
-    let entries = match first {
-        Some(seq) => db.evidence_from_seq(seq)?,
+    let records = match first {
+        Some(seq) => signed_entries(db, seq)?,
         None => Vec::new(),
     };
-    let sigs = signatures(db, first.unwrap_or(i64::MAX))?;
-    let (count, hash) = db.evidence_head()?.unwrap_or((0, GENESIS.to_string()));
     Ok(NodeStatement {
         node: public.node.clone(),
         public_key: public.openssh(),
         fingerprint: public.fingerprint(),
-        head: SignedHead { count, signature: key.sign(&head_message(count, &hash)), hash },
-        records: entries
-            .into_iter()
-            .map(|e| SignedEntry {
-                signature: sigs.get(&e.seq).cloned(),
-                seq: e.seq,
-                prev_hash: e.prev_hash,
-                hash: e.hash,
-                record: e.record,
-            })
-            .collect(),
+        head: signed_head(db, key)?,
+        records,
     })
+}
+
+/// The database's head now, signed by `key`.
+pub fn signed_head(db: &Db, key: &NodeKey) -> anyhow::Result<SignedHead> {
+    let (count, hash) = db.evidence_head()?.unwrap_or((0, GENESIS.to_string()));
+    Ok(SignedHead { count, signature: key.sign(&head_message(count, &hash)), hash })
+}
+
+/// Every record from `from_seq` on, with its signature.
+pub fn signed_entries(db: &Db, from_seq: i64) -> anyhow::Result<Vec<SignedEntry>> {
+    let sigs = signatures(db, from_seq)?;
+    Ok(db
+        .evidence_from_seq(from_seq)?
+        .into_iter()
+        .map(|e| SignedEntry {
+            signature: sigs.get(&e.seq).cloned(),
+            seq: e.seq,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+            record: e.record,
+        })
+        .collect())
 }
 
 /// What one node's part of a statement proved.
