@@ -33,8 +33,8 @@ pub async fn cmd_status(config: Arc<Config>, json: bool) -> anyhow::Result<u8> {
             .and_then(|t| (now - t).to_std().ok())
             .map(|d| format!("{} ago", drdrill::duration::format_duration(std::time::Duration::from_secs(d.as_secs()))))
             .unwrap_or_else(|| "at an unreadable time".into());
-        let stale = drdrill::report::rfc(&n.heartbeat_at)
-            .is_some_and(|t| (now - t).num_milliseconds() > 3 * n.lease_ms as i64);
+        let stale =
+            drdrill::report::rfc(&n.heartbeat_at).is_some_and(|t| (now - t).num_milliseconds() > 3 * n.lease_ms as i64);
         println!(
             "  {:<20} drdrill {:<8} last heartbeat {} ({age}){}; {} claim(s) now, {} takeover(s)",
             n.node,
@@ -47,10 +47,7 @@ pub async fn cmd_status(config: Arc<Config>, json: bool) -> anyhow::Result<u8> {
     }
     println!("current claims: {}", s.current.len());
     for c in &s.current {
-        println!(
-            "  {} at {}: {} (attempt {}, renewed {})",
-            c.plan, c.instant, c.node, c.attempt, c.renewed_at
-        );
+        println!("  {} at {}: {} (attempt {}, renewed {})", c.plan, c.instant, c.node, c.attempt, c.renewed_at);
     }
     println!("takeovers: {}", s.takeovers.len());
     for c in &s.takeovers {
@@ -60,7 +57,13 @@ pub async fn cmd_status(config: Arc<Config>, json: bool) -> anyhow::Result<u8> {
     Ok(EXIT_PASSED)
 }
 
-pub async fn cmd_report(config: Arc<Config>, since: &str, plan: Option<String>, format: &str, output: Option<&Path>) -> anyhow::Result<u8> {
+pub async fn cmd_report(
+    config: Arc<Config>,
+    since: &str,
+    plan: Option<String>,
+    format: &str,
+    output: Option<&Path>,
+) -> anyhow::Result<u8> {
     let format: Format = match format.parse() {
         Ok(f) => f,
         Err(e) => {
@@ -86,10 +89,8 @@ pub async fn cmd_report(config: Arc<Config>, since: &str, plan: Option<String>, 
             Err(why) => broken.push(format!("node {}: {why}", c.node)),
         }
     }
-    let heads: Vec<String> = chains
-        .iter()
-        .filter_map(|c| c.head.as_ref().map(|h| format!("{} #{} {}", c.node, h.count, h.hash)))
-        .collect();
+    let heads: Vec<String> =
+        chains.iter().filter_map(|c| c.head.as_ref().map(|h| format!("{} #{} {}", c.node, h.count, h.hash))).collect();
     let chain = if broken.is_empty() {
         Ok(Verified { records, anchor: GENESIS.into(), head: heads.join("; "), logged: None, signatures: None })
     } else {

@@ -19,10 +19,10 @@ use crate::config::{Config, FleetConfig};
 use crate::db::Db;
 use crate::duration::format_duration;
 use crate::engine::Fence;
+use crate::fleet::Fleet;
 use crate::fleet::claim::{self, Claimed, Firing, Held, Watch, Watched};
 use crate::fleet::evidence::{FiringRef, Shipper};
 use crate::fleet::status::{self, NodeStatus};
-use crate::fleet::Fleet;
 use crate::plan::Plan;
 
 /// This node's part in the fleet.

@@ -91,7 +91,10 @@ pub struct RunOptions {
 /// A check the engine awaits before each destructive failure and before it
 /// records the run; `Err(why)` stops the run there (recorded `aborted`, why).
 #[derive(Clone)]
-pub struct Fence(pub Arc<dyn Fn(&str) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>);
+pub struct Fence(pub Arc<FenceFn>);
+
+/// Given what comes next (`failure #1 (delete)`, `recording the run`).
+pub type FenceFn = dyn Fn(&str) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync;
 
 impl std::fmt::Debug for Fence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -264,7 +267,9 @@ impl Engine {
         let (status, reason) = match &opts.fence {
             Some(fence) => match (fence.0)("recording the run").await {
                 Ok(()) => (status, reason),
-                Err(why) => (Status::Aborted, Some([Some(why), reason].into_iter().flatten().collect::<Vec<_>>().join("; "))),
+                Err(why) => {
+                    (Status::Aborted, Some([Some(why), reason].into_iter().flatten().collect::<Vec<_>>().join("; ")))
+                }
             },
             None => (status, reason),
         };

@@ -151,10 +151,8 @@ pub async fn latest(fleet: &Fleet, firing: &Firing) -> anyhow::Result<Latest> {
     if objects.iter().any(|o| o.location.filename() == Some(RESULT)) {
         return Ok(Latest::Finished);
     }
-    let newest = objects
-        .iter()
-        .filter_map(|o| Some((o.location.filename()?.parse::<u32>().ok()?, o)))
-        .max_by_key(|(a, _)| *a);
+    let newest =
+        objects.iter().filter_map(|o| Some((o.location.filename()?.parse::<u32>().ok()?, o))).max_by_key(|(a, _)| *a);
     let Some((attempt, _)) = newest else { return Ok(Latest::Nothing) };
     // The listing's ETag may be older than the object's; the GET's is current.
     match fleet.get_json::<Claim>(&firing.claim_path(attempt)).await? {

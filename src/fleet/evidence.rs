@@ -149,7 +149,8 @@ pub fn entries(chains: &[NodeChain]) -> Vec<ChainEntry> {
 /// its published key (which must be in `trusted`, when given).
 pub fn verify(chain: &NodeChain, trusted: Option<&[NodePublic]>) -> Result<NodeVerified, String> {
     let key = chain.public_key.clone().ok_or("the node published no key (fleet/nodes/<node>/key.pub is missing)")?;
-    let head = chain.head.clone().ok_or("the node published no signed head (fleet/nodes/<node>/head.json is missing)")?;
+    let head =
+        chain.head.clone().ok_or("the node published no signed head (fleet/nodes/<node>/head.json is missing)")?;
     if let Some(first) = chain.shipped.first()
         && first.entry.seq != 1
     {
@@ -176,12 +177,7 @@ pub fn verify(chain: &NodeChain, trusted: Option<&[NodePublic]>) -> Result<NodeV
         None => None,
     };
     let public = NodePublic::from_openssh(&chain.node, &key).map_err(|e| format!("{e:#}"))?;
-    let statement = NodeStatement {
-        node: chain.node.clone(),
-        public_key: key,
-        fingerprint: public.fingerprint(),
-        head,
-        records,
-    };
+    let statement =
+        NodeStatement { node: chain.node.clone(), public_key: key, fingerprint: public.fingerprint(), head, records };
     bundle::verify_node(&statement, trusted_key)
 }

@@ -78,9 +78,9 @@ impl Fleet {
     /// would let two nodes run one firing is refused, naming what it does wrong.
     pub async fn open(config: &Config, fleet: &FleetConfig) -> anyhow::Result<Fleet> {
         let f = Self::open_unprobed(config, fleet)?;
-        probe::run(&f).await.with_context(|| {
-            format!("fleet mode refused for store `{}` ({})", f.store.name, f.store.describe)
-        })?;
+        probe::run(&f)
+            .await
+            .with_context(|| format!("fleet mode refused for store `{}` ({})", f.store.name, f.store.describe))?;
         Ok(f)
     }
 

@@ -76,7 +76,8 @@ pub async fn read(fleet: &Fleet) -> anyhow::Result<FleetStatus> {
             continue;
         }
         if let Some(a) = attempt
-            && let Some((c, _)) = fleet.get_json::<Claim>(&Fleet::path(&["claims", plan, instant, &format!("{a:06}")])).await?
+            && let Some((c, _)) =
+                fleet.get_json::<Claim>(&Fleet::path(&["claims", plan, instant, &format!("{a:06}")])).await?
         {
             current.push(c);
         }

@@ -211,7 +211,8 @@ impl Report {
         files: &BTreeMap<String, String>,
         opts: &ReportOptions,
     ) -> Report {
-        let first_of = |plan: &str| all.iter().filter(|e| e.record.plan == plan).filter_map(|e| rfc(&e.record.started_at)).min();
+        let first_of =
+            |plan: &str| all.iter().filter(|e| e.record.plan == plan).filter_map(|e| rfc(&e.record.started_at)).min();
         let entries: Vec<ChainEntry> = all
             .iter()
             .filter(|e| opts.since.is_none_or(|s| rfc(&e.record.started_at).is_some_and(|t| t >= s)))

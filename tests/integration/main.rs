@@ -14,6 +14,7 @@ mod drill;
 mod evidence;
 mod existing;
 mod failures;
+mod fleet;
 mod gameday;
 mod html_render;
 mod integrity;
