@@ -47,7 +47,9 @@ fn main() {
     let config = Config::parse(Path::new("bench.toml"), &text).unwrap_or_else(|d| panic!("{d}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut times = rt.block_on(async {
-        let fleet = Arc::new(Fleet::open(&config, config.fleet.as_ref().unwrap()).await.unwrap());
+        // Unprobed: the shared moto's threaded server is not atomic under
+        // concurrent load (tests/integration/fleet.rs), and this times one node alone.
+        let fleet = Arc::new(Fleet::open_unprobed(&config, config.fleet.as_ref().unwrap()).unwrap());
         let plan = format!("bench-{}-{}", std::process::id(), Utc::now().timestamp_millis());
         let start = Utc::now();
         let mut times = Vec::new();

@@ -61,6 +61,16 @@ impl FleetNode {
         })
     }
 
+    /// Waits (at most `limit`) until every firing this node ran has its
+    /// result in the bucket: a node stopping between the end of a run and its
+    /// result would leave the firing to be taken over and run again.
+    pub async fn settle(&self, limit: Duration) {
+        let start = Started::now();
+        while !self.held.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && start.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn ship(&self, db: &Db) {
         let _one = self.shipping.lock().await;
         if let Err(e) = self.shipper.ship(&self.fleet, db).await {

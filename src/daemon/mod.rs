@@ -413,6 +413,9 @@ impl Daemon {
         while !self.active().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        if let Some(f) = &self.fleet {
+            f.settle(Duration::from_secs(10)).await;
+        }
     }
 }
 

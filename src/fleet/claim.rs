@@ -235,11 +235,20 @@ pub struct Held {
     pub firing: Firing,
     state: Mutex<(Claim, Option<String>)>,
     fenced: Mutex<Option<String>>,
+    /// One renewal at a time: two at once would send the same ETag, and the
+    /// second, refused, would look like a takeover.
+    renewing: tokio::sync::Mutex<()>,
 }
 
 impl Held {
     fn new(fleet: Arc<Fleet>, firing: Firing, claim: Claim, etag: Option<String>) -> Held {
-        Held { fleet, firing, state: Mutex::new((claim, etag)), fenced: Mutex::new(None) }
+        Held {
+            fleet,
+            firing,
+            state: Mutex::new((claim, etag)),
+            fenced: Mutex::new(None),
+            renewing: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn claim(&self) -> Claim {
@@ -258,6 +267,7 @@ impl Held {
     /// Renews the claim with `If-Match`. A refused renewal fences this node
     /// for good: another node holds the firing now.
     pub async fn renew(&self) -> Result<(), String> {
+        let _one = self.renewing.lock().await;
         if let Some(why) = self.fenced() {
             return Err(why);
         }

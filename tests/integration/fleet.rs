@@ -3,6 +3,12 @@
 //! recorded once across the fleet; a node killed with -9 mid-run has its firing
 //! taken over after the lease, recorded as a takeover naming it; a store that
 //! ignores preconditions (a few lines of Python) is refused before fleet mode starts.
+//!
+//! The fleet runs against a moto of its own whose writes are serialized: moto's
+//! threaded server checks If-None-Match and then writes, without a lock, so
+//! under load two concurrent create-only writes can both succeed (the probe
+//! says so and refuses it). Real S3 makes the check and the write one step;
+//! serialized writes make moto do the same.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -14,6 +20,53 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::common::{env, unique};
+
+/// moto's own app, its writes one at a time (see the module comment).
+const ATOMIC_MOTO: &str = r#"
+import sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def serialized(environ, start_response):
+    if environ["REQUEST_METHOD"] in ("PUT", "POST", "DELETE"):
+        with lock:
+            return list(app(environ, start_response))
+    return app(environ, start_response)
+run_simple("127.0.0.1", int(sys.argv[1]), serialized, threaded=True, request_handler=MotoRequestHandler)
+"#;
+
+/// A moto_server of the fleet tests' own, stopped when dropped.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new(format!("{}/bin/python", env("DRDRILL_TEST_VENV")))
+            .args(["-c", ATOMIC_MOTO, &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let until = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "moto did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Moto { child, endpoint }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin!("drdrill").to_path_buf()
@@ -30,10 +83,10 @@ fn keys() -> [(&'static str, String); 2] {
     ]
 }
 
-/// A bucket of its own in moto, so no other test's claims are seen.
-fn new_bucket() -> String {
+/// A bucket of its own, so no other test's claims are seen.
+fn new_bucket(endpoint: &str) -> String {
     let bucket = unique("fleet").replace('_', "-");
-    let url = format!("{}/{bucket}", env("DRDRILL_TEST_S3_ENDPOINT"));
+    let url = format!("{endpoint}/{bucket}");
     let r = reqwest::blocking::Client::new().put(&url).send().unwrap();
     assert!(r.status().is_success(), "cannot create bucket {bucket}: {}", r.status());
     bucket
@@ -203,7 +256,8 @@ fn rfc(v: &Value) -> DateTime<Utc> {
 fn three_daemons_share_one_bucket_and_every_firing_is_recorded_exactly_once() {
     let shared = tempfile::tempdir().unwrap();
     let plans = plans(shared.path(), "*/2 * * * * *", "true");
-    let (endpoint, bucket) = (env("DRDRILL_TEST_S3_ENDPOINT"), new_bucket());
+    let moto = Moto::start();
+    let (endpoint, bucket) = (moto.endpoint.clone(), new_bucket(&moto.endpoint));
     let mut nodes: Vec<Node> =
         ["host-a", "host-b", "host-c"].iter().map(|n| Node::new(n, &plans, &endpoint, &bucket, "3s")).collect();
     for n in &mut nodes {
@@ -269,7 +323,8 @@ fn three_daemons_share_one_bucket_and_every_firing_is_recorded_exactly_once() {
 fn a_node_killed_mid_run_has_its_firing_taken_over_after_the_lease() {
     let shared = tempfile::tempdir().unwrap();
     let plans = plans(shared.path(), "*/15 * * * * *", "sleep 4");
-    let (endpoint, bucket) = (env("DRDRILL_TEST_S3_ENDPOINT"), new_bucket());
+    let moto = Moto::start();
+    let (endpoint, bucket) = (moto.endpoint.clone(), new_bucket(&moto.endpoint));
     let mut nodes: Vec<Node> =
         ["node-1", "node-2"].iter().map(|n| Node::new(n, &plans, &endpoint, &bucket, "2s")).collect();
     for n in &mut nodes {
@@ -328,7 +383,8 @@ fn a_node_killed_mid_run_has_its_firing_taken_over_after_the_lease() {
 fn a_stalled_holder_is_fenced_and_its_late_writes_fail_and_are_logged() {
     let shared = tempfile::tempdir().unwrap();
     let plans = plans(shared.path(), "*/15 * * * * *", "sleep 3");
-    let (endpoint, bucket) = (env("DRDRILL_TEST_S3_ENDPOINT"), new_bucket());
+    let moto = Moto::start();
+    let (endpoint, bucket) = (moto.endpoint.clone(), new_bucket(&moto.endpoint));
     let mut nodes: Vec<Node> =
         ["node-1", "node-2"].iter().map(|n| Node::new(n, &plans, &endpoint, &bucket, "2s")).collect();
     for n in &mut nodes {

@@ -114,7 +114,13 @@ fn wait_exit(child: &mut Child) -> Option<i32> {
 /// Waits until run `id` is in its checks (restore done): mid-run, scratch in use.
 fn wait_mid_run(ws: &Workspace, id: i64) {
     wait_for("the run to reach its checks", || {
-        (ws.db_path().exists() && phases(ws, id).iter().any(|p| p == "restore")).then_some(())
+        // The file exists a moment before its tables do.
+        let restored = |db: rusqlite::Connection| {
+            db.query_row("SELECT count(*) FROM phases WHERE run_id = ?1 AND name = 'restore'", [id], |r| {
+                r.get::<_, i64>(0)
+            })
+        };
+        (ws.db_path().exists() && restored(ws.db()).unwrap_or(0) > 0).then_some(())
     });
     assert_eq!(run_row(ws, id).0, "running");
     assert!(ws.join(&format!("var/scratch/run-{id}")).exists());
