@@ -214,7 +214,9 @@ pub async fn take_over(fleet: &Arc<Fleet>, w: &Watch) -> anyhow::Result<Option<A
     let Some(etag) = &w.etag else { return Ok(None) };
     let old_path = w.firing.claim_path(w.attempt);
     let Some((mut old, now_etag)) = fleet.get_json::<Claim>(&old_path).await? else { return Ok(None) };
-    if now_etag.as_ref() != Some(etag) || old.superseded_by.is_some() {
+    // A claim already marked superseded whose next attempt never appeared (the
+    // peer died in between) is taken over the same way: its ETag decides.
+    if now_etag.as_ref() != Some(etag) {
         return Ok(None);
     }
     let next = w.attempt + 1;
@@ -327,5 +329,20 @@ impl Held {
             Ok(Put::Refused) => Err(format!("{} already has a result: this node's write was refused", self.firing)),
             Err(e) => Err(format!("cannot write the result of {}: {}", self.firing, crate::errors::explain(&e))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_node_derives_the_same_keys_for_a_firing() {
+        let at = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.600Z").unwrap().with_timezone(&Utc);
+        let f = Firing { plan: "orders".into(), at };
+        assert_eq!(f.claim_path(1).as_ref(), "fleet/claims/orders/20260102T030405.600Z/000001");
+        assert_eq!(f.claim_path(12).as_ref(), "fleet/claims/orders/20260102T030405.600Z/000012");
+        assert_eq!(f.result_path().as_ref(), "fleet/claims/orders/20260102T030405.600Z/result");
+        assert_eq!(f.to_string(), "the 2026-01-02T03:04:05.600Z firing of `orders`");
     }
 }
