@@ -14,6 +14,14 @@ use drdrill::report::json::Exported;
 use drdrill::report::parse_since;
 
 use super::history::open_db;
+
+/// The database with the node's key, which verification and export need.
+fn open_signed(config: &Config) -> anyhow::Result<drdrill::db::Db> {
+    if !config.database.exists() {
+        return open_db(config);
+    }
+    drdrill::db::Db::open_for(config)
+}
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED};
 
 pub fn cmd_verify(config: Arc<Config>, file: Option<&Path>) -> anyhow::Result<u8> {
@@ -29,7 +37,7 @@ pub fn cmd_verify(config: Arc<Config>, file: Option<&Path>) -> anyhow::Result<u8
             (f.display().to_string(), verify_exported(&exported.evidence))
         }
         None => {
-            let db = open_db(&config)?;
+            let db = open_signed(&config)?;
             (config.database.display().to_string(), db.verify_evidence()?)
         }
     };
@@ -104,7 +112,7 @@ pub fn cmd_export(config: Arc<Config>, since: &str, dir: &Path) -> anyhow::Resul
             return Ok(EXIT_BAD_INPUT);
         }
     };
-    let db = open_db(&config)?;
+    let db = open_signed(&config)?;
     let key = db.key().context("the results database has no signing key")?;
     // A bundle vouches for the chain: a broken one is not exported as if whole.
     if let Err(b) = db.verify_evidence()? {

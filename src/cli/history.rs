@@ -172,5 +172,5 @@ pub fn open_db(config: &Config) -> anyhow::Result<drdrill::db::Db> {
             config.database.display()
         );
     }
-    drdrill::db::Db::open_for(config)
+    drdrill::db::Db::open_reading(config)
 }

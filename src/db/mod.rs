@@ -139,6 +139,25 @@ impl Db {
         Self::open_with(&config.database, Some(Arc::new(key)))
     }
 
+    /// The results database of `config` for reading: the node's key is used
+    /// if it exists and can be read (to check signatures), never created; a
+    /// user who may read the database but not the key still reads history.
+    pub fn open_reading(config: &crate::config::Config) -> anyhow::Result<Db> {
+        let path = config.evidence.key_path(&config.database);
+        let key = if path.exists() {
+            match signing::NodeKey::load_or_create(&path, &config.node()) {
+                Ok((k, _)) => Some(Arc::new(k)),
+                Err(e) => {
+                    tracing::warn!("signatures are not checked: {e:#}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Self::open_with(&config.database, key)
+    }
+
     /// A database whose records are not signed (tests and benchmarks).
     pub fn open(path: &Path) -> anyhow::Result<Db> {
         Self::open_with(path, None)
