@@ -317,6 +317,29 @@ fn three_daemons_share_one_bucket_and_every_firing_is_recorded_exactly_once() {
         let (code, out) = nodes[2].text(&["fleet", "report", "--format", format]);
         assert_eq!(code, 0, "{format}: {out}");
     }
+
+    // A record edited in the bucket is named, with its node.
+    let (node, id) = (results[0]["node"].as_str().unwrap().to_string(), 1);
+    for (k, v) in keys() {
+        // SAFETY: set before this test's runtime starts a thread.
+        unsafe { std::env::set_var(k, v) };
+    }
+    let config = drdrill::config::Config::load(Some(&nodes[0].dir.path().join("config.toml"))).unwrap();
+    let fleet = drdrill::fleet::Fleet::open_unprobed(&config, config.fleet.as_ref().unwrap()).unwrap();
+    let path = drdrill::fleet::Fleet::path(&["evidence", &node, &format!("{id:010}.json")]);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (bytes, _) = fleet.get(&path).await.unwrap().expect("the node's first record is in the bucket");
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(text.contains(r#""result":"passed""#), "{text}");
+        let forged = text.replacen(r#""result":"passed""#, r#""result":"failed""#, 1);
+        fleet.overwrite(&path, forged.into_bytes().into()).await.unwrap();
+    });
+    let (code, out) = nodes[0].text(&["evidence", "verify", "--fleet"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("node {node}: BROKEN: evidence record #1 (run 1)")) && out.contains("altered"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -375,6 +398,9 @@ fn a_node_killed_mid_run_has_its_firing_taken_over_after_the_lease() {
         (Some(nodes[other].name.as_str()), Some(killed_name.as_str()))
     );
     assert_eq!(t["attempt"], 2, "{status:#}");
+    let (code, text) = nodes[other].text(&["fleet", "status"]);
+    let line = format!("{} took over from {killed_name} (attempt 1) as attempt 2", nodes[other].name);
+    assert!(code == 0 && text.contains(&line) && text.contains("last heartbeat"), "{text}");
     let result = status["recent"].as_array().unwrap().iter().find(|r| r["instant"] == t["instant"]).cloned();
     assert_eq!(result.map(|r| r["node"].clone()), Some(Value::from(nodes[other].name.clone())), "{status:#}");
 }
