@@ -6,6 +6,7 @@ pub mod backups;
 pub mod client;
 pub mod daemon;
 pub mod evidence;
+pub mod fleet;
 pub mod history;
 pub mod logs;
 pub mod note;

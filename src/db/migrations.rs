@@ -140,6 +140,27 @@ const MIGRATIONS: &[&str] = &[
         first_loaded_at TEXT NOT NULL,
         overdue_alerted_at TEXT
      );",
+    // 7: signed evidence: each record's signature by the node's key, and when
+    // signing started (see `signing`). Records keep hashing exactly as before.
+    "CREATE TABLE evidence_signatures (
+        seq INTEGER PRIMARY KEY REFERENCES evidence (seq),
+        key TEXT NOT NULL,
+        signature TEXT NOT NULL
+     );
+     CREATE TRIGGER evidence_signatures_update BEFORE UPDATE ON evidence_signatures
+        BEGIN SELECT RAISE(ABORT, 'evidence signatures are append-only'); END;
+     CREATE TRIGGER evidence_signatures_delete BEFORE DELETE ON evidence_signatures
+        BEGIN SELECT RAISE(ABORT, 'evidence signatures are append-only'); END;
+     CREATE TABLE evidence_signing (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        started_at TEXT NOT NULL,
+        key TEXT NOT NULL,
+        from_seq INTEGER NOT NULL
+     );
+     CREATE TRIGGER evidence_signing_update BEFORE UPDATE ON evidence_signing
+        BEGIN SELECT RAISE(ABORT, 'the signing marker is append-only'); END;
+     CREATE TRIGGER evidence_signing_delete BEFORE DELETE ON evidence_signing
+        BEGIN SELECT RAISE(ABORT, 'the signing marker is append-only'); END;",
 ];
 
 type FollowUp = fn(&rusqlite::Transaction) -> anyhow::Result<()>;
