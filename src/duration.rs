@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 pub struct HumanDuration(pub Duration);
 
 /// No setting takes longer than this. Settings with a range of their own
-/// ([`crate::diag::Bounded`]) are checked against it; this cap covers the rest,
+/// (`Bounded` in the diagnostics module) are checked against it; this cap covers the rest,
 /// so no value read from a file can overflow arithmetic on instants and dates.
 pub const LONGEST: Duration = Duration::from_secs(100 * YEAR);
 

@@ -19,6 +19,7 @@
 //! | record   | record, db |
 //! | engine   | engine |
 //! | outputs  | report, alert |
+//! | fleet    | fleet |
 //! | daemon   | daemon |
 //!
 //! The command line (`src/cli`, in the binary) sits on top of all of them.
@@ -61,6 +62,8 @@ pub mod engine;
 // outputs
 pub mod alert;
 pub mod report;
+// fleet
+pub mod fleet;
 // daemon
 pub mod daemon;
 

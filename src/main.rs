@@ -152,6 +152,11 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Fleet mode: the whole fleet's state and history, read from its bucket
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Alerts: test every channel, send the digest, retry what is queued
     Notify {
         #[command(subcommand)]
@@ -194,14 +199,58 @@ enum BackupsAction {
 }
 
 #[derive(Subcommand)]
+enum FleetCommand {
+    /// Nodes with their last heartbeat and version, current claims, takeovers
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report over every node's evidence: html, md, json, csv or junit
+    Report {
+        #[arg(long, default_value = "90d")]
+        since: String,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long, default_value = "html")]
+        format: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum EvidenceCommand {
-    /// Recompute the chain and name the first record that does not match
+    /// Recompute the chain, check its signatures, name the first record that does not match
     Verify {
         /// Verify an exported JSON report instead of the database
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bundle")]
         file: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Verify a bundle made by `drdrill evidence export` (files, signature, chains)
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Verify every node's chain in the fleet's bucket (`[fleet] store`)
+        #[arg(long, conflicts_with_all = ["file", "bundle"])]
+        fleet: bool,
+        /// With --bundle or --fleet: the allowed_signers file to trust (default: the keys they carry)
+        #[arg(long)]
+        allowed_signers: Option<PathBuf>,
+    },
+    /// Show this node's public key: an allowed_signers line and a minisign public key
+    Key {
+        /// Print only one form: allowed-signers, minisign or openssh
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Write a signed bundle for auditors: statement.json, its SSHSIG, SHA256SUMS
+    Export {
+        /// Runs started in this period back from now ("1y") or since a date
+        #[arg(long, default_value = "1y")]
+        since: String,
+        /// The folder to write
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -306,8 +355,24 @@ async fn dispatch(command: Command, config: Arc<Config>) -> anyhow::Result<u8> {
         Command::Abort { run_id, reason, json } => cli::abort::cmd_abort(&config, run_id, reason, json).await,
         Command::Status { json } => cli::status::cmd_status(&config, json).await,
         Command::Reload { json } => cli::reload::cmd_reload(&config, json).await,
-        Command::Evidence { command: EvidenceCommand::Verify { file, json } } => {
+        Command::Evidence { command: EvidenceCommand::Verify { bundle: Some(dir), allowed_signers, .. } } => {
+            cli::evidence::cmd_verify_bundle(&dir, allowed_signers.as_deref())
+        }
+        Command::Evidence { command: EvidenceCommand::Verify { fleet: true, allowed_signers, .. } } => {
+            cli::fleet::cmd_verify(config, allowed_signers.as_deref()).await
+        }
+        Command::Evidence { command: EvidenceCommand::Verify { file, json, .. } } => {
             cli::evidence::cmd_verify(config, file.as_deref(), json)
+        }
+        Command::Fleet { command: FleetCommand::Status { json } } => cli::fleet::cmd_status(config, json).await,
+        Command::Fleet { command: FleetCommand::Report { since, plan, format, output } } => {
+            cli::fleet::cmd_report(config, &since, plan, &format, output.as_deref()).await
+        }
+        Command::Evidence { command: EvidenceCommand::Key { format } } => {
+            cli::evidence::cmd_key(config, format.as_deref())
+        }
+        Command::Evidence { command: EvidenceCommand::Export { since, output } } => {
+            cli::evidence::cmd_export(config, &since, &output)
         }
         Command::Report { since, plan, format, output } => {
             cli::report::cmd_report(config, Some(&since), plan, &format, output.as_deref())

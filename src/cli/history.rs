@@ -186,5 +186,5 @@ pub fn open_db(config: &Config) -> anyhow::Result<drdrill::db::Db> {
             config.database.display()
         );
     }
-    drdrill::db::Db::open(&config.database)
+    drdrill::db::Db::open_reading(config)
 }

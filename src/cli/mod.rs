@@ -7,6 +7,7 @@ pub mod client;
 pub mod coverage;
 pub mod daemon;
 pub mod evidence;
+pub mod fleet;
 pub mod history;
 pub mod logs;
 pub mod note;

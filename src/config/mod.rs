@@ -18,12 +18,16 @@ pub mod alert;
 mod api;
 mod daemon;
 pub mod env;
+mod evidence;
+mod fleet;
 mod notify;
 mod safety;
 
 pub use alert::{AlertConfig, AlertKind, Event, SecretSource};
 pub use api::ApiConfig;
 pub use daemon::{DaemonConfig, MaxInterval, TimeZone};
+pub use evidence::EvidenceConfig;
+pub use fleet::FleetConfig;
 pub use notify::{DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
 pub use safety::SafetyConfig;
 
@@ -43,6 +47,10 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Email alerts and digests; `None` sends no mail.
     pub notify: Option<NotifyConfig>,
+    /// The node's evidence signing key.
+    pub evidence: EvidenceConfig,
+    /// Fleet mode: `None` runs every firing here.
+    pub fleet: Option<FleetConfig>,
     /// `[[alert]]`: webhook, Slack-compatible and ntfy channels.
     pub alerts: Vec<AlertConfig>,
     /// How log lines are written (`--log-format` wins over it).
@@ -66,8 +74,20 @@ pub enum LogFormat {
 }
 
 /// The keys a config file takes at its top level.
-const CONFIG_KEYS: &[&str] =
-    &["database", "plans", "scratch", "log_format", "api", "stores", "safety", "daemon", "notify", "alert"];
+const CONFIG_KEYS: &[&str] = &[
+    "database",
+    "plans",
+    "scratch",
+    "log_format",
+    "api",
+    "stores",
+    "safety",
+    "daemon",
+    "notify",
+    "alert",
+    "evidence",
+    "fleet",
+];
 
 impl Config {
     /// The embedded defaults: everything under `./var`.
@@ -88,6 +108,8 @@ impl Config {
             log_format: LogFormat::default(),
             overrides: Vec::new(),
             warnings: Vec::new(),
+            evidence: EvidenceConfig::default(),
+            fleet: None,
         }
     }
 
@@ -187,6 +209,16 @@ impl Config {
         if let Some(v) = keys.opt("daemon") {
             config.daemon = v;
         }
+        if let Some(v) = keys.opt("evidence") {
+            config.evidence = v;
+        }
+        let fleet_span = keys.raw("fleet").map(|v| v.span());
+        if let Some(f) = keys.opt::<FleetConfig>("fleet") {
+            if let (Some(why), Some(span)) = (f.node_problem(), fleet_span.clone()) {
+                errors.push(doc.at(span, format!("[fleet]: {why}"), Some("set `node = \"host-a\"`".into())));
+            }
+            config.fleet = Some(f);
+        }
         if let Some(n) = keys.opt::<NotifyConfig>("notify") {
             if let Err(e) = n.validate()
                 && let Some(section) = keys.raw("notify")
@@ -238,6 +270,25 @@ impl Config {
                 )),
             }
         }
+        if let (Some(f), Some(span)) = (&config.fleet, fleet_span) {
+            match config.stores.get(&f.store) {
+                None => errors.push(doc.at(
+                    span,
+                    format!("[fleet] store = {:?} is not a configured store (stores: {})", f.store, config.store_names().join(", ")),
+                    Some("add a [stores.NAME] section with kind = \"s3\" and name it here".into()),
+                )),
+                Some(spec) if spec.local_root().is_some() => errors.push(doc.at(
+                    span,
+                    format!(
+                        "[fleet] store = {:?} is a local folder store ({}): fleet nodes on other hosts cannot share it, and it has no conditional writes to claim firings with",
+                        f.store,
+                        spec.describe()
+                    ),
+                    Some("use a store with kind = \"s3\" that every node reaches".into()),
+                )),
+                Some(_) => {}
+            }
+        }
         errors.extend(keys.finish());
         if errors.is_empty() {
             Ok(config)
@@ -258,6 +309,11 @@ impl Config {
     /// Names of the configured stores, for messages.
     pub fn store_names(&self) -> Vec<&str> {
         self.stores.keys().map(String::as_str).collect()
+    }
+
+    /// This node's name in evidence and in a fleet: `[fleet] node`, else the hostname.
+    pub fn node(&self) -> String {
+        self.fleet.as_ref().map(FleetConfig::node).unwrap_or_else(crate::net::hostname)
     }
 
     /// Where this config came from, for messages.

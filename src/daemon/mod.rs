@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod deadman;
+pub mod fleet;
 pub mod freshness;
 pub mod heartbeat;
 mod lock;
@@ -110,7 +111,18 @@ pub struct Daemon {
     pub freshness: freshness::Freshness,
     /// Dead-man pings of plans with a `ping_url`.
     pub pinger: deadman::Pinger,
+    /// Fleet mode: this node's part in the fleet; `None` runs every firing here.
+    pub fleet: Option<Arc<fleet::FleetNode>>,
     token: String,
+}
+
+/// What a caller adds to a run it starts (fleet mode: the fencing check, the
+/// takeover note, and being told the outcome).
+#[derive(Default)]
+pub struct Extra {
+    pub fence: Option<crate::engine::Fence>,
+    pub notes: Option<String>,
+    pub done: Option<oneshot::Sender<Option<crate::record::RunReport>>>,
 }
 
 /// The run's outcome as the one who started it learns it.
@@ -191,6 +203,16 @@ impl Daemon {
     /// still active. The receiver gets the run id once the run is recorded (after a
     /// concurrency slot is free); it is dropped if the run never starts.
     pub fn start(self: &Arc<Self>, plan: Arc<Plan>, trigger: &str) -> Result<oneshot::Receiver<Started>, Declined> {
+        self.start_with(plan, trigger, Extra::default())
+    }
+
+    /// [`Daemon::start`] with what the caller adds to the run.
+    pub fn start_with(
+        self: &Arc<Self>,
+        plan: Arc<Plan>,
+        trigger: &str,
+        extra: Extra,
+    ) -> Result<oneshot::Receiver<Started>, Declined> {
         if self.is_stopping() {
             return Err(Declined::Stopping);
         }
@@ -216,13 +238,20 @@ impl Daemon {
         let daemon = self.clone();
         let trigger = trigger.to_string();
         tokio::spawn(async move {
-            daemon.drive(plan, trigger, abort, tx).await;
+            daemon.drive(plan, trigger, abort, tx, extra).await;
         });
         self.publish_status();
         Ok(rx)
     }
 
-    async fn drive(self: Arc<Self>, plan: Arc<Plan>, trigger: String, abort: Cancel, tx: oneshot::Sender<Started>) {
+    async fn drive(
+        self: Arc<Self>,
+        plan: Arc<Plan>,
+        trigger: String,
+        abort: Cancel,
+        tx: oneshot::Sender<Started>,
+        extra: Extra,
+    ) {
         let name = plan.name.clone();
         let permit = tokio::select! {
             p = self.slots.clone().acquire_owned() => p.ok(),
@@ -254,9 +283,18 @@ impl Daemon {
             let body = format!("drdrill: drill {plan} starting ({trigger})");
             tokio::spawn(async move { pinger.send(&plan, &url, deadman::Ping::Start, body).await })
         });
-        let opts = RunOptions { trigger: trigger.clone(), abort, gates: self.gates.clone(), ..Default::default() };
+        let opts = RunOptions {
+            trigger: trigger.clone(),
+            abort,
+            gates: self.gates.clone(),
+            notes: extra.notes,
+            fence: extra.fence,
+        };
         let result = self.engine.run(&plan, opts, &watch).instrument(span.clone()).await;
         let _in_run = span.enter();
+        if let Some(done) = extra.done {
+            let _ = done.send(result.as_ref().ok().cloned());
+        }
         if let Some(url) = ping {
             let (ping, body) = match &result {
                 Ok(r) if r.passed() => (deadman::Ping::Pass, r.render()),
@@ -417,6 +455,9 @@ impl Daemon {
         while !self.active().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        if let Some(f) = &self.fleet {
+            f.settle(Duration::from_secs(10)).await;
+        }
     }
 }
 
@@ -518,6 +559,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     for e in &plan_set.errors {
         tracing::error!(file = %e.file, "plan not loaded: {}", e.error);
     }
+    let fleet = match &config.fleet {
+        Some(f) => Some(Arc::new(fleet::FleetNode::join(&config, f, &engine.db).await?)),
+        None => None,
+    };
     let daemon = Arc::new(Daemon {
         slots: Arc::new(Semaphore::new(config.daemon.concurrency.get())),
         config: config.clone(),
@@ -533,6 +578,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         heartbeats: Default::default(),
         freshness: Default::default(),
         pinger: deadman::Pinger::new()?,
+        fleet,
         token,
     });
 
@@ -544,10 +590,14 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         }))
     };
 
-    scheduler::catch_up(&daemon);
+    // In a fleet, peers ran the firings this node missed.
+    if daemon.fleet.is_none() {
+        scheduler::catch_up(&daemon);
+    }
     let scheduler = tokio::spawn(scheduler::run(daemon.clone()));
     let heartbeat = tokio::spawn(heartbeat::run(daemon.clone()));
     let freshness = tokio::spawn(freshness::run(daemon.clone()));
+    let fleet_worker = daemon.fleet.is_some().then(|| tokio::spawn(fleet::worker(daemon.clone())));
     let mailer = (!daemon.alerts.is_empty()).then(|| tokio::spawn(mail::run(daemon.clone())));
     let overdue = tokio::spawn(overdue::run(daemon.clone()));
     let watchdog = systemd::spawn_watchdog();
@@ -577,6 +627,9 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     heartbeat.abort();
     freshness.abort();
     overdue.abort();
+    if let Some(w) = fleet_worker {
+        w.abort();
+    }
     // Undelivered mail stays in the outbox for the next start or `drdrill notify flush`.
     if let Some(m) = mailer {
         m.abort();

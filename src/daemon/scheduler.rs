@@ -75,11 +75,16 @@ pub async fn run(daemon: Arc<Daemon>) {
                     // From now, not from the firing: after a long stall, firings in
                     // between are not run back to back.
                     entry.next = next_due(&entry.plan, tz, now);
-                    due.push(entry.plan.clone());
+                    due.push((entry.plan.clone(), d.at));
                 }
             }
         }
-        for plan in due {
+        for (plan, at) in due {
+            // In a fleet, the node that claims the firing runs it.
+            if daemon.fleet.is_some() {
+                super::fleet::fire(&daemon, plan, at);
+                continue;
+            }
             match daemon.start(plan.clone(), "schedule") {
                 Ok(_) => {}
                 Err(Declined::Stopping) => return,

@@ -13,7 +13,8 @@
 //! format 2 on, `run_notes` and `gate_approvals`). Editing any of them, deleting
 //! a record, or deleting a run is named by run id. Deleting the newest records
 //! leaves a shorter chain that is valid in itself: the head log beside the
-//! database ([`super::headlog`]) is what catches that.
+//! database ([`super::headlog`]) is what catches that, and the node's
+//! signatures ([`super::signing`]) catch a chain recomputed after an edit.
 //!
 //! Each record is re-built with the format it was written in, so records of
 //! older drdrill versions keep verifying after an upgrade.
@@ -387,6 +388,10 @@ pub struct Verified {
     /// The newest record the head log beside the database confirms; `None`
     /// when no head log was compared (an exported file, or none is kept yet).
     pub logged: Option<i64>,
+    /// Every record's signature, checked with this node's key; `None` when
+    /// not checked (no key at hand, or the database never signed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<super::signing::SignaturesOk>,
 }
 
 /// Verifies links and hashes of a sequence of entries, in order. The first
@@ -433,24 +438,53 @@ pub fn verify_entries<'a>(
         expected_seq = Some(seq + 1);
         count += 1;
     }
-    Ok(Verified { records: count, anchor, head: expected_prev.unwrap_or_else(|| GENESIS.to_string()), logged: None })
+    Ok(Verified {
+        records: count,
+        anchor,
+        head: expected_prev.unwrap_or_else(|| GENESIS.to_string()),
+        logged: None,
+        signatures: None,
+    })
 }
 
 /// Verifies links and hashes of the whole chain from genesis, that every
 /// finished run has a record, and that the chain still holds every head the
 /// head log `log` saw, without comparing records with their rows: what a
 /// report needs, since it shows the hashed records themselves.
-pub fn verify_chain(conn: &Connection, log: Option<&Path>) -> anyhow::Result<Result<Verified, Break>> {
+pub fn verify_chain(
+    conn: &Connection,
+    log: Option<&Path>,
+    key: Option<&super::signing::NodePublic>,
+) -> anyhow::Result<Result<Verified, Break>> {
     let rows = chain_rows(conn)?;
-    let mut verified = match verify_rows(&rows) {
+    let verified = match verify_rows(&rows) {
         Ok(v) => v,
         Err(b) => return Ok(Err(b)),
     };
     if let Some(b) = unchained_run(conn)? {
         return Ok(Err(b));
     }
+    finish_verification(conn, log, key, &rows, verified)
+}
+
+/// The checks after the chain itself: signatures (a rewritten chain fails
+/// them first, whatever the head log says), then the head log.
+fn finish_verification(
+    conn: &Connection,
+    log: Option<&Path>,
+    key: Option<&super::signing::NodePublic>,
+    rows: &[ChainRow],
+    mut verified: Verified,
+) -> anyhow::Result<Result<Verified, Break>> {
+    if let Some(key) = key {
+        let heads: Vec<(i64, String, i64)> = rows.iter().map(|(s, _, h, r, _)| (*s, h.clone(), *r)).collect();
+        match super::signing::check(conn, key, &heads, log)? {
+            Ok(signed) => verified.signatures = signed,
+            Err(b) => return Ok(Err(b)),
+        }
+    }
     if let Some(log) = log {
-        match super::headlog::check(conn, log, &rows)? {
+        match super::headlog::check(conn, log, rows)? {
             Ok(logged) => verified.logged = logged,
             Err(b) => return Ok(Err(b)),
         }
@@ -493,9 +527,13 @@ pub const KNOWN_FORMATS: std::ops::RangeInclusive<u32> = 1..=RECORD_FORMAT;
 /// still matches its run's rows (re-built in the record's own format), that
 /// every finished run has a record, and that the chain still holds every head
 /// the head log `log` saw (so records cut from its end are named).
-pub fn verify_db(conn: &Connection, log: Option<&Path>) -> anyhow::Result<Result<Verified, Break>> {
+pub fn verify_db(
+    conn: &Connection,
+    log: Option<&Path>,
+    key: Option<&super::signing::NodePublic>,
+) -> anyhow::Result<Result<Verified, Break>> {
     let rows = chain_rows(conn)?;
-    let mut verified = match verify_rows(&rows) {
+    let verified = match verify_rows(&rows) {
         Ok(v) => v,
         Err(b) => return Ok(Err(b)),
     };
@@ -531,13 +569,7 @@ pub fn verify_db(conn: &Connection, log: Option<&Path>) -> anyhow::Result<Result
     if let Some(b) = unchained_run(conn)? {
         return Ok(Err(b));
     }
-    if let Some(log) = log {
-        match super::headlog::check(conn, log, &rows)? {
-            Ok(logged) => verified.logged = logged,
-            Err(b) => return Ok(Err(b)),
-        }
-    }
-    Ok(Ok(verified))
+    finish_verification(conn, log, key, &rows, verified)
 }
 
 /// Names every top-level field that differs (inside measurements, checks and

@@ -1,6 +1,8 @@
 //! The head log: `<database>.evidence-heads`, a text file beside the results
 //! database that gets one line per evidence record appended, after the record
-//! is committed: `#<seq> <hash> run <id> at <time>`.
+//! is committed: `#<seq> <hash> run <id> at <time>`, followed, where the node
+//! signs its evidence, by `count <n> sig <hex>`: the head with its count,
+//! signed (see [`super::signing::head_message`]).
 //!
 //! Deleting the newest runs together with their records leaves a chain that
 //! is valid in itself; only a copy of its head kept elsewhere shows it got
@@ -29,9 +31,12 @@ pub fn path_for(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Appends one record's line.
-pub fn append(log: &Path, seq: i64, hash: &str, run_id: i64) -> io::Result<()> {
-    let line = format!("#{seq} {hash} run {run_id} at {}\n", super::ts(chrono::Utc::now()));
+/// Appends one record's line; `key` signs the head it names.
+pub fn append(log: &Path, seq: i64, hash: &str, run_id: i64, key: Option<&super::signing::NodeKey>) -> io::Result<()> {
+    let signed = key
+        .map(|k| format!(" count {seq} sig {}", k.sign(&super::signing::head_message(seq, hash))))
+        .unwrap_or_default();
+    let line = format!("#{seq} {hash} run {run_id} at {}{signed}\n", super::ts(chrono::Utc::now()));
     let mut f = fs::OpenOptions::new().create(true).append(true).open(log)?;
     f.write_all(line.as_bytes())?;
     f.sync_data()
@@ -40,7 +45,7 @@ pub fn append(log: &Path, seq: i64, hash: &str, run_id: i64) -> io::Result<()> {
 /// Starts the log of a database that has none yet, with its current head
 /// (a database from before the head log, or a new one). Once started, a
 /// missing log is left missing, for verification to report.
-pub fn ensure(conn: &Connection, log: &Path) -> anyhow::Result<()> {
+pub fn ensure(conn: &Connection, log: &Path, key: Option<&super::signing::NodeKey>) -> anyhow::Result<()> {
     if started(conn)?.is_some() {
         return Ok(());
     }
@@ -50,7 +55,7 @@ pub fn ensure(conn: &Connection, log: &Path) -> anyhow::Result<()> {
         })
         .optional()?;
     match &head {
-        Some((seq, hash, run)) => append(log, *seq, hash, *run)?,
+        Some((seq, hash, run)) => append(log, *seq, hash, *run, key)?,
         None => drop(fs::OpenOptions::new().create(true).append(true).open(log)?),
     }
     conn.execute(
@@ -118,6 +123,40 @@ pub fn check(conn: &Connection, log: &Path, rows: &[ChainRow]) -> anyhow::Result
         newest = newest.max(Some(seq));
     }
     Ok(Ok(newest))
+}
+
+/// One line of the head log, with its signed head if it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadLine {
+    pub seq: i64,
+    pub hash: String,
+    pub count: Option<i64>,
+    pub signature: Option<String>,
+}
+
+/// Every line of the head log (none if it does not exist); lines that do not
+/// parse are left to [`check`] to name.
+pub fn signed_heads(log: &Path) -> anyhow::Result<Vec<HeadLine>> {
+    let text = match fs::read_to_string(log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => anyhow::bail!("cannot read the head log {}: {e}", log.display()),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (seq, hash, _) = parse(line)?;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let after =
+                |w: &str| words.iter().position(|x| *x == w).and_then(|i| words.get(i + 1)).map(|s| s.to_string());
+            Some(HeadLine {
+                seq,
+                hash: hash.to_string(),
+                count: after("count").and_then(|c| c.parse().ok()),
+                signature: after("sig"),
+            })
+        })
+        .collect())
 }
 
 fn parse(line: &str) -> Option<(i64, &str, i64)> {

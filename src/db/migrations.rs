@@ -140,7 +140,28 @@ const MIGRATIONS: &[&str] = &[
         first_loaded_at TEXT NOT NULL,
         overdue_alerted_at TEXT
      );",
-    // 7: stale backups: the newest backup a plan was alerted stale for ('' for
+    // 7: signed evidence: each record's signature by the node's key, and when
+    // signing started (see `signing`). Records keep hashing exactly as before.
+    "CREATE TABLE evidence_signatures (
+        seq INTEGER PRIMARY KEY REFERENCES evidence (seq),
+        key TEXT NOT NULL,
+        signature TEXT NOT NULL
+     );
+     CREATE TRIGGER evidence_signatures_update BEFORE UPDATE ON evidence_signatures
+        BEGIN SELECT RAISE(ABORT, 'evidence signatures are append-only'); END;
+     CREATE TRIGGER evidence_signatures_delete BEFORE DELETE ON evidence_signatures
+        BEGIN SELECT RAISE(ABORT, 'evidence signatures are append-only'); END;
+     CREATE TABLE evidence_signing (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        started_at TEXT NOT NULL,
+        key TEXT NOT NULL,
+        from_seq INTEGER NOT NULL
+     );
+     CREATE TRIGGER evidence_signing_update BEFORE UPDATE ON evidence_signing
+        BEGIN SELECT RAISE(ABORT, 'the signing marker is append-only'); END;
+     CREATE TRIGGER evidence_signing_delete BEFORE DELETE ON evidence_signing
+        BEGIN SELECT RAISE(ABORT, 'the signing marker is append-only'); END;",
+    // 8: stale backups: the newest backup a plan was alerted stale for ('' for
     // none at all), so a restart during a stale episode does not alert again.
     "ALTER TABLE plan_watch ADD COLUMN stale_alerted_for TEXT;",
 ];

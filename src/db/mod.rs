@@ -3,18 +3,21 @@
 //! SQLite in WAL mode so the CLI can read history while the daemon writes, with
 //! numbered migrations recorded in `schema_migrations` so an old database is
 //! upgraded in place, never recreated; a database from a newer drdrill is
-//! refused. Beside it live the evidence head log ([`headlog`]) and space kept
-//! in reserve for recording a run's end on a full disk ([`reserve`]).
+//! refused. Beside it live the evidence head log ([`headlog`]), the node's
+//! signing key ([`signing`]) and space kept in reserve for recording a run's
+//! end on a full disk ([`reserve`]).
 
+pub mod bundle;
 pub mod evidence;
 pub mod headlog;
 mod migrations;
 pub mod owner;
 pub mod reserve;
+pub mod signing;
 mod watch;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -29,6 +32,9 @@ pub struct Db {
     path: PathBuf,
     head_log: PathBuf,
     reserve: PathBuf,
+    /// Signs every record as it is appended; `None` only where no config is
+    /// at hand (tests, benchmarks).
+    key: Option<Arc<signing::NodeKey>>,
 }
 
 /// A run found `running` whose process is gone, now recorded `aborted`.
@@ -137,7 +143,39 @@ pub(crate) fn parse_ts(text: &str) -> DateTime<Utc> {
 }
 
 impl Db {
+    /// The results database of `config`, its records signed with the node's
+    /// key (`[evidence] key_file`, created on first use).
+    pub fn open_for(config: &crate::config::Config) -> anyhow::Result<Db> {
+        let path = config.evidence.key_path(&config.database);
+        let (key, _) = signing::NodeKey::load_or_create(&path, &config.node())?;
+        Self::open_with(&config.database, Some(Arc::new(key)))
+    }
+
+    /// The results database of `config` for reading: the node's key is used
+    /// if it exists and can be read (to check signatures), never created; a
+    /// user who may read the database but not the key still reads history.
+    pub fn open_reading(config: &crate::config::Config) -> anyhow::Result<Db> {
+        let path = config.evidence.key_path(&config.database);
+        let key = if path.exists() {
+            match signing::NodeKey::load_or_create(&path, &config.node()) {
+                Ok((k, _)) => Some(Arc::new(k)),
+                Err(e) => {
+                    tracing::warn!("signatures are not checked: {e:#}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Self::open_with(&config.database, key)
+    }
+
+    /// A database whose records are not signed (tests and benchmarks).
     pub fn open(path: &Path) -> anyhow::Result<Db> {
+        Self::open_with(path, None)
+    }
+
+    fn open_with(path: &Path, key: Option<Arc<signing::NodeKey>>) -> anyhow::Result<Db> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).with_context(|| {
                 format!(
@@ -157,8 +195,20 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "on")?;
         let mut conn = conn;
         migrations::migrate(&mut conn).with_context(|| format!("cannot use results database {}", path.display()))?;
+        if let Some(key) = &key {
+            let signed = signing::ensure_started(&mut conn, key)
+                .with_context(|| format!("cannot start signing evidence in {}", path.display()))?;
+            if signed > 0 {
+                tracing::warn!(
+                    "signed the {signed} evidence record(s) of {} that predate signing with key {} ({}): they are vouched for as they are now",
+                    path.display(),
+                    key.public().fingerprint(),
+                    key.path().display()
+                );
+            }
+        }
         let head_log = headlog::path_for(path);
-        if let Err(e) = headlog::ensure(&conn, &head_log) {
+        if let Err(e) = headlog::ensure(&conn, &head_log, key.as_deref()) {
             tracing::warn!("cannot start the evidence head log {}: {e:#}", head_log.display());
         }
         let reserve = reserve::path_for(path);
@@ -169,7 +219,7 @@ impl Db {
                 reserve.display()
             );
         }
-        Ok(Db { conn: Mutex::new(conn), path: path.to_path_buf(), head_log, reserve })
+        Ok(Db { conn: Mutex::new(conn), path: path.to_path_buf(), head_log, reserve, key })
     }
 
     /// The database file, for messages.
@@ -195,13 +245,28 @@ impl Db {
     /// Appends a committed record's head to the head log. After the commit, so
     /// the log never names a record the chain lacks; a failure only makes it lag.
     fn log_head(&self, entry: &evidence::ChainEntry) {
-        if let Err(e) = headlog::append(&self.head_log, entry.seq, &entry.hash, entry.record.run_id) {
+        if let Err(e) =
+            headlog::append(&self.head_log, entry.seq, &entry.hash, entry.record.run_id, self.key.as_deref())
+        {
             tracing::warn!(
                 "evidence record #{} is committed, but the head log {} could not be appended to: {e}",
                 entry.seq,
                 self.head_log.display()
             );
         }
+    }
+
+    /// Signs a record just appended, in its transaction.
+    fn sign(&self, tx: &Connection, entry: &evidence::ChainEntry) -> anyhow::Result<()> {
+        if let Some(key) = &self.key {
+            signing::sign_record(tx, key, entry.seq, &entry.hash)?;
+        }
+        Ok(())
+    }
+
+    /// The node's signing key, if records are signed.
+    pub fn key(&self) -> Option<&signing::NodeKey> {
+        self.key.as_deref()
     }
 
     pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -330,6 +395,7 @@ impl Db {
         )?;
         anyhow::ensure!(changed == 1, "run {run_id} is not running any more; not overwriting its record");
         let entry = evidence::append(&tx, run_id)?;
+        self.sign(&tx, &entry)?;
         tx.commit()?;
         drop(conn);
         self.log_head(&entry);
@@ -382,7 +448,9 @@ impl Db {
                 params![run_id, reason, ts(Utc::now())],
             )?;
             // An aborted run is finished too: it gets its evidence record.
-            entries.push(evidence::append(&tx, run_id)?);
+            let entry = evidence::append(&tx, run_id)?;
+            self.sign(&tx, &entry)?;
+            entries.push(entry);
             recovered.push(Recovered { run_id, plan, reason });
         }
         tx.commit()?;
@@ -416,6 +484,7 @@ impl Db {
         )?;
         let id = tx.last_insert_rowid();
         let entry = evidence::append(&tx, id)?;
+        self.sign(&tx, &entry)?;
         tx.commit()?;
         drop(conn);
         self.log_head(&entry);
@@ -514,7 +583,8 @@ impl Db {
 
     /// Verifies the whole evidence chain against the database's rows.
     pub fn verify_evidence(&self) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
-        evidence::verify_db(&self.conn(), Some(&self.head_log))
+        let public = self.key.as_ref().map(|k| k.public());
+        evidence::verify_db(&self.conn(), Some(&self.head_log), public.as_ref())
     }
 
     /// The head log beside the database.
@@ -525,7 +595,8 @@ impl Db {
     /// Verifies links and hashes from genesis (not records against rows): fast,
     /// for reports.
     pub fn verify_chain(&self) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
-        evidence::verify_chain(&self.conn(), Some(&self.head_log))
+        let public = self.key.as_ref().map(|k| k.public());
+        evidence::verify_chain(&self.conn(), Some(&self.head_log), public.as_ref())
     }
 
     /// The newest chain entry's sequence number and hash.

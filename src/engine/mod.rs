@@ -85,11 +85,28 @@ pub struct RunOptions {
     /// A note to record on the run as it starts (`drdrill run --note`); it is
     /// part of the run's evidence record like every note written before the end.
     pub notes: Option<String>,
+    /// Asked before each destructive failure and before the run is recorded
+    /// (fleet mode: does this node still hold the firing?).
+    pub fence: Option<Fence>,
+}
+
+/// A check the engine awaits before each destructive failure and before it
+/// records the run; `Err(why)` stops the run there (recorded `aborted`, why).
+#[derive(Clone)]
+pub struct Fence(pub Arc<FenceFn>);
+
+/// Given what comes next (`failure #1 (delete)`, `recording the run`).
+pub type FenceFn = dyn Fn(&str) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync;
+
+impl std::fmt::Debug for Fence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fence")
+    }
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { trigger: "manual".into(), abort: Cancel::new(), gates: Gates::new(), notes: None }
+        RunOptions { trigger: "manual".into(), abort: Cancel::new(), gates: Gates::new(), notes: None, fence: None }
     }
 }
 
@@ -101,7 +118,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn open(config: Arc<Config>) -> anyhow::Result<Engine> {
-        let db = Arc::new(Db::open(&config.database)?);
+        let db = Arc::new(Db::open_for(&config)?);
         let scratch = ScratchRoot::new(&config.scratch);
         Ok(Engine { config, db, scratch })
     }
@@ -189,6 +206,7 @@ impl Engine {
             undo: Arc::new(UndoLog::new(Quarantine::new(self.scratch.path(), run_id))),
             guard,
             gates: opts.gates.clone(),
+            fence: opts.fence.clone(),
             gate_wait_after_fail: Duration::ZERO,
             timed_out: timed_out.clone(),
             store: None,
@@ -247,6 +265,16 @@ impl Engine {
                 (if aborted { Status::Aborted } else { Status::Failed }, Some(reason))
             }
         };
+        // A node that lost its firing to another records it as aborted, not as the result.
+        let (status, reason) = match &opts.fence {
+            Some(fence) => match (fence.0)("recording the run").await {
+                Ok(()) => (status, reason),
+                Err(why) => {
+                    (Status::Aborted, Some([Some(why), reason].into_iter().flatten().collect::<Vec<_>>().join("; ")))
+                }
+            },
+            None => (status, reason),
+        };
         if status == Status::Passed && steps.contains(&Step::Retention) {
             run.apply_retention().await;
         }
@@ -292,6 +320,7 @@ struct RunState<'a> {
     undo: Arc<UndoLog>,
     guard: Arc<Guard>,
     gates: Gates,
+    fence: Option<Fence>,
     /// Time spent at gates after T_fail: a person deciding, not the restore, so
     /// it is recorded on its own and left out of RTO.
     gate_wait_after_fail: Duration,
@@ -528,6 +557,13 @@ impl RunState<'_> {
         for (i, f) in self.plan.failures.iter().enumerate() {
             if self.ctx.cancel.is_cancelled() {
                 error = Some(anyhow!("cancelled before failure #{} ({})", i + 1, f.kind()));
+                break;
+            }
+            if let Some(fence) = self.fence.as_ref().filter(|_| f.destructive())
+                && let Err(why) = (fence.0)(&format!("failure #{} ({})", i + 1, f.kind())).await
+            {
+                self.ctx.cancel.cancel_because(&why);
+                error = Some(anyhow!("{why}"));
                 break;
             }
             let (f2, ctx) = (f.clone(), self.failure_ctx(self.ctx.clone(), i + 1));

@@ -266,6 +266,47 @@ impl Report {
         })
     }
 
+    /// A report over records gathered elsewhere (a fleet's bucket): `all` is
+    /// every record known, in any chain order; `chain` says how they verified;
+    /// `files` gives each plan's file for its schedule.
+    pub fn from_entries(
+        all: Vec<ChainEntry>,
+        chain: Result<Verified, String>,
+        head: Option<(i64, String)>,
+        files: &BTreeMap<String, String>,
+        opts: &ReportOptions,
+    ) -> Report {
+        let first_of =
+            |plan: &str| all.iter().filter(|e| e.record.plan == plan).filter_map(|e| rfc(&e.record.started_at)).min();
+        let entries: Vec<ChainEntry> = all
+            .iter()
+            .filter(|e| opts.since.is_none_or(|s| rfc(&e.record.started_at).is_some_and(|t| t >= s)))
+            .filter(|e| opts.plan.as_ref().is_none_or(|p| &e.record.plan == p))
+            .cloned()
+            .collect();
+        let mut by_plan: BTreeMap<&str, Vec<&EvidenceRecord>> = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.ran()) {
+            by_plan.entry(e.record.plan.as_str()).or_default().push(&e.record);
+        }
+        if let Some(p) = &opts.plan {
+            by_plan.entry(p.as_str()).or_default();
+        }
+        let plans = by_plan
+            .into_iter()
+            .map(|(name, runs)| summarize(name, &runs, files.get(name).map(Path::new), opts, || first_of(name)))
+            .collect();
+        Report {
+            generated_at: opts.now,
+            since: opts.since,
+            plan_filter: opts.plan.clone(),
+            chain,
+            head,
+            plans,
+            entries,
+            chain_slice: None,
+        }
+    }
+
     pub fn render(&self, format: Format) -> anyhow::Result<String> {
         Ok(match format {
             Format::Html => html::render(self),

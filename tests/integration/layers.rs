@@ -43,6 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("record", &["db", "record"]),
     ("engine", &["engine"]),
     ("outputs", &["alert", "report"]),
+    ("fleet", &["fleet"]),
     ("daemon", &["daemon"]),
     // The binary: src/main.rs and src/cli.
     ("cli", &["cli", "main"]),
