@@ -95,6 +95,37 @@ fn group_alive(pgid: i32) -> bool {
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
+/// A process started by [`Cmd::start_kept`]: it runs until the run's cleanup
+/// stops its group, or until it exits on its own.
+#[derive(Clone, Debug)]
+pub struct Background {
+    /// Its pid, which is also its process group.
+    pub pid: i32,
+    pub label: String,
+    pub log: Option<PathBuf>,
+    exited: Arc<Mutex<Option<ExitStatus>>>,
+}
+
+impl Background {
+    /// How it ended, once it has.
+    pub fn exited(&self) -> Option<ExitStatus> {
+        *self.exited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The end of its log, secrets redacted.
+    pub fn tail(&self) -> String {
+        self.log.as_deref().map(tail).unwrap_or_default()
+    }
+
+    /// `Err` naming how it ended and what it printed last, once it is gone.
+    pub fn running(&self) -> Result<(), String> {
+        match self.exited() {
+            None => Ok(()),
+            Some(status) => Err(format!("{} exited ({status}); its output: {}", self.label, or_none(&self.tail()))),
+        }
+    }
+}
+
 /// A command to run, built like `std::process::Command`.
 #[derive(Clone)]
 pub struct Cmd {
@@ -303,6 +334,26 @@ impl Cmd {
             }
             Ok(n) => running.finish(self, log, n),
         }
+    }
+
+    /// Starts it and returns at once, for a service that runs while the checks
+    /// probe it (a throwaway database server, the team's application). Its group
+    /// is kept in `groups` until [`Groups::kill_all`] at the run's cleanup; its
+    /// output goes to the log; [`Background::exited`] says whether it is gone.
+    pub fn start_kept(&self, groups: &Groups) -> anyhow::Result<Background> {
+        let log = self.open_log()?;
+        let mut child = self.spawn(Stdio::null(), Stdio::from(log.try_clone()?), Stdio::from(log))?;
+        let pid = child.id() as i32;
+        groups.add(pid);
+        let exited = Arc::new(Mutex::new(None));
+        let status = exited.clone();
+        // Reaped by a thread of its own, so an early exit is seen at once and leaves no zombie.
+        std::thread::spawn(move || {
+            if let Ok(s) = child.wait() {
+                *status.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+            }
+        });
+        Ok(Background { pid, label: self.label.clone(), log: self.log.clone(), exited })
     }
 
     fn open_log(&self) -> anyhow::Result<fs::File> {

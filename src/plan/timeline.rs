@@ -41,11 +41,14 @@ pub enum Step {
     /// T_fail: the first failure is injected.
     Failure,
     Restore,
+    /// With `[service]`: the team's application starts on the restored data
+    /// (its time is RTO's `start` share); it is stopped at cleanup.
+    Service,
     /// T_ok: the last check passed. RTO and RPO are measured at its end.
     Verify,
     /// Always, after the steps above: undo every injected failure, newest first.
     Rollback,
-    /// Always: stop what the restore started, remove scratch.
+    /// Always: stop the service and what the restore started, remove scratch.
     Cleanup,
     /// After a passed run, when the plan sets `keep_last` or `max_age`.
     Retention,
@@ -59,6 +62,7 @@ impl Step {
             Step::Backup => "backup",
             Step::Failure => "failure",
             Step::Restore => "restore",
+            Step::Service => "service",
             Step::Verify => "verify",
             Step::Rollback => "rollback",
             Step::Cleanup => "cleanup",
@@ -80,6 +84,9 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
             out.push(Step::Gate(gated));
         }
         out.push(step);
+        if step == Step::Restore && plan.service.is_some() {
+            out.push(Step::Service);
+        }
     }
     out.extend([Step::Rollback, Step::Cleanup]);
     if plan.backup.retention().is_set() {

@@ -16,6 +16,7 @@
 
 pub mod command;
 pub mod directory;
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -109,6 +110,7 @@ const KINDS: &[KindParser<Arc<dyn Source>>] = &[
     (directory::KIND, directory::parse),
     (sqlite::KIND, sqlite::parse),
     (postgres::KIND, postgres::parse),
+    (mysql::KIND, mysql::parse),
     (command::KIND, command::parse),
 ];
 
