@@ -121,8 +121,21 @@ impl Background {
     pub fn running(&self) -> Result<(), String> {
         match self.exited() {
             None => Ok(()),
-            Some(status) => Err(format!("{} exited ({status}); its output: {}", self.label, or_none(&self.tail()))),
+            Some(status) => Err(format!("{} {}; its output: {}", self.label, ended(status), or_none(&self.tail()))),
         }
+    }
+}
+
+/// `exited (exit status: 3)`, `was killed (signal 9)`; a shell or `runuser`
+/// reports its child's signal as 128 + N.
+pub fn ended(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.signal(), status.code()) {
+        (Some(sig), _) => format!("was killed (signal {sig})"),
+        (None, Some(code)) if (129..=128 + 64).contains(&code) => {
+            format!("was killed (exit status {code}: signal {})", code - 128)
+        }
+        _ => format!("exited ({status})"),
     }
 }
 

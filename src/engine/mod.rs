@@ -720,9 +720,17 @@ impl RunState<'_> {
             Ok(t) => Ok((reference - t).to_std().unwrap_or(Duration::ZERO)),
             Err(why) => Err(why),
         };
-        self.measure("rpo", rpo.as_ref().ok().copied(), Some(targets.rpo.0), &method);
-        if let Err(why) = rpo {
-            return Err(anyhow!("RPO could not be measured: {why}"));
+        match rpo {
+            Ok(v) => self.measure("rpo", Some(v), Some(targets.rpo.0), &method),
+            // A failed check is the reason people need; the markers it kept
+            // from being read are a consequence.
+            Err(why) if t_ok.is_none() => {
+                self.measure("rpo", None, Some(targets.rpo.0), &format!("{method}; not measured: {why}"))
+            }
+            Err(why) => {
+                self.measure("rpo", None, Some(targets.rpo.0), &method);
+                return Err(anyhow!("RPO could not be measured: {why}"));
+            }
         }
         Ok(())
     }
@@ -855,8 +863,10 @@ impl RunState<'_> {
                     Ok(out) => break (true, out),
                     Err(why) => {
                         // A server or application that is gone does not come back by waiting.
+                        // The summary goes last: the verdict quotes a check's last line.
                         if let Err(gone) = ctx.restored.services_running() {
-                            break (false, format!("{why}; no retry can pass: {gone}"));
+                            let summary = gone.lines().next().unwrap_or_default();
+                            break (false, format!("{why}\n{gone}\nno retry can pass: {summary}"));
                         }
                         if !check.retries() || cancel.is_cancelled() || Instant::now() + delay >= self.ctx.deadline {
                             break (false, why);

@@ -570,7 +570,15 @@ struct ServerLiveness {
 
 impl crate::restored::Liveness for ServerLiveness {
     fn running(&self) -> Result<(), String> {
-        self.process.running().map_err(|e| format!("{e}; its error log: {}", crate::proc::tail(&self.log)))
+        match self.process.exited() {
+            None => Ok(()),
+            Some(status) => Err(format!(
+                "{} {}; the end of its error log: {}",
+                self.process.label,
+                crate::proc::ended(status),
+                crate::proc::tail(&self.log)
+            )),
+        }
     }
 }
 
