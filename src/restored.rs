@@ -155,6 +155,8 @@ pub struct Restored {
     /// What the restore (or the plan's `[service]`) started and the checks
     /// depend on: once one is gone, no retry can pass.
     pub services: Vec<Arc<dyn Liveness>>,
+    /// Where the restore's time went, for the record (`server ready in 2.1s; dump loaded in 40s`).
+    pub note: Option<String>,
 }
 
 impl Restored {
@@ -167,7 +169,18 @@ impl Restored {
     }
 
     pub fn new(path: PathBuf, root: PathBuf, shape: Shape, files: u64, bytes: u64) -> Restored {
-        Restored { path, root, shape, sql: None, env: Vec::new(), files, bytes, target: None, services: Vec::new() }
+        Restored {
+            path,
+            root,
+            shape,
+            sql: None,
+            env: Vec::new(),
+            files,
+            bytes,
+            target: None,
+            services: Vec::new(),
+            note: None,
+        }
     }
 
     /// `Err` naming the first service that is gone, and how it ended.

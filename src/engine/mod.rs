@@ -573,8 +573,9 @@ impl RunState<'_> {
                         let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref(), t_fail };
                         let r = e.restore(&at, &found)?;
                         let to = r.target.map(|t| format!(", recovered to {}", t.to_rfc3339())).unwrap_or_default();
+                        let note = r.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
                         let detail = format!(
-                            "{} restored with {}: {} files, {} bytes into {}{to}",
+                            "{} restored with {}: {} files, {} bytes into {}{to}{note}",
                             found.label,
                             e.kind(),
                             r.files,
@@ -597,8 +598,9 @@ impl RunState<'_> {
         let outcome = self
             .phase("restore", async {
                 let o = restore_backup(source, &store, &manifest, ctx).await?;
+                let note = o.restored.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
                 let detail = format!(
-                    "{} files, {} bytes verified against the manifest into {}",
+                    "{} files, {} bytes verified against the manifest into {}{note}",
                     o.restored.files,
                     o.restored.bytes,
                     o.restored.path.display()

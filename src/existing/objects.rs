@@ -265,10 +265,8 @@ impl Existing for Objects {
                     return Err(not("a mysqldump (it is a PostgreSQL or SQLite file: fix `format`)"));
                 }
                 let server = mysql::Throwaway::prepare(ctx, self.bin_dir.as_deref())?;
-                server.install(ctx)?;
-                let running = server.start(ctx)?;
                 let database = self.database(at);
-                let bytes = server.load(ctx, &running, Some(&database), &mut data)?;
+                let (running, bytes) = server.install_start_load(ctx, Some(&database), &mut data)?;
                 let check = server.accounts(ctx, &running, Some(&database))?;
                 server.restored(running, check, bytes)
             }

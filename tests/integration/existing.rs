@@ -167,15 +167,15 @@ fn borg_archives_are_drilled_unchanged_and_damage_fails() {
 
 /// A live PostgreSQL cluster of its own that archives WAL into a pgBackRest
 /// repository, as a team runs it; stopped when dropped.
-struct Archived {
-    dir: PathBuf,
+pub(crate) struct Archived {
+    pub(crate) dir: PathBuf,
     bin: String,
-    port: u16,
-    conf: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) conf: PathBuf,
 }
 
 impl Archived {
-    fn start(ws: &Workspace) -> Archived {
+    pub(crate) fn start(ws: &Workspace) -> Archived {
         let bin = env("DRDRILL_TEST_PG_BIN");
         let dir = ws.join("pgb");
         fs::create_dir_all(&dir).unwrap();
@@ -216,7 +216,7 @@ impl Archived {
         a
     }
 
-    fn pgbackrest(&self, args: &[&str]) -> String {
+    pub(crate) fn pgbackrest(&self, args: &[&str]) -> String {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--", "pgbackrest"])
             .arg(format!("--config={}", self.conf.display()))
@@ -225,7 +225,7 @@ impl Archived {
         sh(&mut c)
     }
 
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"])
             .arg(format!("{}/psql", self.bin))

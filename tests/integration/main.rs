@@ -21,6 +21,7 @@ mod layers;
 mod malicious;
 mod mysql;
 mod notify;
+mod pitr;
 mod postgres;
 mod records;
 mod report;

@@ -220,9 +220,7 @@ impl Source for MysqlSource {
 
     fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, _manifest: &Manifest) -> anyhow::Result<Restored> {
         let server = Throwaway::prepare(ctx, self.bin_dir.as_deref())?;
-        server.install(ctx)?;
-        let running = server.start(ctx)?;
-        let bytes = server.load(ctx, &running, None, input)?;
+        let (running, bytes) = server.install_start_load(ctx, None, input)?;
         let check = server.accounts(ctx, &running, Some(self.first_database()))?;
         server.restored(running, check, bytes)
     }

@@ -120,6 +120,16 @@ fn flavor_of(version: &str) -> Flavor {
     if version.contains("MariaDB") { Flavor::MariaDb } else { Flavor::MySql }
 }
 
+/// `mariadbd  Ver 10.11.14-MariaDB-0+deb12u2 for ...` -> `MariaDB 10.11.14`.
+fn short_version(banner: &str) -> String {
+    let flavor = flavor_of(banner).name();
+    let mut words = banner.split_whitespace();
+    match words.position(|w| w == "Ver").and_then(|_| words.next()) {
+        Some(v) => format!("{flavor} {}", v.split('-').next().unwrap_or(v)),
+        None => flavor.to_string(),
+    }
+}
+
 impl Tools {
     pub fn find(bin_dir: Option<&Path>) -> anyhow::Result<Tools> {
         const CLIENTS: [&str; 2] = ["mariadb", "mysql"];
@@ -316,6 +326,15 @@ pub struct Running {
     pub port: u16,
     pub admin: MyConn,
     pub process: Background,
+    /// How long the data folder and the start took, for the record.
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+impl Running {
+    /// Adds how long a step took, for the restore's note.
+    pub fn took(&mut self, step: &'static str, since: Instant) {
+        self.timings.push((step, since.elapsed()));
+    }
 }
 
 impl Throwaway {
@@ -433,7 +452,29 @@ impl Throwaway {
                 bail!("cancelled while the throwaway {} server started", self.server.flavor.name());
             }
         }
-        Ok(Running { port, admin, process })
+        Ok(Running { port, admin, process, timings: Vec::new() })
+    }
+
+    /// A fresh server with the dump loaded: install, start, load, each timed
+    /// for the restore's note (the server's start and stop are orchestration,
+    /// the load is the restore proper).
+    pub fn install_start_load(
+        &self,
+        ctx: &RunCtx,
+        database: Option<&str>,
+        input: &mut dyn Read,
+    ) -> anyhow::Result<(Running, u64)> {
+        let t = Instant::now();
+        self.install(ctx)?;
+        let installed = t.elapsed();
+        let t = Instant::now();
+        let mut running = self.start(ctx)?;
+        running.timings.push(("data folder", installed));
+        running.took("start", t);
+        let t = Instant::now();
+        let bytes = self.load(ctx, &running, database, input)?;
+        running.took("dump loaded", t);
+        Ok((running, bytes))
     }
 
     /// The check account (a random password, in the client defaults file only)
@@ -554,6 +595,12 @@ impl Throwaway {
         if let Some(db) = &check.database {
             r.env.push(("DRDRILL_MYSQL_DATABASE".into(), db.clone()));
         }
+        let took: Vec<String> = running
+            .timings
+            .iter()
+            .map(|(step, d)| format!("{step} {}", crate::duration::format_duration(*d)))
+            .collect();
+        r.note = Some(format!("throwaway {}: {}", short_version(&self.server.version), took.join(", ")));
         let admin = MyConn { database: check.database.clone(), ..running.admin };
         r.sql = Some(Arc::new(admin));
         r.services.push(Arc::new(ServerLiveness { process: running.process, log: self.dest.join(ERROR_LOG) }));
@@ -639,6 +686,16 @@ mod tests {
         assert_eq!(
             first_field("<resultset><row><field name=\"a\"></field></row></resultset>"),
             Some(Some(String::new()))
+        );
+    }
+
+    #[test]
+    fn versions_are_shortened_for_the_record() {
+        let b = "/usr/sbin/mariadbd  Ver 10.11.14-MariaDB-0+deb12u2 for debian-linux-gnu on x86_64 (Debian 12)";
+        assert_eq!(short_version(b), "MariaDB 10.11.14");
+        assert_eq!(
+            short_version("/usr/sbin/mysqld  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)"),
+            "MySQL 8.0.36"
         );
     }
 
