@@ -567,6 +567,29 @@ mod tests {
     }
 
     #[test]
+    fn kept_processes_run_until_their_group_is_stopped_and_say_how_they_ended() {
+        let groups = Groups::default();
+        let dir = tempfile::tempdir().unwrap();
+        let up =
+            Cmd::shell("echo started; sleep 30 & wait").log(dir.path().join("up.log")).start_kept(&groups).unwrap();
+        let gone = Cmd::shell("echo bye; exit 3").log(dir.path().join("gone.log")).start_kept(&groups).unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while gone.exited().is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let e = gone.running().unwrap_err();
+        assert!(e.contains("exited (exit status: 3)") && e.contains("bye"), "{e}");
+        assert!(up.running().is_ok());
+        assert_eq!(groups.kill_all(), 1);
+        while up.exited().is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(up.running().unwrap_err().contains("was killed (signal 15)"), "{:?}", up.running());
+        assert_eq!(pids_in_group(up.pid), 0, "the background sleep survived");
+        assert!(up.tail().contains("started"));
+    }
+
+    #[test]
     fn timeouts_kill_reading_and_feeding_runs() {
         let cancel = Cancel::new();
         let mut sink = Vec::new();

@@ -762,7 +762,7 @@ impl RunState<'_> {
                 false,
                 format!(
                     "PITR target missed: the restore holds a marker from {}, after the target {}",
-                    short_time(*t),
+                    clock(*t, target),
                     short_time(target)
                 ),
             ),
@@ -772,7 +772,11 @@ impl RunState<'_> {
                     (
                         Some(gap),
                         true,
-                        format!("PITR target met: newest marker {} for target {}", short_time(*t), short_time(target)),
+                        format!(
+                            "PITR target met: newest marker {} for target {}",
+                            clock(*t, target),
+                            short_time(target)
+                        ),
                     )
                 } else {
                     (
@@ -780,7 +784,7 @@ impl RunState<'_> {
                         false,
                         format!(
                             "PITR target missed: newest marker {} is {} before the target {}, and markers come every {}: the restore lacks data up to the target (or the heartbeat stopped)",
-                            short_time(*t),
+                            clock(*t, target),
                             format_duration(gap),
                             short_time(target),
                             probe.interval
@@ -1087,13 +1091,32 @@ impl RunState<'_> {
     }
 }
 
-/// A time for people, to the tenth of a second: `12:04:59.8 (2026-11-30, UTC)`.
+/// A time for people, to the millisecond: `12:04:59.8 (2026-11-30, UTC)`.
 fn short_time(t: DateTime<Utc>) -> String {
-    let clock = t.format("%H:%M:%S%.3f").to_string();
-    let clock = clock.trim_end_matches('0').trim_end_matches('.');
-    format!("{clock} ({}, UTC)", t.format("%Y-%m-%d"))
+    format!("{} ({}, UTC)", clock(t, t), t.format("%Y-%m-%d"))
+}
+
+/// `t`'s time of day (`12:04:59.8`), with its date when that is not `beside`'s.
+fn clock(t: DateTime<Utc>, beside: DateTime<Utc>) -> String {
+    let text = t.format("%H:%M:%S%.3f").to_string();
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if t.date_naive() == beside.date_naive() { text.to_string() } else { format!("{} {text}", t.format("%Y-%m-%d")) }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f).await.context("worker thread panicked")?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pitr_times_read_as_people_write_them() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let target = at("2026-11-30T12:05:00Z");
+        assert_eq!(short_time(target), "12:05:00 (2026-11-30, UTC)");
+        assert_eq!(clock(at("2026-11-30T12:04:59.800Z"), target), "12:04:59.8");
+        assert_eq!(clock(at("2026-11-29T23:59:59.250Z"), target), "2026-11-29 23:59:59.25");
+    }
 }

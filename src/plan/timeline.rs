@@ -94,3 +94,30 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn plan(extra: &str) -> Plan {
+        let text = format!(
+            "pause_before = [\"verify\"]\n[targets]\nrto = \"1m\"\nrpo = \"1h\"\n[source]\nkind = \"sqlite\"\npath = \"x.db\"\n{extra}[[check]]\nkind = \"sqlite-integrity\"\n"
+        );
+        Plan::parse(Path::new("p.toml"), &text, &Config::defaults()).unwrap()
+    }
+
+    #[test]
+    fn the_service_step_comes_between_restore_and_verify_only_with_a_service() {
+        let names = |p: &Plan| steps(p).iter().map(|s| s.name()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&plan("")),
+            ["prepare", "backup", "failure", "restore", "gate", "verify", "rollback", "cleanup"]
+        );
+        assert_eq!(
+            names(&plan("[service]\nrun = \"app\"\n")),
+            ["prepare", "backup", "failure", "restore", "service", "gate", "verify", "rollback", "cleanup"]
+        );
+    }
+}
