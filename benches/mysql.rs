@@ -13,7 +13,11 @@
 //! - restore: drdrill's load share of the restore phase (fetch, decompress,
 //!   load) against `zstd -dc file | mariadb` into a server started the same way;
 //! - orchestration on its own: creating the data folder, starting the server,
-//!   and stopping it at cleanup, which a restore by hand needs too.
+//!   and stopping it and removing its folder at cleanup, which a restore by
+//!   hand needs too.
+//!
+//! A first dump warms the server's cache; then both sides run `BENCH_REPS`
+//! times (default 2), alternating, and each figure is the best of those.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -99,9 +103,29 @@ fn main() {
     fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let root = root.path().canonicalize().unwrap();
 
-    let d = drill(&live, &db, orders, &root);
-    let (backup, dump_bytes, zst_bytes, dump) = baseline_backup(&live, &db, &root);
-    let b = baseline_restore(&dump, &root, &db, orders);
+    // A first dump reads the tables into the server's buffer pool (and lets a
+    // freshly made database settle), so neither side pays for a cold cache.
+    baseline_backup(&live, &db, &root);
+    let reps = if smoke { 1 } else { std::env::var("BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2) };
+    let (mut d, mut backup, mut b) = (None::<Drill>, None::<Duration>, None::<Restore>);
+    let (mut dump_bytes, mut zst_bytes) = (0, 0);
+    // Alternating, best of `reps` for each figure: the machine is shared.
+    for _ in 0..reps {
+        let run = drill(&live, &db, orders, &root);
+        let (took, raw, zst, dump) = baseline_backup(&live, &db, &root);
+        let base = baseline_restore(&dump, &root, &db, orders);
+        (dump_bytes, zst_bytes) = (raw, zst);
+        backup = Some(backup.map_or(took, |b| b.min(took)));
+        d = Some(match d {
+            Some(prev) => prev.best(run),
+            None => run,
+        });
+        b = Some(match b {
+            Some(prev) => prev.best(base),
+            None => base,
+        });
+    }
+    let (d, backup, b) = (d.unwrap(), backup.unwrap(), b.unwrap());
 
     if smoke {
         println!(
@@ -134,7 +158,7 @@ fn main() {
         s(d.restore)
     );
     println!(
-        "{:<14} {:>10} {:>10}  data folder (mariadb-install-db) {} / {}, start {} / {}, stop {} / {}",
+        "{:<14} {:>10} {:>10}  data folder (mariadb-install-db) {} / {}, start {} / {}, stop and remove {} / {}",
         "orchestration",
         s(d.orchestration()),
         s(b.orchestration()),
@@ -166,6 +190,15 @@ impl Restore {
     fn orchestration(&self) -> Duration {
         self.install + self.start + self.stop
     }
+
+    fn best(self, o: Restore) -> Restore {
+        Restore {
+            install: self.install.min(o.install),
+            start: self.start.min(o.start),
+            load: self.load.min(o.load),
+            stop: self.stop.min(o.stop),
+        }
+    }
 }
 
 struct Drill {
@@ -183,6 +216,19 @@ impl Drill {
     fn orchestration(&self) -> Duration {
         self.install + self.start + self.stop
     }
+
+    fn best(self, o: Drill) -> Drill {
+        Drill {
+            backup: self.backup.min(o.backup),
+            restore: self.restore.min(o.restore),
+            load: self.load.min(o.load),
+            install: self.install.min(o.install),
+            start: self.start.min(o.start),
+            stop: self.stop.min(o.stop),
+            verify: self.verify.min(o.verify),
+            rto: self.rto.min(o.rto),
+        }
+    }
 }
 
 /// `234ms`, `2.12s`, `1m 15s`: drdrill's durations for people.
@@ -199,6 +245,7 @@ fn parse_duration(text: &str) -> Duration {
 
 fn drill(live: &Live, db: &str, orders: u64, root: &Path) -> Drill {
     let ws = root.join("ws");
+    let _ = fs::remove_dir_all(&ws);
     fs::create_dir_all(ws.join("drills")).unwrap();
     fs::set_permissions(&ws, fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(
@@ -282,6 +329,7 @@ fn as_server_user(program: &str) -> Command {
 /// `zstd -dc | mariadb` into it, then stopped.
 fn baseline_restore(dump: &Path, root: &Path, db: &str, orders: u64) -> Restore {
     let dir = root.join("baseline");
+    let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     if unsafe { libc::geteuid() } == 0 {
         Command::new("chown").arg("mysql:").arg(&dir).status().unwrap();
@@ -345,6 +393,8 @@ fn baseline_restore(dump: &Path, root: &Path, db: &str, orders: u64) -> Restore 
     let pid: i32 = fs::read_to_string(dir.join("pid")).unwrap().trim().parse().unwrap();
     unsafe { libc::kill(pid, libc::SIGTERM) };
     server.wait().unwrap();
+    // drdrill's cleanup removes the scratch folder too: so does this.
+    fs::remove_dir_all(&dir).unwrap();
     r.stop = started.elapsed();
     r
 }
