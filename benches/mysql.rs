@@ -297,7 +297,7 @@ fn drill(live: &Live, db: &str, orders: u64, root: &Path) -> Drill {
 fn baseline_backup(live: &Live, db: &str, root: &Path) -> (Duration, u64, u64, PathBuf) {
     let file = root.join("dump.sql.zst");
     let script = format!(
-        "mariadb-dump --no-defaults -h {} -P {} -u {} --single-transaction --routines --triggers --events --hex-blob --quick --databases {db} | tee >(wc -c > {raw}) | zstd -1 -q -o {out}",
+        "mariadb-dump --no-defaults -h {} -P {} -u {} --single-transaction --routines --triggers --events --hex-blob --quick --databases {db} | tee >(wc -c > {raw}) | zstd -1 -q -f -o {out}",
         live.host,
         live.port,
         live.user,
