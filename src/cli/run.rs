@@ -189,6 +189,9 @@ fn recover_at_start(engine: &Engine) {
                     r.run_id, r.plan, r.reason
                 );
             }
+            for s in &found.stopped {
+                eprintln!("warning: stopped a server a run that is over left running in {s}");
+            }
             for f in &found.swept {
                 eprintln!("warning: removed scratch folder {} of a run that is over", f.display());
             }

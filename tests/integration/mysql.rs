@@ -233,3 +233,39 @@ fn a_killed_throwaway_server_fails_the_run_with_the_cause_and_leaves_no_process(
     assert!(cleanup.contains("had already stopped"), "{cleanup}");
     no_server_left(&ws);
 }
+
+#[test]
+fn a_server_left_by_a_killed_drdrill_is_stopped_from_its_folder_by_the_next_start() {
+    let my = my();
+    let db = my.shop(10);
+    let ws = Workspace::quickstart();
+    let marker = unique("drdrill_hang");
+    let hang = format!("[[check]]\nkind = \"command\"\nrun = \"python3 -c 'import time; time.sleep(600)' {marker}\"\n");
+    ws.write_plan("hang", &format!("{}\n{hang}", my.plan("hang", &db)));
+    let mut run = ws.cmd();
+    run.args(["run", "hang", "--json"]).env("DRDRILL_MYSQL_PASSWORD", &my.password);
+    let mut child = run.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let until = Instant::now() + Duration::from_secs(90);
+    while processes_with(&marker).is_empty() {
+        assert!(Instant::now() < until, "the drill never reached its checks");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Killed outright: no cleanup runs, and the throwaway server stays up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let data = ws.join("var/scratch").display().to_string();
+    let servers = processes_with(&format!("--datadir={data}"));
+    assert!(!servers.is_empty(), "no server was left to stop");
+
+    let (code, out, err) = ws.run(&["run", "quickstart"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("stopped a server a run that is over left running"), "{err}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !processes_with(&format!("--datadir={data}")).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(processes_with(&format!("--datadir={data}")).is_empty(), "the left server still runs");
+    for pid in processes_with(&marker) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
