@@ -95,6 +95,50 @@ fn group_alive(pgid: i32) -> bool {
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
+/// A process started by [`Cmd::start_kept`]: it runs until the run's cleanup
+/// stops its group, or until it exits on its own.
+#[derive(Clone, Debug)]
+pub struct Background {
+    /// Its pid, which is also its process group.
+    pub pid: i32,
+    pub label: String,
+    pub log: Option<PathBuf>,
+    exited: Arc<Mutex<Option<ExitStatus>>>,
+}
+
+impl Background {
+    /// How it ended, once it has.
+    pub fn exited(&self) -> Option<ExitStatus> {
+        *self.exited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The end of its log, secrets redacted.
+    pub fn tail(&self) -> String {
+        self.log.as_deref().map(tail).unwrap_or_default()
+    }
+
+    /// `Err` naming how it ended and what it printed last, once it is gone.
+    pub fn running(&self) -> Result<(), String> {
+        match self.exited() {
+            None => Ok(()),
+            Some(status) => Err(format!("{} {}; its output: {}", self.label, ended(status), or_none(&self.tail()))),
+        }
+    }
+}
+
+/// `exited (exit status: 3)`, `was killed (signal 9)`; a shell or `runuser`
+/// reports its child's signal as 128 + N.
+pub fn ended(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.signal(), status.code()) {
+        (Some(sig), _) => format!("was killed (signal {sig})"),
+        (None, Some(code)) if (129..=128 + 64).contains(&code) => {
+            format!("was killed (exit status {code}: signal {})", code - 128)
+        }
+        _ => format!("exited ({status})"),
+    }
+}
+
 /// A command to run, built like `std::process::Command`.
 #[derive(Clone)]
 pub struct Cmd {
@@ -305,6 +349,26 @@ impl Cmd {
         }
     }
 
+    /// Starts it and returns at once, for a service that runs while the checks
+    /// probe it (a throwaway database server, the team's application). Its group
+    /// is kept in `groups` until [`Groups::kill_all`] at the run's cleanup; its
+    /// output goes to the log; [`Background::exited`] says whether it is gone.
+    pub fn start_kept(&self, groups: &Groups) -> anyhow::Result<Background> {
+        let log = self.open_log()?;
+        let mut child = self.spawn(Stdio::null(), Stdio::from(log.try_clone()?), Stdio::from(log))?;
+        let pid = child.id() as i32;
+        groups.add(pid);
+        let exited = Arc::new(Mutex::new(None));
+        let status = exited.clone();
+        // Reaped by a thread of its own, so an early exit is seen at once and leaves no zombie.
+        std::thread::spawn(move || {
+            if let Ok(s) = child.wait() {
+                *status.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+            }
+        });
+        Ok(Background { pid, label: self.label.clone(), log: self.log.clone(), exited })
+    }
+
     fn open_log(&self) -> anyhow::Result<fs::File> {
         match &self.log {
             Some(p) => fs::OpenOptions::new()
@@ -500,6 +564,29 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
         let pid: i32 = fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
         assert_eq!(pids_in_group(pid), 0, "the background sleep survived");
+    }
+
+    #[test]
+    fn kept_processes_run_until_their_group_is_stopped_and_say_how_they_ended() {
+        let groups = Groups::default();
+        let dir = tempfile::tempdir().unwrap();
+        let up =
+            Cmd::shell("echo started; sleep 30 & wait").log(dir.path().join("up.log")).start_kept(&groups).unwrap();
+        let gone = Cmd::shell("echo bye; exit 3").log(dir.path().join("gone.log")).start_kept(&groups).unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while gone.exited().is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let e = gone.running().unwrap_err();
+        assert!(e.contains("exited (exit status: 3)") && e.contains("bye"), "{e}");
+        assert!(up.running().is_ok());
+        assert_eq!(groups.kill_all(), 1);
+        while up.exited().is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(up.running().unwrap_err().contains("was killed (signal 15)"), "{:?}", up.running());
+        assert_eq!(pids_in_group(up.pid), 0, "the background sleep survived");
+        assert!(up.tail().contains("started"));
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub struct CheckRecord {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Measurement {
-    /// `rto`, `rpo`, or a share of RTO: `fetch`, `restore`, `verify`.
+    /// `rto`, `rpo`, a share of RTO (`fetch`, `restore`, `start`, `verify`), or
+    /// `pitr`: whether a restore to a point in time met its target.
     pub name: String,
     pub value_ms: Option<f64>,
     pub target_ms: Option<f64>,
@@ -140,7 +141,7 @@ impl RunReport {
                 m.method
             );
             if name == "rto" {
-                let shares: Vec<String> = ["fetch", "restore", "verify"]
+                let shares: Vec<String> = ["fetch", "restore", "start", "verify"]
                     .iter()
                     .filter_map(|s| self.measurement(s).map(|m| format!("{s} {}", fmt_ms(m.value_ms))))
                     .collect();
@@ -149,6 +150,9 @@ impl RunReport {
                 }
             }
             out.push('\n');
+        }
+        if let Some(m) = self.measurement("pitr") {
+            let _ = writeln!(out, "   PITR {}", m.method.strip_prefix("PITR ").unwrap_or(&m.method));
         }
         if let Some(reason) = &self.reason {
             let _ = writeln!(out, "   reason: {reason}");

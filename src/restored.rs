@@ -9,6 +9,10 @@
 use std::fmt::{self, Debug};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
 
 use crate::cancel::Cancel;
 
@@ -41,28 +45,40 @@ pub struct Yields {
     pub sql: Option<&'static str>,
     /// The source has a live folder a restored tree can be compared with.
     pub live_tree: bool,
+    /// An application answers requests on `DRDRILL_PORT`: the plan's
+    /// `[service]` started one on the restored data, or the restore itself may.
+    pub endpoint: bool,
 }
 
 impl Yields {
     pub const fn tree(live_tree: bool) -> Yields {
-        Yields { shape: Shape::Tree, sql: None, live_tree }
+        Yields { shape: Shape::Tree, sql: None, live_tree, endpoint: false }
     }
 
     pub const fn file() -> Yields {
-        Yields { shape: Shape::File, sql: None, live_tree: false }
+        Yields { shape: Shape::File, sql: None, live_tree: false, endpoint: false }
     }
 
     pub const fn sql_service(dialect: &'static str) -> Yields {
-        Yields { shape: Shape::Service, sql: Some(dialect), live_tree: false }
+        Yields { shape: Shape::Service, sql: Some(dialect), live_tree: false, endpoint: false }
+    }
+
+    /// The same restore with an application answering on `DRDRILL_PORT`.
+    pub const fn with_endpoint(self) -> Yields {
+        Yields { endpoint: true, ..self }
     }
 }
 
 impl fmt::Display for Yields {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.sql {
-            Some(d) => write!(f, "a running {d} server"),
-            None => write!(f, "{}", self.shape),
+            Some(d) => write!(f, "a running {d} server")?,
+            None => write!(f, "{}", self.shape)?,
         }
+        if self.endpoint {
+            f.write_str(" with a service on DRDRILL_PORT")?;
+        }
+        Ok(())
     }
 }
 
@@ -78,6 +94,8 @@ pub enum Need {
     TreeAndLive,
     /// A service that answers SQL.
     Sql,
+    /// An application to send requests to (`[service]`, or a restore that starts one).
+    Endpoint,
 }
 
 impl Need {
@@ -100,6 +118,10 @@ impl Need {
             )),
             (Need::Sql, _) if y.sql.is_some() => Ok(()),
             (Need::Sql, _) => Err(format!("it queries a restored SQL server, and this restore yields {y}")),
+            (Need::Endpoint, _) if y.endpoint => Ok(()),
+            (Need::Endpoint, _) => Err(format!(
+                "it sends requests to an application, and this restore yields {y} and the plan has no [service]: add `[service] run = \"...\"` to start your application on the restored data"
+            )),
         }
     }
 }
@@ -127,15 +149,119 @@ pub struct Restored {
     pub env: Vec<(String, String)>,
     pub files: u64,
     pub bytes: u64,
+    /// The point in time the restore recovered to, when the plan asked for one
+    /// instead of the end of the archive; RPO and the PITR proof use it.
+    pub target: Option<DateTime<Utc>>,
+    /// What the restore (or the plan's `[service]`) started and the checks
+    /// depend on: once one is gone, no retry can pass.
+    pub services: Vec<Arc<dyn Liveness>>,
+    /// Where the restore's time went, for the record (`server ready in 2.1s; dump loaded in 40s`).
+    pub note: Option<String>,
 }
 
 impl Restored {
     pub fn tree(root: PathBuf, files: u64, bytes: u64) -> Restored {
-        Restored { path: root.clone(), root, shape: Shape::Tree, sql: None, env: Vec::new(), files, bytes }
+        Restored::new(root.clone(), root, Shape::Tree, files, bytes)
     }
 
     pub fn file(root: PathBuf, file: PathBuf, files: u64, bytes: u64) -> Restored {
-        Restored { path: file, root, shape: Shape::File, sql: None, env: Vec::new(), files, bytes }
+        Restored::new(file, root, Shape::File, files, bytes)
+    }
+
+    pub fn new(path: PathBuf, root: PathBuf, shape: Shape, files: u64, bytes: u64) -> Restored {
+        Restored {
+            path,
+            root,
+            shape,
+            sql: None,
+            env: Vec::new(),
+            files,
+            bytes,
+            target: None,
+            services: Vec::new(),
+            note: None,
+        }
+    }
+
+    /// `Err` naming the first service that is gone, and how it ended.
+    pub fn services_running(&self) -> Result<(), String> {
+        self.services.iter().try_for_each(|s| s.running())
+    }
+}
+
+/// A process a restore started and the checks depend on.
+pub trait Liveness: Debug + Send + Sync {
+    /// `Err` saying what stopped and its last words, once it is gone.
+    fn running(&self) -> Result<(), String>;
+}
+
+impl Liveness for crate::proc::Background {
+    fn running(&self) -> Result<(), String> {
+        crate::proc::Background::running(self)
+    }
+}
+
+/// `target = "T_fail - 5m"` or an absolute time (RFC 3339, or
+/// `2026-11-30 12:05:00` in UTC): the point in time a restore recovers to
+/// instead of the end of the archive. A time relative to T_fail is resolved
+/// when the restore runs, since T_fail is not known before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryTarget {
+    /// This long before the incident.
+    BeforeFailure(Duration),
+    At(DateTime<Utc>),
+}
+
+impl RecoveryTarget {
+    pub fn parse(text: &str) -> Result<RecoveryTarget, String> {
+        let t = text.trim();
+        if let Some(rest) = t.strip_prefix("T_fail") {
+            let rest = rest.trim();
+            if rest.is_empty() {
+                return Ok(RecoveryTarget::BeforeFailure(Duration::ZERO));
+            }
+            let Some(d) = rest.strip_prefix('-') else {
+                return Err(format!("recovery target {text:?} must be before the incident: write \"T_fail - 5m\""));
+            };
+            let d = crate::duration::HumanDuration::parse(d)?;
+            return Ok(RecoveryTarget::BeforeFailure(d.0));
+        }
+        if let Ok(at) = DateTime::parse_from_rfc3339(t) {
+            return Ok(RecoveryTarget::At(at.with_timezone(&Utc)));
+        }
+        for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(at) = chrono::NaiveDateTime::parse_from_str(t, f) {
+                return Ok(RecoveryTarget::At(at.and_utc()));
+            }
+        }
+        Err(format!(
+            "recovery target {text:?} is neither \"T_fail - <duration>\" nor a time: write \"T_fail - 5m\" or \"2026-11-30T12:05:00Z\""
+        ))
+    }
+
+    /// The time it names for an incident at `t_fail`.
+    pub fn resolve(self, t_fail: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            RecoveryTarget::At(t) => t,
+            RecoveryTarget::BeforeFailure(d) => t_fail - chrono::Duration::from_std(d).unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for RecoveryTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoveryTarget::BeforeFailure(d) if d.is_zero() => f.write_str("T_fail"),
+            RecoveryTarget::BeforeFailure(d) => write!(f, "T_fail - {}", humantime::format_duration(*d)),
+            RecoveryTarget::At(t) => f.write_str(&t.to_rfc3339()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RecoveryTarget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        RecoveryTarget::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -163,5 +289,21 @@ mod tests {
         assert!(Need::TreeAndLive.fits(Yields::file()).unwrap_err().contains("compares folders"));
         assert!(Need::TreeAndLive.fits(Yields::tree(false)).is_err());
         assert!(Need::Any.fits(pg).is_ok());
+        assert!(Need::Endpoint.fits(pg).unwrap_err().contains("[service]"));
+        assert!(Need::Endpoint.fits(pg.with_endpoint()).is_ok());
+    }
+
+    #[test]
+    fn recovery_targets_are_relative_to_the_incident_or_absolute() {
+        let t_fail = DateTime::parse_from_rfc3339("2026-11-30T12:10:00Z").unwrap().with_timezone(&Utc);
+        let t = RecoveryTarget::parse("T_fail - 5m").unwrap();
+        assert_eq!(t.resolve(t_fail).to_rfc3339(), "2026-11-30T12:05:00+00:00");
+        assert_eq!(t.to_string(), "T_fail - 5m");
+        let t = RecoveryTarget::parse("2026-11-30 12:04:00").unwrap();
+        assert_eq!(t.resolve(t_fail).to_rfc3339(), "2026-11-30T12:04:00+00:00");
+        let t = RecoveryTarget::parse("2026-11-30T13:04:00+01:00").unwrap();
+        assert_eq!(t.resolve(t_fail).to_rfc3339(), "2026-11-30T12:04:00+00:00");
+        assert!(RecoveryTarget::parse("T_fail + 5m").unwrap_err().contains("before the incident"));
+        assert!(RecoveryTarget::parse("yesterday").unwrap_err().contains("T_fail - 5m"));
     }
 }

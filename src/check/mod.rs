@@ -16,6 +16,7 @@
 pub mod command;
 pub mod expect;
 pub mod file_hash;
+pub mod http;
 pub mod sql_query;
 pub mod sqlite_integrity;
 pub mod sqlite_query;
@@ -88,6 +89,7 @@ const KINDS: &[KindParser<std::sync::Arc<dyn Check>>] = &[
     (file_hash::KIND, file_hash::parse),
     (command::KIND, command::parse),
     (sql_query::KIND, sql_query::parse),
+    (http::KIND, http::parse),
 ];
 
 pub fn kind_names() -> Vec<&'static str> {

@@ -210,6 +210,9 @@ fn recover_at_start(engine: &Engine) {
                     r.run_id, r.plan, r.reason
                 );
             }
+            for s in &found.stopped {
+                eprintln!("warning: stopped a server a run that is over left running in {s}");
+            }
             for f in &found.swept {
                 eprintln!("warning: removed scratch folder {} of a run that is over", f.display());
             }
@@ -356,6 +359,14 @@ fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
                     format!("  restore  into {}/run-<id>/restore, verifying every checksum\n", config.scratch.display())
                 }
             },
+            Step::Service => match &plan.service {
+                Some(s) => format!(
+                    "  service  start `{}` on the restore, on DRDRILL_PORT (a free loopback port); ready when: {}\n",
+                    s.run,
+                    s.ready.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "not waited for".into())
+                ),
+                None => String::new(),
+            },
             Step::Verify => {
                 let mut t: String =
                     plan.checks.iter().map(|c| format!("  verify   {}: {}\n", c.kind(), c.describe())).collect();
@@ -368,7 +379,9 @@ fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
                 t
             }
             Step::Rollback => "  rollback undo every injected failure in reverse order\n".to_string(),
-            Step::Cleanup => "  cleanup  stop what the restore started, remove the scratch folder\n".to_string(),
+            Step::Cleanup => {
+                "  cleanup  stop the service and what the restore started, remove the scratch folder\n".to_string()
+            }
             Step::Retention => {
                 let r = plan.backup.retention();
                 let mut rules = Vec::new();

@@ -74,7 +74,7 @@ impl Engine {
         });
         let (e, source) = (existing.clone(), plan.source.clone());
         let listed = blocking(move || {
-            let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref() };
+            let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref(), t_fail: None };
             let found = e.list(&at);
             ctx.groups.kill_all();
             found

@@ -5,12 +5,14 @@
 //! the progress bar read too:
 //!
 //! ```text
-//! prepare -> backup -> failure (T_fail) -> restore -> verify (T_ok) -> record -> rollback + cleanup
+//! prepare -> backup -> failure (T_fail) -> restore -> [service] -> verify (T_ok) -> record -> rollback + cleanup
 //! ```
 //!
 //! RTO = T_ok - T_fail on the monotonic clock. RPO = T_fail - the newest data the
 //! restored copy really holds (a canary marker, else the backup's consistency
-//! point). A run passes only if every check passed and both were measured and met.
+//! point); for a restore to a point in time, the recovery target instead of
+//! T_fail, and the markers prove that target was met. A run passes only if
+//! every check passed and both were measured and met.
 //!
 //! One [`Cancel`] per run stops every step within about a second: the deadline
 //! and an abort set it; async work awaits it, blocking work checks it, processes
@@ -21,6 +23,7 @@ mod canary;
 pub mod gates;
 mod inventory;
 mod recovery;
+mod service;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -217,6 +220,9 @@ impl Engine {
             existing_store: None,
             t_fail: None,
             restored: None,
+            service: None,
+            service_start: None,
+            service_groups: Default::default(),
         };
 
         let steps = timeline::steps(plan);
@@ -337,6 +343,12 @@ struct RunState<'a> {
     t_fail: Option<Started>,
     /// The restore's outcome and how long the whole restore step took.
     restored: Option<(RestoreOutcome, Duration)>,
+    /// The plan's `[service]`, once started: its process, when it started, and
+    /// how long it took to be ready (RTO's `start` share).
+    service: Option<(crate::proc::Background, Instant)>,
+    service_start: Option<Duration>,
+    /// The service's process group, stopped first at cleanup.
+    service_groups: crate::proc::Groups,
 }
 
 impl RunState<'_> {
@@ -398,6 +410,7 @@ impl RunState<'_> {
                 Step::Backup => self.backup(scratch).await?,
                 Step::Failure => self.inject().await?,
                 Step::Restore => self.restore(scratch).await?,
+                Step::Service => self.start_service().await?,
                 Step::Verify => self.verify_and_measure().await?,
                 Step::Rollback | Step::Cleanup | Step::Retention => {}
             }
@@ -516,7 +529,7 @@ impl RunState<'_> {
                     (existing.clone(), plan.source.clone(), plan.name.clone(), repository.clone());
                 let (select, window) = (plan.backup.select, plan.backup.window.map(|w| w.0));
                 blocking(move || {
-                    let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref() };
+                    let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref(), t_fail: None };
                     let all = e.list(&at)?;
                     let count = all.len();
                     let tested = if select == Select::LeastTested {
@@ -590,14 +603,17 @@ impl RunState<'_> {
         if let (Some(existing), Some(found)) = (&self.plan.existing, self.found.clone()) {
             let (e, ctx, store, source) =
                 (existing.clone(), self.ctx.clone(), self.existing_store.clone(), self.plan.source.clone());
+            let t_fail = self.t_fail.map(|t| t.wall);
             let started = Instant::now();
             let restored = self
                 .phase("restore", async {
                     blocking(move || {
-                        let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref() };
+                        let at = Access { ctx: &ctx, source: source.as_ref(), store: store.as_ref(), t_fail };
                         let r = e.restore(&at, &found)?;
+                        let to = r.target.map(|t| format!(", recovered to {}", t.to_rfc3339())).unwrap_or_default();
+                        let note = r.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
                         let detail = format!(
-                            "{} restored with {}: {} files, {} bytes into {}",
+                            "{} restored with {}: {} files, {} bytes into {}{to}{note}",
                             found.label,
                             e.kind(),
                             r.files,
@@ -620,8 +636,9 @@ impl RunState<'_> {
         let outcome = self
             .phase("restore", async {
                 let o = restore_backup(source, &store, &manifest, ctx).await?;
+                let note = o.restored.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default();
                 let detail = format!(
-                    "{} files, {} bytes verified against the manifest into {}",
+                    "{} files, {} bytes verified against the manifest into {}{note}",
                     o.restored.files,
                     o.restored.bytes,
                     o.restored.path.display()
@@ -630,6 +647,26 @@ impl RunState<'_> {
             })
             .await?;
         self.restored = Some((outcome, started.elapsed()));
+        Ok(())
+    }
+
+    /// Starts the plan's `[service]` on the restored data and waits until it is
+    /// ready; from now on the checks see it (and `DRDRILL_PORT` is its port).
+    async fn start_service(&mut self) -> anyhow::Result<()> {
+        let spec = self.plan.service.clone().context("the plan has no [service]")?;
+        let (outcome, restore_elapsed) = self.restored.clone().context("nothing was restored")?;
+        let (ctx, groups, restored) = (self.ctx.clone(), self.service_groups.clone(), outcome.restored.clone());
+        let started = Instant::now();
+        let up = self
+            .phase("service", async {
+                let up = blocking(move || service::start(&spec, &ctx, &restored, &groups)).await?;
+                let detail = up.detail.clone();
+                Ok((up, detail))
+            })
+            .await?;
+        self.service_start = Some(started.elapsed());
+        self.service = Some((up.process, started));
+        self.restored = Some((RestoreOutcome { restored: up.restored, ..outcome }, restore_elapsed));
         Ok(())
     }
 
@@ -696,23 +733,112 @@ impl RunState<'_> {
             None,
             "decompress, unpack, verify files",
         );
+        if let Some(start) = self.service_start {
+            self.measure("start", Some(start), None, "[service] started until ready");
+        }
         self.measure("verify", t_ok.map(|t| t.duration_since(verify_started)), None, "checks until the last passed");
 
-        let (newest, method) = self.newest_data(&outcome, t_fail.wall).await;
+        // Restored to a point in time, the loss is read against that point.
+        let target = outcome.restored.target;
+        let (newest, mut method) = self.newest_data(&outcome, t_fail.wall).await;
+        if let Some(target) = target {
+            self.prove_target(target, &newest);
+            method = format!("{method}, against the recovery target {}", short_time(target));
+        }
+        let reference = target.unwrap_or(t_fail.wall);
         let rpo = match newest {
-            Ok(t) if t > t_fail.wall => Err(format!(
+            Ok(t) if t > reference && target.is_some() => Err(format!(
+                "the restored copy holds data from {}, after the recovery target {}: recovery did not stop at the target",
+                t.to_rfc3339(),
+                reference.to_rfc3339()
+            )),
+            Ok(t) if t > reference => Err(format!(
                 "the restored copy claims data from {}, after the incident at {}: a clock is wrong or the backup's timestamps are forged, so the data-loss window is unknown",
                 t.to_rfc3339(),
                 t_fail.wall.to_rfc3339()
             )),
-            Ok(t) => Ok((t_fail.wall - t).to_std().unwrap_or(Duration::ZERO)),
+            Ok(t) => Ok((reference - t).to_std().unwrap_or(Duration::ZERO)),
             Err(why) => Err(why),
         };
-        self.measure("rpo", rpo.as_ref().ok().copied(), Some(targets.rpo.0), &method);
-        if let Err(why) = rpo {
-            return Err(anyhow!("RPO could not be measured: {why}"));
+        match rpo {
+            Ok(v) => self.measure("rpo", Some(v), Some(targets.rpo.0), &method),
+            // A failed check is the reason people need; the markers it kept
+            // from being read are a consequence.
+            Err(why) if t_ok.is_none() => {
+                self.measure("rpo", None, Some(targets.rpo.0), &format!("{method}; not measured: {why}"))
+            }
+            Err(why) => {
+                self.measure("rpo", None, Some(targets.rpo.0), &method);
+                return Err(anyhow!("RPO could not be measured: {why}"));
+            }
         }
         Ok(())
+    }
+
+    /// Records whether a restore to `target` holds every marker up to it and
+    /// none after: its newest marker is at most the target, and no older than
+    /// the probe's interval (with a second of slack) before it. WAL is replayed
+    /// in commit order, so with the newest marker in place every earlier one is.
+    fn prove_target(&mut self, target: DateTime<Utc>, newest: &Result<DateTime<Utc>, String>) {
+        let Some(probe) = &self.plan.probe else {
+            self.measurements.push(Measurement {
+                name: "pitr".into(),
+                value_ms: None,
+                target_ms: None,
+                method: format!(
+                    "PITR target {} not proven: add [probe] kind = \"heartbeat\" so the restore holds markers to compare with it",
+                    short_time(target)
+                ),
+                met: None,
+            });
+            return;
+        };
+        let slack = probe.interval.0 + Duration::from_secs(1);
+        let (value, met, method) = match newest {
+            Ok(t) if *t > target => (
+                None,
+                false,
+                format!(
+                    "PITR target missed: the restore holds a marker from {}, after the target {}",
+                    clock(*t, target),
+                    short_time(target)
+                ),
+            ),
+            Ok(t) => {
+                let gap = (target - *t).to_std().unwrap_or_default();
+                if gap <= slack {
+                    (
+                        Some(gap),
+                        true,
+                        format!(
+                            "PITR target met: newest marker {} for target {}",
+                            clock(*t, target),
+                            short_time(target)
+                        ),
+                    )
+                } else {
+                    (
+                        Some(gap),
+                        false,
+                        format!(
+                            "PITR target missed: newest marker {} is {} before the target {}, and markers come every {}: the restore lacks data up to the target (or the heartbeat stopped)",
+                            clock(*t, target),
+                            format_duration(gap),
+                            short_time(target),
+                            probe.interval
+                        ),
+                    )
+                }
+            }
+            Err(why) => (None, false, format!("PITR target {} not proven: {why}", short_time(target))),
+        };
+        self.measurements.push(Measurement {
+            name: "pitr".into(),
+            value_ms: value.map(ms),
+            target_ms: Some(ms(slack)),
+            method,
+            met: Some(met),
+        });
     }
 
     /// The newest instant whose data the restore holds, and how it was found:
@@ -795,12 +921,16 @@ impl RunState<'_> {
                 let delay = backoff.next_delay();
                 match result {
                     Ok(out) => break (true, out),
-                    Err(why)
-                        if !check.retries() || cancel.is_cancelled() || Instant::now() + delay >= self.ctx.deadline =>
-                    {
-                        break (false, why);
-                    }
-                    Err(_) => {
+                    Err(why) => {
+                        // A server or application that is gone does not come back by waiting.
+                        // The summary goes last: the verdict quotes a check's last line.
+                        if let Err(gone) = ctx.restored.services_running() {
+                            let summary = gone.lines().next().unwrap_or_default();
+                            break (false, format!("{why}\n{gone}\nno retry can pass: {summary}"));
+                        }
+                        if !check.retries() || cancel.is_cancelled() || Instant::now() + delay >= self.ctx.deadline {
+                            break (false, why);
+                        }
                         tokio::select! {
                             _ = tokio::time::sleep(delay) => {}
                             _ = cancel.cancelled() => {}
@@ -901,6 +1031,29 @@ impl RunState<'_> {
             }
         };
         self.observer.phase_started(self.run_id, "cleanup");
+        let mut parts = Vec::new();
+        // The application first: it uses what the restore started.
+        if let Some((process, since)) = self.service.take() {
+            let how = match process.exited() {
+                Some(status) => format!("had exited ({status})"),
+                None => "stopped".to_string(),
+            };
+            let groups = self.service_groups.clone();
+            tokio::task::spawn_blocking(move || groups.kill_all()).await.unwrap_or(0);
+            parts.push(format!(
+                "service `{}` {how} after {}; its output: {}",
+                self.plan.service.as_ref().map(|s| s.run.as_str()).unwrap_or(""),
+                format_duration(since.elapsed()),
+                match process.tail() {
+                    t if t.is_empty() => "(none)".to_string(),
+                    t => t,
+                }
+            ));
+        } else {
+            // A service that never became ready is still stopped.
+            let groups = self.service_groups.clone();
+            tokio::task::spawn_blocking(move || groups.kill_all()).await.unwrap_or(0);
+        }
         let (ctx, timer) = self.afterwards("cleanup");
         let (src, c, existing) = (self.plan.source.clone(), ctx.clone(), self.plan.existing.clone());
         let stopped = blocking(move || {
@@ -916,7 +1069,6 @@ impl RunState<'_> {
         let groups = ctx.groups.clone();
         let leftovers = tokio::task::spawn_blocking(move || groups.kill_all()).await.unwrap_or(0);
         let removed = scratch.cleanup().map(|_| "scratch removed".to_string());
-        let mut parts = Vec::new();
         let mut problem = None;
         match stopped {
             Ok(Some(what)) => parts.push(what),
@@ -974,7 +1126,10 @@ impl RunState<'_> {
         if self.checks.is_empty() {
             reasons.push("no check ran".into());
         }
-        for m in self.measurements.iter().filter(|m| m.target_ms.is_some()) {
+        for m in self.measurements.iter().filter(|m| m.name == "pitr" && m.met == Some(false)) {
+            reasons.push(m.method.clone());
+        }
+        for m in self.measurements.iter().filter(|m| m.target_ms.is_some() && m.name != "pitr") {
             match (m.value_ms, m.met) {
                 (None, _) => reasons.push(format!("{} was not measured", m.name.to_uppercase())),
                 (Some(v), Some(false)) => reasons.push(format!(
@@ -990,6 +1145,32 @@ impl RunState<'_> {
     }
 }
 
+/// A time for people, to the millisecond: `12:04:59.8 (2026-11-30, UTC)`.
+fn short_time(t: DateTime<Utc>) -> String {
+    format!("{} ({}, UTC)", clock(t, t), t.format("%Y-%m-%d"))
+}
+
+/// `t`'s time of day (`12:04:59.8`), with its date when that is not `beside`'s.
+fn clock(t: DateTime<Utc>, beside: DateTime<Utc>) -> String {
+    let text = t.format("%H:%M:%S%.3f").to_string();
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if t.date_naive() == beside.date_naive() { text.to_string() } else { format!("{} {text}", t.format("%Y-%m-%d")) }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f).await.context("worker thread panicked")?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pitr_times_read_as_people_write_them() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let target = at("2026-11-30T12:05:00Z");
+        assert_eq!(short_time(target), "12:05:00 (2026-11-30, UTC)");
+        assert_eq!(clock(at("2026-11-30T12:04:59.800Z"), target), "12:04:59.8");
+        assert_eq!(clock(at("2026-11-29T23:59:59.250Z"), target), "2026-11-29 23:59:59.25");
+    }
 }

@@ -26,6 +26,8 @@ pub struct Recovery {
     pub swept: Vec<PathBuf>,
     /// Live data kept by runs that are over: never removed, only named.
     pub quarantine: Vec<Leftover>,
+    /// Throwaway servers those runs' restores left running, now stopped.
+    pub stopped: Vec<String>,
 }
 
 impl Engine {
@@ -36,9 +38,27 @@ impl Engine {
     pub fn recover(&self, found_by: &str) -> anyhow::Result<Recovery> {
         let aborted = self.db.recover_stale_runs(found_by, |id| self.scratch.cause(id))?;
         // After the above, `running` means a live owner (or another host's).
+        let stopped = self.stop_leftover_servers(|id| self.db.is_running(id));
         let swept = self.scratch.sweep(|id| self.db.is_running(id))?;
         let quarantine = crate::quarantine::find(self.scratch.path(), |id| self.db.is_running(id));
-        Ok(Recovery { aborted, swept, quarantine })
+        Ok(Recovery { aborted, swept, quarantine, stopped })
+    }
+
+    /// A run killed outright never ran its cleanup: the servers its restore
+    /// started are stopped from their pid files before its folder goes.
+    fn stop_leftover_servers(&self, active: impl Fn(i64) -> bool) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.scratch.path()) else { return Vec::new() };
+        let mut stopped = Vec::new();
+        for entry in entries.flatten() {
+            let folder = entry.path();
+            if crate::scratch::run_id_of(&folder).is_some_and(|id| !active(id)) {
+                let ctx = crate::context::RunCtx::detached(folder.clone(), std::time::Duration::from_secs(60));
+                for what in crate::source::stop_leftovers(&ctx) {
+                    stopped.push(format!("{}: {what}", folder.display()));
+                }
+            }
+        }
+        stopped
     }
 
     /// Called when `finish_run` failed with `error`. On a full disk, the end

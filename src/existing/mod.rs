@@ -59,12 +59,15 @@ pub trait Existing: Debug + Send + Sync {
     }
 }
 
-/// What a step is handed: the run, the live source the backups protect, and
-/// the store named by [`Existing::store`], opened.
+/// What a step is handed: the run, the live source the backups protect, the
+/// store named by [`Existing::store`], opened, and (for the restore) T_fail,
+/// which a recovery target such as `T_fail - 5m` is resolved against.
 pub struct Access<'a> {
     pub ctx: &'a RunCtx,
     pub source: &'a dyn Source,
     pub store: Option<&'a Store>,
+    /// The incident's wall-clock time, once it happened (`None` while listing).
+    pub t_fail: Option<DateTime<Utc>>,
 }
 
 /// One backup in a team's repository.

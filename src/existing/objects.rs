@@ -1,6 +1,7 @@
 //! `from = "objects"`: dump files that some other job writes into a store (a
-//! nightly `pg_dump` to S3, SQLite copies, tarballs), restored the way their
-//! format is restored: `pg_restore` or `psql` into a throwaway cluster, a
+//! nightly `pg_dump` or `mysqldump` to S3, SQLite copies, tarballs), restored
+//! the way their format is restored: `pg_restore` or `psql` into a throwaway
+//! cluster, the `mariadb` client into a throwaway MariaDB/MySQL server, a
 //! SQLite file as it is, a tar archive unpacked with drdrill's escape checks.
 //!
 //! gzip, zstd, xz and bzip2 are recognised by their magic bytes, whatever the
@@ -24,6 +25,7 @@ use super::{Access, Existing, Found};
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::restored::{Restored, Yields};
+use crate::source::mysql::server as mysql;
 use crate::source::postgres::cluster::{self, PgConn, Throwaway, quote_ident};
 use crate::store::Store;
 
@@ -36,6 +38,8 @@ pub enum Format {
     PgDump,
     /// Plain SQL for PostgreSQL (`psql -f`).
     Sql,
+    /// `mysqldump` / `mariadb-dump` output, loaded into a throwaway MariaDB/MySQL server.
+    Mysqldump,
     /// A SQLite database file.
     Sqlite,
     /// A tar archive of a folder.
@@ -56,7 +60,7 @@ pub struct Objects {
     pub time_pattern: Option<String>,
     /// The database created for SQL dumps (default: the `[source]` database, else `restored`).
     pub database: Option<String>,
-    /// Folder with the PostgreSQL tools, for SQL dumps.
+    /// Folder with the PostgreSQL (or, for `mysqldump`, MariaDB/MySQL) tools.
     pub bin_dir: Option<PathBuf>,
 }
 
@@ -104,6 +108,7 @@ impl Objects {
         match self.format {
             Format::PgDump => "pg_dump",
             Format::Sql => "sql",
+            Format::Mysqldump => "mysqldump",
             Format::Sqlite => "sqlite",
             Format::Tar => "tar",
         }
@@ -168,6 +173,7 @@ impl Existing for Objects {
     fn yields(&self, source: &dyn crate::source::Source) -> Yields {
         match self.format {
             Format::PgDump | Format::Sql => Yields::sql_service("PostgreSQL"),
+            Format::Mysqldump => Yields::sql_service(mysql::DIALECT),
             Format::Sqlite => Yields::file(),
             Format::Tar => Yields::tree(source.live_tree().is_some()),
         }
@@ -178,8 +184,15 @@ impl Existing for Objects {
     }
 
     fn preflight(&self, _ctx: &RunCtx) -> anyhow::Result<()> {
-        if matches!(self.format, Format::PgDump | Format::Sql) {
-            cluster::Tools::find(self.bin_dir.as_deref())?;
+        match self.format {
+            Format::PgDump | Format::Sql => {
+                cluster::Tools::find(self.bin_dir.as_deref())?;
+            }
+            Format::Mysqldump => {
+                mysql::Tools::find(self.bin_dir.as_deref())?;
+                mysql::ServerTools::find(self.bin_dir.as_deref())?;
+            }
+            Format::Sqlite | Format::Tar => {}
         }
         Ok(())
     }
@@ -247,6 +260,16 @@ impl Existing for Objects {
                     .map_err(|e| not("a tar archive").context(format!("{e:#}")))?;
                 Ok(Restored::tree(root, stats.files, stats.bytes))
             }
+            Format::Mysqldump => {
+                if head.starts_with(b"PGDMP") || head.starts_with(b"SQLite format 3\0") {
+                    return Err(not("a mysqldump (it is a PostgreSQL or SQLite file: fix `format`)"));
+                }
+                let server = mysql::Throwaway::prepare(ctx, self.bin_dir.as_deref())?;
+                let database = self.database(at);
+                let (running, bytes) = server.install_start_load(ctx, Some(&database), &mut data)?;
+                let check = server.accounts(ctx, &running, Some(&database))?;
+                server.restored(running, check, bytes)
+            }
             Format::PgDump | Format::Sql => {
                 let cluster = Throwaway::prepare(ctx, self.bin_dir.as_deref())?;
                 cluster.initdb(ctx)?;
@@ -268,7 +291,10 @@ impl Existing for Objects {
     }
 
     fn cleanup(&self, ctx: &RunCtx) -> anyhow::Result<Option<String>> {
-        cluster::stop(ctx, self.bin_dir.as_deref())
+        match self.format {
+            Format::Mysqldump => mysql::stop(ctx),
+            _ => cluster::stop(ctx, self.bin_dir.as_deref()),
+        }
     }
 }
 

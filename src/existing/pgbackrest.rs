@@ -4,16 +4,22 @@
 //! free loopback port so that PostgreSQL replays the WAL archive to its end:
 //! the restore holds everything the archive holds, not only the base backup.
 //!
+//! With `target` (`"T_fail - 5m"`, or a time), it recovers to that point in
+//! time instead (`--type=time`, then promotes): the backup chosen is one that
+//! ended before the target, and the restore says which time it recovered to,
+//! so the drill can prove that it holds every marker up to the target and
+//! none after it, and measure RPO against the target.
+//!
 //! Read-only: the restored cluster runs with `archive_mode = off` (it never
 //! pushes WAL into the team's repository), and pgBackRest's lock and log files
 //! go to the run's scratch folder.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
@@ -21,7 +27,7 @@ use toml::de::DeValue;
 use super::{Access, Existing, Found};
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
-use crate::restored::{Restored, Yields};
+use crate::restored::{RecoveryTarget, Restored, Yields};
 use crate::source::Source;
 use crate::source::postgres::cluster::{self, ClusterRunner, Throwaway, path_str};
 
@@ -43,6 +49,8 @@ pub struct PgBackRest {
     pub bin: PathBuf,
     /// Folder with the PostgreSQL server tools matching the backups' version.
     pub bin_dir: Option<PathBuf>,
+    /// Recover to this point in time instead of the end of the archive.
+    pub target: Option<RecoveryTarget>,
 }
 
 fn default_user() -> String {
@@ -134,7 +142,8 @@ impl Existing for PgBackRest {
 
     fn describe(&self) -> String {
         let conf = self.config.as_ref().map(|c| format!(" ({})", c.display())).unwrap_or_default();
-        format!("pgBackRest stanza {}{conf}", self.stanza)
+        let to = self.target.map(|t| format!(", recovering to {t}")).unwrap_or_default();
+        format!("pgBackRest stanza {}{conf}{to}", self.stanza)
     }
 
     fn yields(&self, _source: &dyn Source) -> Yields {
@@ -188,20 +197,48 @@ impl Existing for PgBackRest {
                 self.stanza
             );
         }
+        // Recovery can only go forward from a backup's end. Backups are chosen
+        // before the incident, and T_fail comes later, so a backup that ended
+        // before the target resolved now ends before the real one too.
+        if let Some(target) = self.target {
+            let bound = target.resolve(Utc::now());
+            let newest = found.iter().map(|f| f.time).max();
+            let found: Vec<Found> = found.into_iter().filter(|f| f.time <= bound).collect();
+            if found.is_empty() {
+                bail!(
+                    "no backup of stanza `{}` ended before the recovery target {target} ({}); the newest ended at {}: take backups earlier, or move `target` later",
+                    self.stanza,
+                    bound.to_rfc3339(),
+                    newest.map(|t| t.to_rfc3339()).unwrap_or_default()
+                );
+            }
+            return Ok(found);
+        }
         Ok(found)
     }
 
     fn restore(&self, at: &Access, found: &Found) -> anyhow::Result<Restored> {
         let (ctx, source) = (at.ctx, at.source);
+        let target = match self.target {
+            None => None,
+            Some(t @ RecoveryTarget::At(_)) => Some(t.resolve(Utc::now())),
+            Some(t) => {
+                Some(t.resolve(at.t_fail.context("the recovery target needs T_fail, and no failure happened yet")?))
+            }
+        };
         let cluster = Throwaway::prepare(ctx, self.bin_dir.as_deref())?;
         let data = cluster.data();
-        let done = self
+        let mut cmd = self
             .cmd(ctx, &cluster.runner, &cluster.dest, "pgbackrest-restore.log")?
             .arg(format!("--pg1-path={}", path_str(&data)?))
             .arg(format!("--set={}", found.id))
             // The restored server must never archive into the team's repository.
-            .args(["--archive-mode=off", "--type=default", "restore"])
-            .run(&ctx.cancel)?;
+            .arg("--archive-mode=off");
+        cmd = match target {
+            None => cmd.arg("--type=default"),
+            Some(t) => cmd.args(["--type=time", &format!("--target={}", recovery_time(t)), "--target-action=promote"]),
+        };
+        let done = cmd.arg("restore").run(&ctx.cancel)?;
         if !done.success() {
             bail!("pgbackrest restore of backup {} failed: {}", found.id, self.diagnose(done.tail_or_none()));
         }
@@ -213,16 +250,18 @@ impl Existing for PgBackRest {
             .unwrap_or_else(|| "postgres".into());
         let conn = cluster.conn(port, &database, &self.user)?;
         // Connections are accepted while the archive is still replayed: wait for
-        // the end of recovery, which is the end of the archive.
-        let started = Instant::now();
+        // the end of recovery (the end of the archive, or the target, where it
+        // promotes). A target the archive does not reach stops the server.
         loop {
             match conn.query_first("SELECT pg_is_in_recovery()", None, &ctx.cancel) {
                 Ok(Some(v)) if v == "f" => break,
                 Ok(_) => {}
                 Err(e) if ctx.cancel.is_cancelled() => return Err(e),
-                Err(e) if started.elapsed() > Duration::from_secs(30) && !data.join("postmaster.pid").exists() => {
+                // pg_ctl returned once the server ran: without its pid file it has exited.
+                Err(e) if !data.join("postmaster.pid").exists() => {
                     bail!(
-                        "the restored cluster stopped while replaying the archive: {e:#}; {}",
+                        "the restored cluster stopped while replaying the archive{}: {e:#}; {}",
+                        target.map(|t| format!(" towards the target {}", recovery_time(t))).unwrap_or_default(),
                         crate::proc::tail(&cluster.dest.join("postgres.log"))
                     )
                 }
@@ -233,10 +272,28 @@ impl Existing for PgBackRest {
             }
         }
         let (_, bytes) = super::count_tree(&data);
-        cluster.restored(conn, bytes)
+        let mut restored = cluster.restored(conn, bytes)?;
+        restored.target = target;
+        Ok(restored)
     }
 
     fn cleanup(&self, ctx: &RunCtx) -> anyhow::Result<Option<String>> {
         cluster::stop(ctx, self.bin_dir.as_deref())
+    }
+}
+
+/// A time as PostgreSQL's `recovery_target_time` reads it, to the microsecond.
+fn recovery_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_written_as_postgres_reads_them() {
+        let t = DateTime::parse_from_rfc3339("2026-11-30T12:05:00.25Z").unwrap().with_timezone(&Utc);
+        assert_eq!(recovery_time(t), "2026-11-30 12:05:00.250000+00");
     }
 }

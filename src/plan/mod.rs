@@ -4,6 +4,7 @@
 //! Each key and section is read on its own ([`Keys`]), so that `validate` reports
 //! every independent problem of a file at once instead of one per attempt.
 
+pub mod service;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::failure::{self, Failure, Guard, Refused, guard::Decision};
 use crate::hashing::sha256_hex;
 use crate::schedule::Schedule;
 use crate::source::{self, Source};
+pub use service::{Ready, ServiceSection};
 
 /// A run that does not finish in this long is failed and cleaned up.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -70,6 +72,8 @@ pub struct Plan {
     /// With `mode = "existing"`: the adapter of the team's own backups.
     pub existing: Option<Arc<dyn Existing>>,
     pub probe: Option<ProbeSection>,
+    /// The team's application, started on the restored data before the checks.
+    pub service: Option<Arc<ServiceSection>>,
     pub failures: Vec<Arc<dyn Failure>>,
     pub checks: Vec<Arc<dyn Check>>,
     /// Approval gates: the run waits before each of these phases until a person
@@ -256,6 +260,7 @@ const PLAN_KEYS: &[&str] = &[
     "source",
     "backup",
     "probe",
+    "service",
     "failure",
     "check",
 ];
@@ -380,6 +385,17 @@ impl Plan {
             }
         };
 
+        let service = match keys.raw("service") {
+            Some(v) => match service::parse(&doc, v) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(mut d) => {
+                    errors.append(&mut d);
+                    None
+                }
+            },
+            None => None,
+        };
+
         let mut failures: Vec<Arc<dyn Failure>> = Vec::new();
         for v in array_items(&doc, "failure") {
             match failure::parse(&doc, v) {
@@ -405,13 +421,16 @@ impl Plan {
             match check::parse(&doc, v) {
                 Ok(c) => {
                     if let Some(src) = &source {
-                        let (yields, from) = match &existing {
+                        let (mut yields, from) = match &existing {
                             Some(e) => (
                                 e.yields(src.as_ref()),
                                 format!("a `{}` backup of a `{}` source", e.kind(), src.kind()),
                             ),
                             None => (src.yields(), format!("a `{}` source", src.kind())),
                         };
+                        if keys.has("service") {
+                            yields = yields.with_endpoint();
+                        }
                         if let Err(why) = c.needs().fits(yields) {
                             errors.push(doc.at(
                                 v.span(),
@@ -563,6 +582,7 @@ impl Plan {
             backup,
             existing,
             probe,
+            service,
             failures,
             checks,
             pause_before,

@@ -41,11 +41,14 @@ pub enum Step {
     /// T_fail: the first failure is injected.
     Failure,
     Restore,
+    /// With `[service]`: the team's application starts on the restored data
+    /// (its time is RTO's `start` share); it is stopped at cleanup.
+    Service,
     /// T_ok: the last check passed. RTO and RPO are measured at its end.
     Verify,
     /// Always, after the steps above: undo every injected failure, newest first.
     Rollback,
-    /// Always: stop what the restore started, remove scratch.
+    /// Always: stop the service and what the restore started, remove scratch.
     Cleanup,
     /// After a passed run, when the plan sets `keep_last` or `max_age`.
     Retention,
@@ -59,6 +62,7 @@ impl Step {
             Step::Backup => "backup",
             Step::Failure => "failure",
             Step::Restore => "restore",
+            Step::Service => "service",
             Step::Verify => "verify",
             Step::Rollback => "rollback",
             Step::Cleanup => "cleanup",
@@ -80,10 +84,40 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
             out.push(Step::Gate(gated));
         }
         out.push(step);
+        if step == Step::Restore && plan.service.is_some() {
+            out.push(Step::Service);
+        }
     }
     out.extend([Step::Rollback, Step::Cleanup]);
     if plan.backup.retention().is_set() {
         out.push(Step::Retention);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn plan(extra: &str) -> Plan {
+        let text = format!(
+            "pause_before = [\"verify\"]\n[targets]\nrto = \"1m\"\nrpo = \"1h\"\n[source]\nkind = \"sqlite\"\npath = \"x.db\"\n{extra}[[check]]\nkind = \"sqlite-integrity\"\n"
+        );
+        Plan::parse(Path::new("p.toml"), &text, &Config::defaults()).unwrap()
+    }
+
+    #[test]
+    fn the_service_step_comes_between_restore_and_verify_only_with_a_service() {
+        let names = |p: &Plan| steps(p).iter().map(|s| s.name()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&plan("")),
+            ["prepare", "backup", "failure", "restore", "gate", "verify", "rollback", "cleanup"]
+        );
+        assert_eq!(
+            names(&plan("[service]\nrun = \"app\"\n")),
+            ["prepare", "backup", "failure", "restore", "service", "gate", "verify", "rollback", "cleanup"]
+        );
+    }
 }

@@ -76,8 +76,9 @@ impl Source for CommandSource {
         format!("command `{}`", self.backup)
     }
 
+    /// Its restore may start a service on DRDRILL_PORT for the checks to probe.
     fn yields(&self) -> Yields {
-        Yields::tree(false)
+        Yields::tree(false).with_endpoint()
     }
 
     fn preflight(&self, _ctx: &RunCtx) -> anyhow::Result<()> {

@@ -16,6 +16,7 @@
 
 pub mod command;
 pub mod directory;
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -118,8 +119,23 @@ const KINDS: &[KindParser<Arc<dyn Source>>] = &[
     (directory::KIND, directory::parse),
     (sqlite::KIND, sqlite::parse),
     (postgres::KIND, postgres::parse),
+    (mysql::KIND, mysql::parse),
     (command::KIND, command::parse),
 ];
+
+/// Stops the throwaway servers a restore may have left below a run's folder,
+/// from the folder alone, whichever kind started them: for the folders of runs
+/// whose process died, before the folders are removed (a server would keep
+/// running on deleted files). Returns what it stopped, and what it could not.
+pub fn stop_leftovers(ctx: &RunCtx) -> Vec<String> {
+    [postgres::cluster::stop(ctx, None), mysql::server::stop(ctx)]
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(stopped) => stopped,
+            Err(e) => Some(format!("{e:#}")),
+        })
+        .collect()
+}
 
 pub fn kind_names() -> Vec<&'static str> {
     KINDS.iter().map(|(k, _)| *k).collect()

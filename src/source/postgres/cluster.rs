@@ -201,34 +201,42 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Runs the server-side tools as the cluster's OS user: directly when drdrill
-/// is not root, through `runuser` when it is (initdb and postgres refuse root).
+/// Runs the server-side tools as the server's OS user: directly when drdrill
+/// is not root, through `runuser` when it is (initdb, postgres and mariadbd
+/// refuse root). Throwaway MariaDB servers use it with the `mysql` user.
 pub struct ClusterRunner {
-    /// uid/gid of [`CLUSTER_OS_USER`] when drdrill runs as root.
+    user: &'static str,
+    /// uid/gid of `user` when drdrill runs as root.
     switch_to: Option<(u32, u32)>,
 }
 
 impl ClusterRunner {
     pub fn new() -> anyhow::Result<ClusterRunner> {
+        ClusterRunner::for_user(CLUSTER_OS_USER, "PostgreSQL", "apt-get install postgresql")
+    }
+
+    /// Runs as OS user `user` when drdrill is root; `server` and `install` name
+    /// the server and how to get the package that creates the user.
+    pub fn for_user(user: &'static str, server: &str, install: &str) -> anyhow::Result<ClusterRunner> {
         if unsafe { libc::geteuid() } != 0 {
-            return Ok(ClusterRunner { switch_to: None });
+            return Ok(ClusterRunner { user, switch_to: None });
         }
-        let name = std::ffi::CString::new(CLUSTER_OS_USER)?;
+        let name = std::ffi::CString::new(user)?;
         let pw = unsafe { libc::getpwnam(name.as_ptr()) };
         if pw.is_null() {
             bail!(
-                "drdrill runs as root and PostgreSQL refuses to run as root, but there is no `{CLUSTER_OS_USER}` OS user to run the throwaway cluster: install PostgreSQL (`apt-get install postgresql`) or run drdrill as a normal user"
+                "drdrill runs as root and {server} refuses to run as root, but there is no `{user}` OS user to run the throwaway server: install {server} (`{install}`) or run drdrill as a normal user"
             );
         }
         let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-        Ok(ClusterRunner { switch_to: Some((uid, gid)) })
+        Ok(ClusterRunner { user, switch_to: Some((uid, gid)) })
     }
 
     pub fn cmd(&self, ctx: &RunCtx, program: &Path) -> Cmd {
         let label = format!("`{}`", program.file_name().unwrap_or_default().to_string_lossy());
         match self.switch_to {
             None => ctx.cmd(program).label(label),
-            Some(_) => ctx.cmd("runuser").args(["-u", CLUSTER_OS_USER, "--"]).arg(program).label(label),
+            Some(_) => ctx.cmd("runuser").args(["-u", self.user, "--"]).arg(program).label(label),
         }
     }
 
@@ -240,12 +248,12 @@ impl ClusterRunner {
         fs::set_permissions(run_dir, fs::Permissions::from_mode(mode | 0o001))?;
         std::os::unix::fs::chown(dest, Some(uid), Some(gid))?;
         fs::set_permissions(dest, fs::Permissions::from_mode(0o700))?;
-        let reach = Cmd::new("runuser")
-            .args(["-u", CLUSTER_OS_USER, "--", "test", "-w", path_str(dest)?])
-            .run(&Cancel::new())?;
+        let reach =
+            Cmd::new("runuser").args(["-u", self.user, "--", "test", "-w", path_str(dest)?]).run(&Cancel::new())?;
         if !reach.success() {
             bail!(
-                "the `{CLUSTER_OS_USER}` OS user cannot reach {}: every folder above the scratch root needs o+x (e.g. `chmod o+x` on them), or set `scratch` in the config to a folder under one that is traversable",
+                "the `{}` OS user cannot reach {}: every folder above the scratch root needs o+x (e.g. `chmod o+x` on them), or set `scratch` in the config to a folder under one that is traversable",
+                self.user,
                 dest.display()
             );
         }
@@ -383,15 +391,10 @@ impl Throwaway {
     pub fn restored(&self, conn: PgConn, bytes: u64) -> anyhow::Result<Restored> {
         let conn_file = self.dest.join(CONNECTION_FILE);
         fs::write(&conn_file, serde_json::to_vec_pretty(&conn)?)?;
-        Ok(Restored {
-            path: conn_file,
-            root: self.dest.clone(),
-            shape: Shape::Service,
-            env: conn.env(),
-            sql: Some(Arc::new(conn)),
-            files: 0,
-            bytes,
-        })
+        let mut r = Restored::new(conn_file, self.dest.clone(), Shape::Service, 0, bytes);
+        r.env = conn.env();
+        r.sql = Some(Arc::new(conn));
+        Ok(r)
     }
 }
 
