@@ -598,6 +598,26 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// How long tests wait for something a daemon or a run should do.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Polls `f` until it returns `Some`, failing with `what` after [`WAIT`].
+pub fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_within(what, WAIT, f)
+}
+
+/// Polls `f` until it returns `Some`, failing with `what` after `limit`.
+pub fn wait_for_within<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Polls `f` every 100ms until it returns `Some`, failing with `what` after `limit`.
 pub fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

@@ -11,26 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(60);
+use crate::common::{WAIT, free_port, wait_for};
 
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin!("drdrill").to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Polls `f` until it returns `Some`, failing with `what` after `WAIT`.
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out after {WAIT:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 struct Env {

@@ -14,24 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Workspace, env, example_plan, stderr, stdout, unique};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out after {WAIT:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::common::{Workspace, env, example_plan, free_port, stderr, stdout, unique, wait_for};
 
 /// A client that never reuses a connection and gives up after `timeout`.
 fn http(timeout: Duration) -> reqwest::blocking::Client {

@@ -16,24 +16,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 
-use crate::common::{Workspace, describe, stderr, stdout};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < WAIT, "timed out after {WAIT:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::common::{Workspace, describe, free_port, stderr, stdout, wait_for};
 
 // ---------------------------------------------------------------- receiver
 

@@ -8,22 +8,9 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{Workspace, describe, repo, stderr, stdout};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out after {WAIT:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::common::{Workspace, describe, free_port, repo, stderr, stdout, wait_for};
 
 fn verify(ws: &Workspace) -> (i32, String) {
     let out = ws.output(&["evidence", "verify"]);
@@ -70,10 +57,6 @@ fn phases(ws: &Workspace, id: i64) -> Vec<String> {
             Err(e) => panic!("cannot read the phases of run {id}: {e}"),
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A workspace whose config names every path absolutely, allows destructive
