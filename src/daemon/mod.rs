@@ -10,6 +10,7 @@ pub mod api;
 pub mod deadman;
 pub mod fleet;
 pub mod freshness;
+pub mod halt;
 pub mod heartbeat;
 mod lock;
 pub mod mail;
@@ -331,6 +332,18 @@ impl Daemon {
                     self.mail.notify_one();
                 }
             }
+            // The halt file: refused like the guard refuses, nothing was touched.
+            Err(e) if e.is::<crate::config::Halt>() => {
+                let why = e.downcast_ref::<crate::config::Halt>().map(|h| h.refusal()).unwrap_or_default();
+                if trigger == "api" {
+                    tracing::warn!(plan = %name, "game-day run not started: {why}");
+                } else {
+                    self.skip(&plan, &trigger, &why);
+                }
+                if let Some(tx) = started {
+                    let _ = tx.send(Err(StartError::NotStarted(why)));
+                }
+            }
             Err(e) => match e.downcast_ref::<crate::failure::Refused>() {
                 // Not an internal error: the config's [safety] says no, and nothing was touched.
                 Some(refused) => {
@@ -398,6 +411,13 @@ impl Daemon {
 
     /// What is running, for `STATUS=` and the logs.
     pub fn status_line(&self) -> String {
+        match halt::status(self) {
+            Some(h) => format!("{h}; {}", self.activity_line()),
+            None => self.activity_line(),
+        }
+    }
+
+    fn activity_line(&self) -> String {
         let active = self.active();
         if self.is_stopping() {
             return format!("stopping; {} drill(s) still active", active.len());
@@ -600,6 +620,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     let fleet_worker = daemon.fleet.is_some().then(|| tokio::spawn(fleet::worker(daemon.clone())));
     let mailer = (!daemon.alerts.is_empty()).then(|| tokio::spawn(mail::run(daemon.clone())));
     let overdue = tokio::spawn(overdue::run(daemon.clone()));
+    let halt = tokio::spawn(halt::run(daemon.clone()));
     let watchdog = systemd::spawn_watchdog();
     tracing::info!(
         "daemon ready: API on http://{listen}, {} plan(s), concurrency {}, schedules in {}",
@@ -627,6 +648,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     heartbeat.abort();
     freshness.abort();
     overdue.abort();
+    halt.abort();
     if let Some(w) = fleet_worker {
         w.abort();
     }
