@@ -332,38 +332,36 @@ impl Daemon {
                     self.mail.notify_one();
                 }
             }
-            // The halt file: refused like the guard refuses, nothing was touched.
-            Err(e) if e.is::<crate::config::Halt>() => {
-                let why = e.downcast_ref::<crate::config::Halt>().map(|h| h.refusal()).unwrap_or_default();
-                if trigger == "api" {
-                    tracing::warn!(plan = %name, "game-day run not started: {why}");
-                } else {
-                    self.skip(&plan, &trigger, &why);
-                }
-                if let Some(tx) = started {
-                    let _ = tx.send(Err(StartError::NotStarted(why)));
+            Err(e) => {
+                // Not an internal error: the config's [safety] says no (the blast
+                // radius, or the halt file is there), and nothing was touched.
+                let refused =
+                    match (e.downcast_ref::<crate::failure::Refused>(), e.downcast_ref::<crate::config::Halt>()) {
+                        (Some(r), _) => Some(StartError::Guard(r.to_string())),
+                        (None, Some(h)) => Some(StartError::NotStarted(h.refusal())),
+                        (None, None) => None,
+                    };
+                match refused {
+                    Some(answer) => {
+                        let (StartError::Guard(why) | StartError::NotStarted(why)) = &answer;
+                        if trigger == "api" {
+                            tracing::warn!(plan = %name, "game-day run not started: {why}");
+                        } else {
+                            self.skip(&plan, &trigger, why);
+                        }
+                        if let Some(tx) = started {
+                            let _ = tx.send(Err(answer));
+                        }
+                    }
+                    None => {
+                        tracing::error!(plan = %name, "drill could not be recorded: {e:#}");
+                        if let Some(tx) = started {
+                            let _ =
+                                tx.send(Err(StartError::NotStarted(format!("the run could not be recorded: {e:#}"))));
+                        }
+                    }
                 }
             }
-            Err(e) => match e.downcast_ref::<crate::failure::Refused>() {
-                // Not an internal error: the config's [safety] says no, and nothing was touched.
-                Some(refused) => {
-                    let why = refused.to_string();
-                    if trigger == "api" {
-                        tracing::warn!(plan = %name, "game-day run not started: {why}");
-                    } else {
-                        self.skip(&plan, &trigger, &why);
-                    }
-                    if let Some(tx) = started {
-                        let _ = tx.send(Err(StartError::Guard(why)));
-                    }
-                }
-                None => {
-                    tracing::error!(plan = %name, "drill could not be recorded: {e:#}");
-                    if let Some(tx) = started {
-                        let _ = tx.send(Err(StartError::NotStarted(format!("the run could not be recorded: {e:#}"))));
-                    }
-                }
-            },
         }
         drop(permit);
         self.active().remove(&name);

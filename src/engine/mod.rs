@@ -591,14 +591,12 @@ impl RunState<'_> {
         Ok(())
     }
 
-    /// Stops the run for `reason` (a safeguard, the halt file); `false` when
-    /// something else stopped it first, whose reason then stands.
-    fn stop_run(&mut self, reason: String) -> bool {
-        let first = self.ctx.cancel.cancel_because(&reason);
-        if first {
+    /// Stops the run for `reason` (a safeguard, the halt file), which becomes
+    /// the recorded reason unless something else stopped the run first.
+    fn stop_run(&mut self, reason: String) {
+        if self.ctx.cancel.cancel_because(&reason) {
             self.stopped_by = Some(reason);
         }
-        first
     }
 
     /// Every safeguard once, at the same time, right before injection: all
