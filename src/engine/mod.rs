@@ -997,6 +997,9 @@ impl RunState<'_> {
             let check_started = Instant::now();
             let mut attempts = 0;
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+            // What the last finished attempt saw: when the deadline cuts the next
+            // one short, "cancelled" alone would hide why the check never passed.
+            let mut observed: Option<String> = None;
             let (passed, output) = loop {
                 attempts += 1;
                 let (c, cx) = (check.clone(), ctx.clone());
@@ -1013,9 +1016,15 @@ impl RunState<'_> {
                             let summary = gone.lines().next().unwrap_or_default();
                             break (false, format!("{why}\n{gone}\nno retry can pass: {summary}"));
                         }
+                        if cancel.is_cancelled()
+                            && let Some(seen) = observed.take()
+                        {
+                            break (false, format!("{why}; the attempt before it failed with:\n{seen}"));
+                        }
                         if !check.retries() || cancel.is_cancelled() || Instant::now() + delay >= self.ctx.deadline {
                             break (false, why);
                         }
+                        observed = Some(why);
                         tokio::select! {
                             _ = tokio::time::sleep(delay) => {}
                             _ = cancel.cancelled() => {}

@@ -430,7 +430,7 @@ pub fn spawn(mut c: Command) -> (Child, Receiver<String>) {
 
 /// Waits for a stderr line containing `needle`; returns every line seen.
 pub fn expect_line(rx: &Receiver<String>, needle: &str, seen: &mut Vec<String>) {
-    let until = Instant::now() + Duration::from_secs(30);
+    let until = Instant::now() + WAIT;
     loop {
         let left = until.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {

@@ -127,7 +127,7 @@ fn a_failing_check_still_stops_the_cluster() {
     let db = pg.orders_db(10);
     let ws = Workspace::empty();
     let plan =
-        pg.plan(&db, &[("timeout = \"5m\"", "timeout = \"8s\""), ("expect = \">= 1\"", "expect = \">= 999999\"")]);
+        pg.plan(&db, &[("timeout = \"5m\"", "timeout = \"20s\""), ("expect = \">= 1\"", "expect = \">= 999999\"")]);
     ws.write_plan("pg-bad-check", &plan.replace("name = \"postgres-orders\"", "name = \"pg-bad-check\""));
     let report = ws.drill("pg-bad-check", &[("DRDRILL_PG_PASSWORD", &pg.password)]);
     assert_eq!(report["status"], "failed", "{report:#}");
@@ -189,12 +189,12 @@ fn a_run_that_hits_its_timeout_still_stops_the_cluster() {
     let db = pg.orders_db(10);
     let ws = Workspace::empty();
     let plan = pg
-        .plan(&db, &[("timeout = \"5m\"", "timeout = \"6s\"")])
+        .plan(&db, &[("timeout = \"5m\"", "timeout = \"20s\"")])
         .replace("name = \"postgres-orders\"", "name = \"pg-timeout\"");
-    ws.write_plan("pg-timeout", &format!("{plan}\n[[check]]\nkind = \"command\"\nrun = \"sleep 60\"\n"));
+    ws.write_plan("pg-timeout", &format!("{plan}\n[[check]]\nkind = \"command\"\nrun = \"sleep 600\"\n"));
     let started = std::time::Instant::now();
     let report = ws.drill("pg-timeout", &[("DRDRILL_PG_PASSWORD", &pg.password)]);
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the deadline did not stop the run");
+    assert!(started.elapsed() < std::time::Duration::from_secs(90), "the deadline did not stop the run");
     assert_eq!(report["status"], "failed", "{report:#}");
     assert!(reason(&report).contains("deadline"), "{report:#}");
     no_cluster_left(&ws);

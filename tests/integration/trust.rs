@@ -214,3 +214,16 @@ fn processes_get_no_secrets_and_outputs_are_redacted() {
         assert!(!report.to_string().contains(secret), "{secret} reached the report");
     }
 }
+
+#[test]
+fn a_check_cut_short_by_the_deadline_still_says_what_it_saw() {
+    let ws = Workspace::empty();
+    // The first attempt answers and fails; the second hangs until the deadline.
+    let check = "if [ -e \"$DRDRILL_SCRATCH/tried\" ]; then sleep 600; fi; touch \"$DRDRILL_SCRATCH/tried\"; echo \"orders: $((40 + 1)) rows, expected 42\"; exit 1";
+    ws.write_plan("cut", &command_plan("cut", "4s", "echo payload", "cat > data", None, check));
+    let (code, report, _) = ws.drill_report("cut", &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let output = report["checks"][0]["output"].as_str().unwrap();
+    assert!(output.contains("orders: 41 rows, expected 42"), "{report:#}");
+    assert!(report["reason"].as_str().unwrap().contains("orders: 41 rows, expected 42"), "{report:#}");
+}
