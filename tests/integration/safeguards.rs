@@ -136,7 +136,7 @@ fn a_failing_http_safeguard_aborts_the_run_within_one_interval_and_rolls_back() 
         "guarded",
         &victim,
         &format!(
-            "[[safeguard]]\nname = \"orders-api\"\nkind = \"http\"\nurl = \"{}\"\nexpect_status = 200\nexpect_body = \"ok\"\ninterval = \"1s\"\n\
+            "[[safeguard]]\nname = \"orders-api\"\nkind = \"http\"\nurl = \"{}\"\nexpect_status = 200\nexpect_body = \"ok\"\ninterval = \"2s\"\n\
              [[safeguard]]\nname = \"no-incident\"\nkind = \"command\"\nrun = \"test ! -e {}\"\ninterval = \"1s\"\n",
             health.url(),
             flag.display()
@@ -168,7 +168,8 @@ fn a_failing_http_safeguard_aborts_the_run_within_one_interval_and_rolls_back() 
     assert!(took < Duration::from_secs(30), "the run took {took:?} after the flip");
 
     // Checked before injection, then the evaluation that failed began within
-    // one interval of the flip (plus the time one request takes).
+    // one interval (2s) of the flip; the second of slack is for a loaded
+    // machine's timers, and still tells one interval from two.
     let guards = phases(&report, "safeguard");
     assert_eq!(guards.len(), 2, "{report:#}");
     assert_eq!(guards[0]["status"], "ok");
@@ -179,7 +180,8 @@ fn a_failing_http_safeguard_aborts_the_run_within_one_interval_and_rolls_back() 
     assert!(detail.contains("`orders-api` failed after") && detail.contains("503"), "{detail}");
     let began: DateTime<Utc> = trip["started_at"].as_str().unwrap().parse().unwrap();
     let after_flip = (began - flipped).to_std().unwrap_or_default();
-    assert!(after_flip <= Duration::from_millis(1500), "the failing evaluation began {after_flip:?} after the flip");
+    assert!(after_flip <= Duration::from_secs(3), "the failing evaluation began {after_flip:?} after the flip");
+    eprintln!("flip -> failing evaluation began {after_flip:?}; flip -> run recorded and exited {took:?}");
     assert!(ws.scratch_leftovers().is_empty(), "{:?}", ws.scratch_leftovers());
 }
 
