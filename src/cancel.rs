@@ -57,12 +57,13 @@ impl Cancel {
     }
 
     /// Cancels and says why, for the run's record (the first reason wins), and
-    /// runs every registered hook once, on this thread.
-    pub fn cancel_because(&self, reason: &str) {
+    /// runs every registered hook once, on this thread. Returns whether this
+    /// call cancelled it, so a caller knows its reason is the one recorded.
+    pub fn cancel_because(&self, reason: &str) -> bool {
         let hooks = {
             let mut s = self.lock();
             if self.0.token.is_cancelled() {
-                return;
+                return false;
             }
             s.reason = Some(reason.to_string());
             // Cancelled under the lock, so a hook registered after this sees it.
@@ -72,6 +73,7 @@ impl Cancel {
         for (_, hook) in hooks {
             hook();
         }
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -168,8 +170,8 @@ mod tests {
         drop(c.on_cancel(move || {
             r.fetch_add(100, Ordering::SeqCst);
         }));
-        c.cancel_because("first");
-        c.cancel_because("second");
+        assert!(c.cancel_because("first"));
+        assert!(!c.cancel_because("second"));
         assert_eq!(ran.load(Ordering::SeqCst), 1);
         assert_eq!(c.reason().as_deref(), Some("first"));
         // Registered after the fact: runs at once.

@@ -9,7 +9,9 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::{Check, CheckCtx, Need};
+use crate::cancel::Cancel;
 use crate::diag::{Diagnostic, TomlDoc};
+use crate::proc::Cmd;
 
 pub const KIND: &str = "command";
 
@@ -20,7 +22,12 @@ pub struct CommandCheck {
 }
 
 pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dyn Check>, Diagnostic> {
-    let c: CommandCheck = doc.deserialize(&value)?;
+    parse_command(doc, &value).map(|c| std::sync::Arc::new(c) as std::sync::Arc<dyn Check>)
+}
+
+/// The check itself, for callers that run it outside the checks (safeguards).
+pub fn parse_command(doc: &TomlDoc, value: &Spanned<DeValue>) -> Result<CommandCheck, Diagnostic> {
+    let c: CommandCheck = doc.deserialize(value)?;
     if c.run.trim().is_empty() {
         return Err(doc.at(
             value.span(),
@@ -28,7 +35,7 @@ pub fn parse(doc: &TomlDoc, value: Spanned<DeValue>) -> Result<std::sync::Arc<dy
             Some("set `run = \"...\"`".into()),
         ));
     }
-    Ok(std::sync::Arc::new(c))
+    Ok(c)
 }
 
 impl Check for CommandCheck {
@@ -51,18 +58,26 @@ impl Check for CommandCheck {
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
         let run = &ctx.run;
-        let done = run
+        let cmd = run
             .shell(&self.run)
             .dir(&run.run_dir)
             .env("DRDRILL_RESTORE", &ctx.restored.path)
             .envs(ctx.restored.env.iter().map(|(k, v)| (k, v)))
-            .log(run.run_dir.join("check-command.log"))
-            .run(&run.cancel)
-            .map_err(|e| format!("{e:#}"))?;
+            .log(run.run_dir.join("check-command.log"));
+        self.judge(cmd, &run.cancel)
+    }
+}
+
+impl CommandCheck {
+    /// Runs `cmd` (this check's script, set up by the caller) and judges it:
+    /// exit 0 passes with its output, anything else fails with it. A check and
+    /// a safeguard both run this.
+    pub fn judge(&self, cmd: Cmd, cancel: &Cancel) -> Result<String, String> {
+        let done = cmd.run(cancel).map_err(|e| format!("{e:#}"))?;
         if done.success() {
             Ok(if done.tail.is_empty() { "exit 0".into() } else { done.tail })
         } else {
-            Err(format!("`{}` exited with {}: {}", self.run, done.status, done.tail))
+            Err(format!("`{}` exited with {}: {}", self.run, done.status, done.tail_or_none()))
         }
     }
 }

@@ -20,6 +20,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::{Check, CheckCtx, Need};
+use crate::cancel::Cancel;
 use crate::diag::{Bounded, Diagnostic, TomlDoc, limit};
 
 pub const KIND: &str = "http";
@@ -335,6 +336,37 @@ impl HttpCheck {
         })
     }
 
+    /// One request with `vars` substituted, judged against the expectations:
+    /// what it observed, or why it fails. A check and a safeguard both run this.
+    pub fn attempt(&self, vars: &BTreeMap<String, String>, cancel: &Cancel) -> Result<String, String> {
+        let url = substitute(&self.url, vars)?;
+        let body = self.body.as_deref().map(|b| substitute(b, vars)).transpose()?;
+        let headers =
+            self.headers.iter().map(|(k, v)| Ok((k.clone(), v.resolve(vars)?))).collect::<Result<Vec<_>, String>>()?;
+        let client = self.client()?;
+        let line = format!("{} {url}", self.method);
+        let answer = block_on(async {
+            tokio::select! {
+                r = self.fetch(client, &url, headers, body) => Some(r),
+                _ = cancel.cancelled() => None,
+            }
+        })?;
+        match answer {
+            None => Err(format!("{line}: cancelled")),
+            Some(Err(e)) => Err(format!("{line}: {e}")),
+            Some(Ok((status, location, text))) => self.judge(&line, status, location, &text),
+        }
+    }
+
+    /// The `${NAME}`s that `url` and `body` name.
+    pub fn variables_named(&self) -> Vec<&str> {
+        [Some(&self.url), self.body.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|t| variables(t).unwrap_or_default())
+            .collect()
+    }
+
     fn client(&self) -> Result<reqwest::Client, String> {
         let redirects = self.redirects;
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
@@ -501,25 +533,7 @@ impl Check for HttpCheck {
     }
 
     fn run(&self, ctx: &CheckCtx) -> Result<String, String> {
-        let vars = run_variables(ctx);
-        let url = substitute(&self.url, &vars)?;
-        let body = self.body.as_deref().map(|b| substitute(b, &vars)).transpose()?;
-        let headers =
-            self.headers.iter().map(|(k, v)| Ok((k.clone(), v.resolve(&vars)?))).collect::<Result<Vec<_>, String>>()?;
-        let client = self.client()?;
-        let line = format!("{} {url}", self.method);
-        let cancel = ctx.run.cancel.clone();
-        let answer = block_on(async {
-            tokio::select! {
-                r = self.fetch(client, &url, headers, body) => Some(r),
-                _ = cancel.cancelled() => None,
-            }
-        })?;
-        match answer {
-            None => Err(format!("{line}: cancelled")),
-            Some(Err(e)) => Err(format!("{line}: {e}")),
-            Some(Ok((status, location, text))) => self.judge(&line, status, location, &text),
-        }
+        self.attempt(&run_variables(ctx), &ctx.run.cancel)
     }
 }
 

@@ -17,6 +17,7 @@ pub mod command;
 pub mod expect;
 pub mod file_hash;
 pub mod http;
+pub mod safeguard;
 pub mod sql_query;
 pub mod sqlite_integrity;
 pub mod sqlite_query;

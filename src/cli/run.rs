@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use drdrill::cancel::Cancel;
-use drdrill::config::Config;
+use drdrill::config::{Config, Halt};
 use drdrill::db::{Db, GateRecord, PhaseRecord, RunNote};
 use drdrill::duration::fmt_ms;
 use drdrill::duration::format_duration;
@@ -175,6 +175,10 @@ pub async fn cmd_run(
     let report = match result {
         Ok(r) => r,
         Err(e) => {
+            if let Some(halt) = e.downcast_ref::<Halt>() {
+                eprintln!("error: {}", halt.refusal());
+                return Ok(EXIT_BAD_INPUT);
+            }
             if let Some(refused) = e.downcast_ref::<Refused>() {
                 eprintln!("error: {refused}");
                 eprintln!(
@@ -294,7 +298,7 @@ fn operator_console(db: Arc<Db>, gates: Gates, abort: Cancel, run_id: Arc<OnceLo
 
 /// The whole timeline, what each failure touches and the rule that allows or
 /// refuses it, one line per step of the timeline the engine runs. Reads only;
-/// returns whether the guard would refuse the run.
+/// returns whether the guard (or the halt file) would refuse the run.
 fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
     let store = config.stores.get(plan.store_name()).map(|s| s.describe()).unwrap_or_default();
     let decisions = plan.guard_decisions(&Guard::new(config));
@@ -333,6 +337,13 @@ fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
                     plan.existing.as_ref().map(|e| e.describe()).unwrap_or_default()
                 ),
             },
+            Step::Safeguards => {
+                let mut t = String::new();
+                for sg in &plan.safeguards {
+                    t += &format!("  safeguard {}: {}: must pass now, then {}\n", sg.name, sg.describe(), sg.cadence());
+                }
+                t + "           a safeguard that fails aborts the run at once: no further failure is injected, rollbacks run\n"
+            }
             Step::Failure => {
                 let mut t = String::new();
                 for (i, f) in plan.failures.iter().enumerate() {
@@ -395,6 +406,12 @@ fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
             }
         };
     }
+    let halt = config.safety.halt();
+    if let Some(h) = &halt {
+        out += &format!("halted: `drdrill run` would be {}\n", h.refusal());
+    } else if let Some(f) = &config.safety.halt_file {
+        out += &format!("halt file {}: absent; creating it stops this run, rollbacks still run\n", f.display());
+    }
     let refused = decisions.iter().any(|d| !d.allowed);
     if refused {
         out += &format!(
@@ -404,5 +421,5 @@ fn dry_run_text(plan: &Plan, config: &Config) -> (String, bool) {
     } else {
         out += "allowed: every target is inside the blast radius\n";
     }
-    (out, refused)
+    (out, refused || halt.is_some())
 }

@@ -28,6 +28,17 @@ struct Checked {
     paths: Vec<NamedPath>,
     schedule: Option<ScheduleView>,
     max_interval_ms: Option<u64>,
+    /// What aborts a run of it: each `[[safeguard]]`, with its cadence.
+    safeguards: Vec<SafeguardView>,
+}
+
+#[derive(Serialize)]
+struct SafeguardView {
+    name: String,
+    kind: &'static str,
+    probe: String,
+    interval_ms: u64,
+    timeout_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -77,6 +88,7 @@ fn check(config: &Config, path: &Path, names: &mut std::collections::HashMap<Str
         paths: Vec::new(),
         schedule: None,
         max_interval_ms: None,
+        safeguards: Vec::new(),
     };
     let p = match Plan::load(path, config) {
         Ok(p) => p,
@@ -118,6 +130,20 @@ fn check(config: &Config, path: &Path, names: &mut std::collections::HashMap<Str
             }
         }
     }
+    c.safeguards = p
+        .safeguards
+        .iter()
+        .map(|s| SafeguardView {
+            name: s.name.clone(),
+            kind: s.kind(),
+            probe: s.describe(),
+            interval_ms: s.interval.as_millis() as u64,
+            timeout_ms: s.timeout.as_millis() as u64,
+        })
+        .collect();
+    if let Some(halt) = config.safety.halt() {
+        c.warnings.push(format!("with this config, runs are {}", halt.refusal()));
+    }
     // The allowlist is the host's config, too.
     if let Err(refused) = p.guard_check(&drdrill::failure::Guard::new(config)) {
         c.warnings.push(format!("with this config, {refused}"));
@@ -150,6 +176,14 @@ fn print_text(c: &Checked) {
     }
     for p in c.paths.iter().filter(|p| p.what.starts_with("failure")) {
         println!("   {} {}", p.what, p.path);
+    }
+    for s in &c.safeguards {
+        let every = humantime::format_duration(std::time::Duration::from_millis(s.interval_ms));
+        let within = humantime::format_duration(std::time::Duration::from_millis(s.timeout_ms));
+        println!(
+            "   safeguard {} ({}): {}; every {every}, each within {within}; a failure aborts the run",
+            s.name, s.kind, s.probe
+        );
     }
     for w in &c.warnings {
         println!("   warning: {}", w.replace('\n', "\n   "));

@@ -29,7 +29,7 @@ pub use daemon::{DaemonConfig, MaxInterval, TimeZone};
 pub use evidence::EvidenceConfig;
 pub use fleet::FleetConfig;
 pub use notify::{DEFAULT_PASSWORD_ENV, NotifyConfig, Security};
-pub use safety::SafetyConfig;
+pub use safety::{Halt, SafetyConfig};
 
 /// Where the CLI looks when neither `--config` nor `DRDRILL_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/drdrill.toml";

@@ -343,7 +343,9 @@ pub async fn run(daemon: Arc<Daemon>) {
                 let cancel = Cancel::new();
                 let _linked = {
                     let c = cancel.clone();
-                    d.freshness.stop.on_cancel(move || c.cancel_because("the daemon is stopping"))
+                    d.freshness.stop.on_cancel(move || {
+                        c.cancel_because("the daemon is stopping");
+                    })
                 };
                 let result = d.engine.inventory(&plan, "freshness", LOOK_BUDGET, cancel).await;
                 if let Some(turned) = d.freshness.finished(&plan, result, interval, Utc::now()) {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod deadman;
 pub mod fleet;
 pub mod freshness;
+pub mod halt;
 pub mod heartbeat;
 mod lock;
 pub mod mail;
@@ -331,26 +332,36 @@ impl Daemon {
                     self.mail.notify_one();
                 }
             }
-            Err(e) => match e.downcast_ref::<crate::failure::Refused>() {
-                // Not an internal error: the config's [safety] says no, and nothing was touched.
-                Some(refused) => {
-                    let why = refused.to_string();
-                    if trigger == "api" {
-                        tracing::warn!(plan = %name, "game-day run not started: {why}");
-                    } else {
-                        self.skip(&plan, &trigger, &why);
+            Err(e) => {
+                // Not an internal error: the config's [safety] says no (the blast
+                // radius, or the halt file is there), and nothing was touched.
+                let refused =
+                    match (e.downcast_ref::<crate::failure::Refused>(), e.downcast_ref::<crate::config::Halt>()) {
+                        (Some(r), _) => Some(StartError::Guard(r.to_string())),
+                        (None, Some(h)) => Some(StartError::NotStarted(h.refusal())),
+                        (None, None) => None,
+                    };
+                match refused {
+                    Some(answer) => {
+                        let (StartError::Guard(why) | StartError::NotStarted(why)) = &answer;
+                        if trigger == "api" {
+                            tracing::warn!(plan = %name, "game-day run not started: {why}");
+                        } else {
+                            self.skip(&plan, &trigger, why);
+                        }
+                        if let Some(tx) = started {
+                            let _ = tx.send(Err(answer));
+                        }
                     }
-                    if let Some(tx) = started {
-                        let _ = tx.send(Err(StartError::Guard(why)));
+                    None => {
+                        tracing::error!(plan = %name, "drill could not be recorded: {e:#}");
+                        if let Some(tx) = started {
+                            let _ =
+                                tx.send(Err(StartError::NotStarted(format!("the run could not be recorded: {e:#}"))));
+                        }
                     }
                 }
-                None => {
-                    tracing::error!(plan = %name, "drill could not be recorded: {e:#}");
-                    if let Some(tx) = started {
-                        let _ = tx.send(Err(StartError::NotStarted(format!("the run could not be recorded: {e:#}"))));
-                    }
-                }
-            },
+            }
         }
         drop(permit);
         self.active().remove(&name);
@@ -398,6 +409,13 @@ impl Daemon {
 
     /// What is running, for `STATUS=` and the logs.
     pub fn status_line(&self) -> String {
+        match halt::status(self) {
+            Some(h) => format!("{h}; {}", self.activity_line()),
+            None => self.activity_line(),
+        }
+    }
+
+    fn activity_line(&self) -> String {
         let active = self.active();
         if self.is_stopping() {
             return format!("stopping; {} drill(s) still active", active.len());
@@ -600,6 +618,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     let fleet_worker = daemon.fleet.is_some().then(|| tokio::spawn(fleet::worker(daemon.clone())));
     let mailer = (!daemon.alerts.is_empty()).then(|| tokio::spawn(mail::run(daemon.clone())));
     let overdue = tokio::spawn(overdue::run(daemon.clone()));
+    let halt = tokio::spawn(halt::run(daemon.clone()));
     let watchdog = systemd::spawn_watchdog();
     tracing::info!(
         "daemon ready: API on http://{listen}, {} plan(s), concurrency {}, schedules in {}",
@@ -627,6 +646,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
     heartbeat.abort();
     freshness.abort();
     overdue.abort();
+    halt.abort();
     if let Some(w) = fleet_worker {
         w.abort();
     }

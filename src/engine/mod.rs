@@ -23,6 +23,7 @@ mod canary;
 pub mod gates;
 mod inventory;
 mod recovery;
+mod safeguards;
 mod service;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ use canary::{CanaryLog, CanaryWriter};
 pub use gates::{Approval, GateError, Gates, PendingGate};
 pub use inventory::Inventory;
 pub use recovery::Recovery;
+pub use safeguards::HALT_POLL;
+use safeguards::Watch;
 
 /// Longest time rollback and cleanup each get once the run is over (or the
 /// plan's timeout, when shorter): a hanging rollback must not hang the daemon.
@@ -149,9 +152,14 @@ impl Engine {
 
     /// Runs `plan` once. Errors inside the drill become a failed run with the
     /// reason; `Err` is returned when the run could not even be recorded, or
-    /// when the blast-radius guard refused it (a [`Refused`] inside the error:
-    /// then nothing was touched and no run was recorded).
+    /// when it was refused: by the blast-radius guard (a [`Refused`] inside the
+    /// error) or by the halt file (a [`crate::config::Halt`]); then nothing was
+    /// touched and no run was recorded.
     pub async fn run(&self, plan: &Plan, opts: RunOptions, observer: &dyn Observer) -> anyhow::Result<RunReport> {
+        // While the halt file is there nothing starts: a [`Halt`] inside the error.
+        if let Some(halt) = self.config.safety.halt() {
+            return Err(anyhow::Error::new(halt));
+        }
         let guard = Arc::new(self.guard());
         plan.guard_check(&guard).map_err(anyhow::Error::new::<Refused>)?;
         let run_id = self.db.start_run(&NewRun {
@@ -223,13 +231,25 @@ impl Engine {
             service: None,
             service_start: None,
             service_groups: Default::default(),
+            watches: Vec::new(),
+            stopped_by: None,
         };
+        run.watches.extend(Watch::halt_file(&self.config.safety, &cancel));
 
         let steps = timeline::steps(plan);
         let outcome = match &scratch {
             Ok(s) => run.execute(&steps, s).await,
             Err(e) => Err(anyhow!("{e:#}")),
         };
+        // Watching ends with the steps; a watch that stopped the run says why.
+        for w in std::mem::take(&mut run.watches) {
+            if let Some(t) = w.stop().await {
+                if let Some((started, took, detail)) = t.evaluation {
+                    run.record_took("safeguard", started, took, false, detail);
+                }
+                run.stopped_by.get_or_insert(t.reason);
+            }
+        }
         // No marker may be written after the run stopped, whatever stopped it.
         if let Some(w) = run.canary.take() {
             run.canary_log.get_or_insert(w.stop());
@@ -257,6 +277,8 @@ impl Engine {
         };
         let (status, reason) = match outcome {
             Ok(()) => run.verdict(problems),
+            // A safeguard or the halt file: its reason says all, whatever step it cut short.
+            Err(_) if aborted && run.stopped_by.is_some() => (Status::Aborted, run.stopped_by.clone()),
             Err(e) => {
                 let reason = if timed_out.load(Ordering::SeqCst) {
                     format!("run exceeded its timeout of {}: {}", format_duration(plan.timeout), explain(&e))
@@ -343,6 +365,11 @@ struct RunState<'a> {
     t_fail: Option<Started>,
     /// The restore's outcome and how long the whole restore step took.
     restored: Option<(RestoreOutcome, Duration)>,
+    /// Watching the halt file and the safeguards while the steps run.
+    watches: Vec<Watch>,
+    /// Why the run stopped itself (a safeguard failed, the halt file
+    /// appeared), recorded as the reason instead of the step it cut short.
+    stopped_by: Option<String>,
     /// The plan's `[service]`, once started: its process, when it started, and
     /// how long it took to be ready (RTO's `start` share).
     service: Option<(crate::proc::Background, Instant)>,
@@ -353,10 +380,15 @@ struct RunState<'a> {
 
 impl RunState<'_> {
     fn record(&mut self, name: &str, started: Started, ok: bool, detail: String) {
+        self.record_took(name, started, started.elapsed(), ok, detail);
+    }
+
+    /// [`RunState::record`] for a phase that ended before now.
+    fn record_took(&mut self, name: &str, started: Started, took: Duration, ok: bool, detail: String) {
         let p = PhaseRecord {
             name: name.into(),
             started_at: started.wall,
-            duration_ms: ms(started.elapsed()),
+            duration_ms: ms(took),
             status: if ok { "ok" } else { "failed" }.into(),
             detail: crate::redact::scrub(&detail).into_owned(),
         };
@@ -408,6 +440,7 @@ impl RunState<'_> {
                     }
                 }
                 Step::Backup => self.backup(scratch).await?,
+                Step::Safeguards => self.safeguards().await?,
                 Step::Failure => self.inject().await?,
                 Step::Restore => self.restore(scratch).await?,
                 Step::Service => self.start_service().await?,
@@ -558,8 +591,60 @@ impl RunState<'_> {
         Ok(())
     }
 
+    /// Stops the run for `reason` (a safeguard, the halt file), which becomes
+    /// the recorded reason unless something else stopped the run first.
+    fn stop_run(&mut self, reason: String) {
+        if self.ctx.cancel.cancel_because(&reason) {
+            self.stopped_by = Some(reason);
+        }
+    }
+
+    /// Every safeguard once, at the same time, right before injection: all
+    /// must pass, or the run stops here with nothing injected. Then they are
+    /// watched every `interval` until the steps end.
+    async fn safeguards(&mut self) -> anyhow::Result<()> {
+        self.observer.phase_started(self.run_id, "safeguard");
+        let started = Started::now();
+        let evaluations = futures::future::join_all(self.plan.safeguards.iter().map(|sg| {
+            let ctx = self.ctx.clone();
+            async move { safeguards::evaluate(sg, &ctx).await }
+        }))
+        .await;
+        let mut details = Vec::new();
+        let mut failed = None;
+        for (sg, evaluation) in self.plan.safeguards.iter().zip(evaluations) {
+            match evaluation {
+                None => details.push(format!("{}: cancelled", sg.name)),
+                Some((_, _, Ok(seen))) => details.push(format!("{}: {seen}", sg.name)),
+                Some((_, _, Err(observed))) => {
+                    details.push(format!("{}: FAILED: {observed}", sg.name));
+                    failed.get_or_insert((sg.clone(), observed));
+                }
+            }
+        }
+        if let Some((sg, observed)) = failed {
+            self.record("safeguard", started, false, format!("{}; nothing was injected", details.join("; ")));
+            self.stop_run(safeguards::reason(&sg, &observed));
+            anyhow::bail!("safeguard {} failed before injection: {observed}", sg.name);
+        }
+        if self.ctx.cancel.is_cancelled() {
+            self.record("safeguard", started, false, "cancelled".into());
+            anyhow::bail!("safeguards were cancelled");
+        }
+        let cadence: Vec<String> = self.plan.safeguards.iter().map(|s| format!("{} {}", s.name, s.cadence())).collect();
+        let detail = format!("{}; watching until the run ends: {}", details.join("; "), cadence.join(", "));
+        self.record("safeguard", started, true, detail);
+        self.watches.push(Watch::safeguards(&self.plan.safeguards, &self.ctx));
+        Ok(())
+    }
+
     /// T_fail. The canary stops first, so no marker is newer than T_fail.
     async fn inject(&mut self) -> anyhow::Result<()> {
+        // The halt watch looks every second; injection does not wait for it.
+        if let Some(halt) = self.engine.config.safety.halt() {
+            self.stop_run(halt.abort_reason());
+            anyhow::bail!("{halt} before the first failure; nothing was injected");
+        }
         self.canary_log = self.canary.take().map(CanaryWriter::stop);
         self.observer.phase_started(self.run_id, "failure");
         let started = Started::now();

@@ -15,6 +15,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::check::safeguard::{self, Safeguard};
 use crate::check::{self, Check};
 use crate::config::Config;
 use crate::diag::{Bounded, Diagnostic, Diagnostics, Keys, TomlDoc, limit};
@@ -76,6 +77,9 @@ pub struct Plan {
     pub service: Option<Arc<ServiceSection>>,
     pub failures: Vec<Arc<dyn Failure>>,
     pub checks: Vec<Arc<dyn Check>>,
+    /// Probes of the live system that must keep passing from just before the
+    /// first failure until the run's steps end; one that fails aborts the run.
+    pub safeguards: Vec<Arc<Safeguard>>,
     /// Approval gates: the run waits before each of these phases until a person
     /// (or the API) approves.
     pub pause_before: Vec<String>,
@@ -263,6 +267,7 @@ const PLAN_KEYS: &[&str] = &[
     "service",
     "failure",
     "check",
+    "safeguard",
 ];
 
 impl Plan {
@@ -452,6 +457,19 @@ impl Plan {
             ));
         }
 
+        let mut safeguards: Vec<Arc<Safeguard>> = Vec::new();
+        for v in array_items(&doc, "safeguard") {
+            match safeguard::parse(&doc, v) {
+                Ok(s) if safeguards.iter().any(|o| o.name == s.name) => errors.push(doc.at(
+                    v.span(),
+                    format!("safeguard name `{}` is used twice", s.name),
+                    Some("give each [[safeguard]] its own `name`".into()),
+                )),
+                Ok(s) => safeguards.push(Arc::new(s)),
+                Err(mut d) => errors.append(&mut d),
+            }
+        }
+
         if let Some(probe) = &probe {
             let span = keys.raw("probe").map(|v| v.span()).unwrap_or(0..0);
             if probe.kind == ProbeKind::Canary && backup.mode == BackupMode::Existing {
@@ -585,6 +603,7 @@ impl Plan {
             service,
             failures,
             checks,
+            safeguards,
             pause_before,
             env,
             max_interval,

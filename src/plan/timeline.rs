@@ -38,6 +38,9 @@ pub enum Step {
     /// Waits for an approval before the phase.
     Gate(Gated),
     Backup,
+    /// With `[[safeguard]]`s: each is evaluated once, and must pass, right
+    /// before the first failure; then every `interval` until the steps end.
+    Safeguards,
     /// T_fail: the first failure is injected.
     Failure,
     Restore,
@@ -60,6 +63,7 @@ impl Step {
             Step::Prepare => "prepare",
             Step::Gate(_) => "gate",
             Step::Backup => "backup",
+            Step::Safeguards => "safeguard",
             Step::Failure => "failure",
             Step::Restore => "restore",
             Step::Service => "service",
@@ -82,6 +86,11 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
     for (gated, step) in Gated::ALL.into_iter().zip([Step::Backup, Step::Failure, Step::Restore, Step::Verify]) {
         if plan.pause_before.iter().any(|g| g == gated.name()) {
             out.push(Step::Gate(gated));
+        }
+        // After the gate: a person may wait there for an hour, and the check
+        // must say how production is at the moment of injection.
+        if step == Step::Failure && !plan.safeguards.is_empty() {
+            out.push(Step::Safeguards);
         }
         out.push(step);
         if step == Step::Restore && plan.service.is_some() {
@@ -119,5 +128,12 @@ mod tests {
             names(&plan("[service]\nrun = \"app\"\n")),
             ["prepare", "backup", "failure", "restore", "service", "gate", "verify", "rollback", "cleanup"]
         );
+    }
+
+    #[test]
+    fn safeguards_are_looked_at_right_before_injection() {
+        let p = plan("[[safeguard]]\nname = \"up\"\nkind = \"command\"\nrun = \"true\"\n");
+        let names: Vec<_> = steps(&p).iter().map(|s| s.name()).collect();
+        assert_eq!(names[..4], ["prepare", "backup", "safeguard", "failure"], "{names:?}");
     }
 }

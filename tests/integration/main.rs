@@ -32,6 +32,7 @@ mod records;
 mod report;
 mod roundtrip;
 mod s3;
+mod safeguards;
 mod service;
 mod signed;
 mod systemd_unit;
