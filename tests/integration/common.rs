@@ -603,19 +603,7 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 /// Polls `f` until it returns `Some`, failing with `what` after [`WAIT`].
 pub fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
-    wait_for_within(what, WAIT, f)
-}
-
-/// Polls `f` until it returns `Some`, failing with `what` after `limit`.
-pub fn wait_for_within<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(what, WAIT, f)
 }
 
 /// Polls `f` every 100ms until it returns `Some`, failing with `what` after `limit`.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::common::{env, free_port, unique, wait_for_within};
+use crate::common::{env, free_port, unique, wait_until};
 
 /// moto's own app, its writes one at a time (see the module comment).
 const ATOMIC_MOTO: &str = r#"
@@ -137,7 +137,7 @@ impl Node {
 
     fn wait_ready(&mut self) {
         let name = self.name.clone();
-        wait_for_within(&format!("{name} to join the fleet"), Duration::from_secs(30), || {
+        wait_until(&format!("{name} to join the fleet"), Duration::from_secs(30), || {
             if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("{name} exited with {s}:\n{}", self.log());
             }
@@ -342,7 +342,7 @@ fn a_node_killed_mid_run_has_its_firing_taken_over_after_the_lease() {
         n.wait_ready();
     }
     // Whoever claims the first firing is killed while its check sleeps.
-    let holder = wait_for_within("a node to start a claimed run", Duration::from_secs(40), || {
+    let holder = wait_until("a node to start a claimed run", Duration::from_secs(40), || {
         nodes.iter().position(|n| n.log().contains("fleet: claimed") && n.log().contains("drill started"))
     });
     std::thread::sleep(Duration::from_millis(1500));
@@ -353,7 +353,7 @@ fn a_node_killed_mid_run_has_its_firing_taken_over_after_the_lease() {
     assert!(killed_run.3 < killed_at);
 
     let other = 1 - holder;
-    wait_for_within("the takeover run to finish", Duration::from_secs(40), || {
+    wait_until("the takeover run to finish", Duration::from_secs(40), || {
         nodes[other].runs().into_iter().find(|r| r.2 == "takeover" && r.4.is_some())
     });
     nodes[other].stop();
@@ -404,18 +404,18 @@ fn a_stalled_holder_is_fenced_and_its_late_writes_fail_and_are_logged() {
     for n in &mut nodes {
         n.wait_ready();
     }
-    let holder = wait_for_within("a node to start a claimed run", Duration::from_secs(40), || {
+    let holder = wait_until("a node to start a claimed run", Duration::from_secs(40), || {
         nodes.iter().position(|n| n.log().contains("fleet: claimed") && n.log().contains("drill started"))
     });
     let other = 1 - holder;
     // The holder stalls (SIGSTOP) past the lease; its peer takes the firing over.
     let pid = nodes[holder].child.as_ref().unwrap().id() as i32;
     unsafe { libc::kill(pid, libc::SIGSTOP) };
-    wait_for_within("the takeover run to finish", Duration::from_secs(40), || {
+    wait_until("the takeover run to finish", Duration::from_secs(40), || {
         nodes[other].runs().into_iter().find(|r| r.2 == "takeover" && r.4.is_some())
     });
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    let stalled = wait_for_within("the stalled run to end", Duration::from_secs(30), || {
+    let stalled = wait_until("the stalled run to end", Duration::from_secs(30), || {
         nodes[holder].runs().into_iter().find(|r| r.2 == "schedule" && r.4.is_some())
     });
     for n in &mut nodes {
@@ -474,7 +474,7 @@ fn a_store_that_ignores_preconditions_or_a_local_folder_is_refused_for_fleet_mod
     node.start();
     let status = {
         let c = node.child.as_mut().unwrap();
-        wait_for_within("the daemon to refuse", Duration::from_secs(30), || c.try_wait().unwrap())
+        wait_until("the daemon to refuse", Duration::from_secs(30), || c.try_wait().unwrap())
     };
     let _ = server.kill();
     let _ = server.wait();

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::common::{RunningDaemon, Workspace, env, wait_until};
-
-const WAIT: Duration = Duration::from_secs(60);
+use crate::common::{RunningDaemon, WAIT, Workspace, env, wait_until};
 
 /// A dump file some nightly job wrote into the local store, `ago` old by its name.
 fn dump(ws: &Workspace, prefix: &str, ago: chrono::Duration) {
