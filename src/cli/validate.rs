@@ -39,6 +39,9 @@ struct SafeguardView {
     probe: String,
     interval_ms: u64,
     timeout_ms: u64,
+    /// The text line's `every 5s, each within 2s`, as the run's own records say it.
+    #[serde(skip)]
+    cadence: String,
 }
 
 #[derive(Serialize)]
@@ -139,6 +142,7 @@ fn check(config: &Config, path: &Path, names: &mut std::collections::HashMap<Str
             probe: s.describe(),
             interval_ms: s.interval.as_millis() as u64,
             timeout_ms: s.timeout.as_millis() as u64,
+            cadence: s.cadence(),
         })
         .collect();
     if let Some(halt) = config.safety.halt() {
@@ -178,12 +182,7 @@ fn print_text(c: &Checked) {
         println!("   {} {}", p.what, p.path);
     }
     for s in &c.safeguards {
-        let every = humantime::format_duration(std::time::Duration::from_millis(s.interval_ms));
-        let within = humantime::format_duration(std::time::Duration::from_millis(s.timeout_ms));
-        println!(
-            "   safeguard {} ({}): {}; every {every}, each within {within}; a failure aborts the run",
-            s.name, s.kind, s.probe
-        );
+        println!("   safeguard {} ({}): {}; {}; a failure aborts the run", s.name, s.kind, s.probe, s.cadence);
     }
     for w in &c.warnings {
         println!("   warning: {}", w.replace('\n', "\n   "));
