@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cancel::Cancel;
 use crate::hashing::{Digest256, HashingReader};
-use crate::store::{EntryKind, FileEntry, SkippedEntry};
+use crate::store::{Entries, EntryKind, EntryReader, EntryWriter, FileEntry, SkippedEntry};
 
 /// Files are copied with this buffer: large enough to keep the disk streaming.
 const COPY_BUF: usize = 256 * 1024;
@@ -50,23 +50,27 @@ pub fn entry_kind(ft: &fs::FileType) -> Result<EntryKind, &'static str> {
 }
 
 /// Writes a tree (or single files) into a tar stream, recording a manifest entry
-/// for everything written.
+/// for everything written in a spool file (so memory does not grow with the
+/// number of files). Entries must be added in path order
+/// ([`crate::store::path_order`]), which [`TreeWriter::add_tree`] does.
 pub struct TreeWriter<W: Write> {
     builder: tar::Builder<W>,
-    entries: Vec<FileEntry>,
+    entries: EntryWriter,
     cancel: Cancel,
     /// What [`entry_kind`] says a backup cannot take, found while walking.
     pub skipped: Vec<SkippedEntry>,
 }
 
 impl<W: Write> TreeWriter<W> {
-    pub fn new(out: W, cancel: Cancel) -> Self {
+    /// `spool` is a private folder for the manifest's entries while they are written.
+    pub fn new(out: W, cancel: Cancel, spool: &Path) -> anyhow::Result<Self> {
         let mut builder = tar::Builder::new(out);
         builder.follow_symlinks(false);
-        TreeWriter { builder, entries: Vec::new(), skipped: Vec::new(), cancel }
+        Ok(TreeWriter { builder, entries: EntryWriter::new_in(spool)?, skipped: Vec::new(), cancel })
     }
 
-    /// Adds everything below `root` (not `root` itself), in a stable order.
+    /// Adds everything below `root` (not `root` itself), in path order: each
+    /// folder's names sorted bytewise, depth first.
     pub fn add_tree(&mut self, root: &Path) -> anyhow::Result<()> {
         let walker = walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name();
         for item in walker {
@@ -109,7 +113,7 @@ impl<W: Write> TreeWriter<W> {
                 // A pipe is archived as tar does: its type and mode, no content.
                 header.set_size(0);
                 self.builder.append_data(&mut header, name, io::empty())?;
-                self.entries.push(entry(name, kind, mode, mtime, 0, None, None));
+                self.entries.push(&entry(name, kind, mode, mtime, 0, None, None))?;
             }
             EntryKind::Symlink => {
                 let target = fs::read_link(path)?;
@@ -119,7 +123,7 @@ impl<W: Write> TreeWriter<W> {
                     .to_string();
                 header.set_size(0);
                 self.builder.append_link(&mut header, name, &target)?;
-                self.entries.push(entry(name, EntryKind::Symlink, mode, mtime, 0, None, Some(target_str)));
+                self.entries.push(&entry(name, EntryKind::Symlink, mode, mtime, 0, None, Some(target_str)))?;
             }
             EntryKind::File => {
                 let size = meta.len();
@@ -140,15 +144,23 @@ impl<W: Write> TreeWriter<W> {
                         path.display()
                     );
                 }
-                self.entries.push(entry(name, EntryKind::File, mode, mtime, size, Some(Digest256::of(hasher)), None));
+                self.entries.push(&entry(
+                    name,
+                    EntryKind::File,
+                    mode,
+                    mtime,
+                    size,
+                    Some(Digest256::of(hasher)),
+                    None,
+                ))?;
             }
         }
         Ok(())
     }
 
-    pub fn finish(self) -> anyhow::Result<(W, Vec<FileEntry>)> {
+    pub fn finish(self) -> anyhow::Result<(W, Entries)> {
         let out = self.builder.into_inner()?;
-        Ok((out, self.entries))
+        Ok((out, self.entries.finish()?))
     }
 }
 
@@ -175,8 +187,8 @@ pub struct UnpackStats {
 
 /// What [`walk_verified`] does with an archive entry once its name, kind, size
 /// (and a symlink's target) matched the manifest's next entry.
-trait Visitor<'m> {
-    fn dir(&mut self, rel: &Path, name: &str, want: &'m FileEntry) -> anyhow::Result<()>;
+trait Visitor {
+    fn dir(&mut self, rel: &Path, name: &str, want: &FileEntry) -> anyhow::Result<()>;
     /// `data` holds exactly `want.size` bytes, whose sha256 the visitor must
     /// check with [`check_content`] (here, or on a thread of its own).
     fn file(&mut self, rel: &Path, name: &str, want: &FileEntry, data: &mut dyn Read) -> anyhow::Result<()>;
@@ -191,18 +203,19 @@ trait Visitor<'m> {
 
 /// Walks a tar stream against the manifest's entries: every entry must be the
 /// manifest's next one, of the same kind and declared size, and nothing may be
-/// missing or extra. The first mismatch is an error naming the entry, raised
-/// before any of that entry reaches the visitor.
-fn walk_verified<'m>(
+/// missing or extra. The first mismatch (or the first bad manifest line: out of
+/// order, duplicate, beyond the declared totals) is an error naming the entry,
+/// raised before any of that entry reaches the visitor.
+fn walk_verified(
     input: impl Read,
-    expected: &'m [FileEntry],
+    expected: &Entries,
     cancel: &Cancel,
-    visitor: &mut dyn Visitor<'m>,
+    visitor: &mut dyn Visitor,
 ) -> anyhow::Result<UnpackStats> {
     // The archive and the manifest list entries in the same order (both are
     // written by one walk), so each entry is matched with the next expected one:
-    // no index of a possibly huge manifest is built.
-    let mut wanted = expected.iter();
+    // neither is held whole, and memory stays flat at any entry count.
+    let mut wanted: EntryReader = expected.reader()?;
     let mut stats = UnpackStats::default();
     let mut archive = tar::Archive::new(input);
     for item in archive.entries().context("payload is not a tar stream")? {
@@ -214,7 +227,7 @@ fn walk_verified<'m>(
         let raw = item.path().context("archive entry has an unreadable name")?.into_owned();
         let rel = safe_relative(&raw)?;
         let name = rel.to_str().with_context(|| format!("archive entry {raw:?} is not valid UTF-8"))?.to_string();
-        let want = match wanted.next() {
+        let want = match wanted.next().transpose()? {
             Some(w) if w.path == name => w,
             Some(w) => bail!(
                 "archive entry `{name}` is not the manifest's next entry (`{}`): the payload does not belong to this manifest",
@@ -226,7 +239,7 @@ fn walk_verified<'m>(
         };
         stats.entries += 1;
         match (item.header().entry_type(), &want.kind) {
-            (tar::EntryType::Directory, EntryKind::Dir) => visitor.dir(&rel, &name, want)?,
+            (tar::EntryType::Directory, EntryKind::Dir) => visitor.dir(&rel, &name, &want)?,
             (tar::EntryType::Regular | tar::EntryType::Continuous, EntryKind::File) => {
                 // Checked before a byte is written: a manifest that says 6 bytes
                 // never lets 50 MB land in scratch.
@@ -237,7 +250,7 @@ fn walk_verified<'m>(
                         want.size
                     );
                 }
-                visitor.file(&rel, &name, want, &mut item)?;
+                visitor.file(&rel, &name, &want, &mut item)?;
                 stats.files += 1;
                 stats.bytes += size;
             }
@@ -249,9 +262,9 @@ fn walk_verified<'m>(
                         want.target
                     );
                 }
-                visitor.symlink(&rel, &name, want, &target)?;
+                visitor.symlink(&rel, &name, &want, &target)?;
             }
-            (tar::EntryType::Fifo, EntryKind::Fifo) => visitor.fifo(&rel, &name, want)?,
+            (tar::EntryType::Fifo, EntryKind::Fifo) => visitor.fifo(&rel, &name, &want)?,
             (other, _) => bail!(
                 "archive entry `{name}` is a {other:?} but the manifest says {:?}; drdrill restores only files, folders, symlinks and named pipes",
                 want.kind
@@ -261,12 +274,17 @@ fn walk_verified<'m>(
     if visitor.stopped() {
         return Ok(stats);
     }
-    let missing: Vec<&FileEntry> = wanted.collect();
-    if let Some(first) = missing.first() {
+    // What the manifest lists beyond the archive's end, counted (and checked) as it is read.
+    let mut missing = 0u64;
+    let mut first = None;
+    for w in wanted {
+        let w = w?;
+        missing += 1;
+        first.get_or_insert(w.path);
+    }
+    if let Some(first) = first {
         bail!(
-            "{} entries of the manifest are missing from the payload (from `{}` on): the payload is truncated or corrupt",
-            missing.len(),
-            first.path
+            "{missing} entries of the manifest are missing from the payload (from `{first}` on): the payload is truncated or corrupt"
         );
     }
     Ok(stats)
@@ -275,7 +293,7 @@ fn walk_verified<'m>(
 /// Reads a tar stream and proves it matches the manifest entry by entry (names,
 /// kinds, sizes, every file's sha256, symlink targets, nothing missing or extra)
 /// without writing anything: a scrub. The error names the first bad entry.
-pub fn verify_tar(input: impl Read, expected: &[FileEntry], cancel: &Cancel) -> anyhow::Result<UnpackStats> {
+pub fn verify_tar(input: impl Read, expected: &Entries, cancel: &Cancel) -> anyhow::Result<UnpackStats> {
     walk_verified(input, expected, cancel, &mut Scrubber { buf: vec![0u8; COPY_BUF] })
 }
 
@@ -283,7 +301,7 @@ struct Scrubber {
     buf: Vec<u8>,
 }
 
-impl Visitor<'_> for Scrubber {
+impl Visitor for Scrubber {
     fn dir(&mut self, _: &Path, _: &str, _: &FileEntry) -> anyhow::Result<()> {
         Ok(())
     }
@@ -316,7 +334,7 @@ impl Visitor<'_> for Scrubber {
 pub fn unpack_verified(
     input: impl Read,
     dest: &Path,
-    expected: &[FileEntry],
+    expected: &Entries,
     cancel: &Cancel,
 ) -> anyhow::Result<UnpackStats> {
     // Creating a file costs the kernel more than writing a small one, so small
@@ -357,10 +375,10 @@ pub fn unpack_verified(
     // Writing children changes a folder's mtime, so folders are finished last,
     // deepest first, once every writer is done.
     let mut dirs = dirs;
-    dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-    for (path, want) in dirs {
-        fs::set_permissions(&path, fs::Permissions::from_mode(want.mode))?;
-        set_mtime(&path, want.mtime, false)?;
+    dirs.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));
+    for (path, mode, mtime) in dirs {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+        set_mtime(&path, mtime, false)?;
     }
     Ok(stats)
 }
@@ -371,7 +389,8 @@ struct Unpacker<'a> {
     /// Small files for the writer threads; `None` once they stopped taking any.
     jobs: Option<std::sync::mpsc::SyncSender<SmallFile>>,
     any_failed: &'a AtomicBool,
-    dirs: Vec<(PathBuf, &'a FileEntry)>,
+    /// Folders with their mode and mtime, set once everything inside is written.
+    dirs: Vec<(PathBuf, u32, i64)>,
     /// Folders (relative to dest) already proven to be real folders below dest:
     /// most entries share a parent, so the symlink walk runs once per folder.
     safe_dirs: HashSet<PathBuf>,
@@ -379,7 +398,7 @@ struct Unpacker<'a> {
 }
 
 impl<'a> Unpacker<'a> {
-    fn into_dirs(self) -> Vec<(PathBuf, &'a FileEntry)> {
+    fn into_dirs(self) -> Vec<(PathBuf, u32, i64)> {
         self.dirs
     }
 
@@ -390,8 +409,8 @@ impl<'a> Unpacker<'a> {
     }
 }
 
-impl<'a> Visitor<'a> for Unpacker<'a> {
-    fn dir(&mut self, rel: &Path, name: &str, want: &'a FileEntry) -> anyhow::Result<()> {
+impl Visitor for Unpacker<'_> {
+    fn dir(&mut self, rel: &Path, name: &str, want: &FileEntry) -> anyhow::Result<()> {
         let full = self.place(rel)?;
         fs::create_dir_all(&full).with_context(|| format!("cannot create {}", full.display()))?;
         // create_dir_all accepts a symlink to a folder; a folder entry must be a real one.
@@ -399,7 +418,7 @@ impl<'a> Visitor<'a> for Unpacker<'a> {
             bail!("archive entry `{name}` would turn a symlink into a folder; refusing this backup");
         }
         self.safe_dirs.insert(rel.to_path_buf());
-        self.dirs.push((full, want));
+        self.dirs.push((full, want.mode, want.mtime));
         Ok(())
     }
 
@@ -658,7 +677,8 @@ mod tests {
         fs::create_dir_all(src.path().join("d/empty")).unwrap();
         fs::write(src.path().join("d/f.txt"), b"hello").unwrap();
         std::os::unix::fs::symlink("f.txt", src.path().join("d/link")).unwrap();
-        let mut w = TreeWriter::new(Vec::new(), Cancel::new());
+        let spool = tempfile::tempdir().unwrap();
+        let mut w = TreeWriter::new(Vec::new(), Cancel::new(), spool.path()).unwrap();
         w.add_tree(src.path()).unwrap();
         let (tar, entries) = w.finish().unwrap();
         let dest = tempfile::tempdir().unwrap();
@@ -669,12 +689,13 @@ mod tests {
         assert!(dest.path().join("d/empty").is_dir());
 
         // The same payload against a manifest that disagrees must fail.
-        let mut lying = entries.clone();
+        let mut lying: Vec<FileEntry> = entries.reader().unwrap().map(Result::unwrap).collect();
         for e in &mut lying {
             if e.kind == EntryKind::File {
                 e.sha256 = Some(Digest256([0; 32]));
             }
         }
+        let lying = Entries::listed(lying);
         let dest2 = tempfile::tempdir().unwrap();
         let err = unpack_verified(&tar[..], dest2.path(), &lying, &Cancel::new()).unwrap_err();
         assert!(format!("{err:#}").contains("does not match the manifest"), "{err:#}");

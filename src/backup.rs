@@ -138,7 +138,7 @@ pub async fn take_backup(
             raw_size,
         },
         skipped: backup.skipped,
-        files: backup.files,
+        entries: backup.entries,
     };
     store.put_manifest(&manifest).await?;
     Ok(manifest)
@@ -227,7 +227,7 @@ pub async fn scrub_backup(store: &Store, manifest: &Arc<Manifest>, cancel: Cance
     let (m, c) = (manifest.clone(), cancel.clone());
     let (walked, _) = fetch_decoded(store, manifest, cancel, move |decoded| {
         // The format every tree source writes; others are opaque streams.
-        if m.payload.format == "tar" { verify_tar(decoded, &m.files, &c).map(Some) } else { Ok(None) }
+        if m.payload.format == "tar" { verify_tar(decoded, &m.entries, &c).map(Some) } else { Ok(None) }
     })
     .await?;
     Ok(ScrubReport { sha256: manifest.payload.sha256.clone(), size: manifest.payload.size, walked })

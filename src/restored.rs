@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
 use crate::cancel::Cancel;
+use crate::store::Entries;
 
 /// The shape of a restore, known from the plan alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +158,11 @@ pub struct Restored {
     pub services: Vec<Arc<dyn Liveness>>,
     /// Where the restore's time went, for the record (`server ready in 2.1s; dump loaded in 40s`).
     pub note: Option<String>,
+    /// The manifest entries every restored entry was proven against, as it was
+    /// written (path order, sha256 of each file): checks compare with these
+    /// instead of reading the restored tree again. `None` when the restore had
+    /// no manifest to prove (a restic or borg restore, a team's own tarball).
+    pub verified: Option<Entries>,
 }
 
 impl Restored {
@@ -180,7 +186,13 @@ impl Restored {
             target: None,
             services: Vec::new(),
             note: None,
+            verified: None,
         }
+    }
+
+    /// The same restore, every entry of which was proven against `entries`.
+    pub fn with_verified(self, entries: Entries) -> Restored {
+        Restored { verified: Some(entries), ..self }
     }
 
     /// `Err` naming the first service that is gone, and how it ended.

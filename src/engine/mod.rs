@@ -518,7 +518,7 @@ impl RunState<'_> {
                         let detail = format!(
                             "fresh backup {} ({} entries, {} -> {} bytes)",
                             m.backup_id,
-                            m.files.len(),
+                            m.totals().entries,
                             m.payload.raw_size,
                             m.payload.size
                         );

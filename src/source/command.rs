@@ -24,7 +24,7 @@ use super::{Restored, Source, SourceBackup, Yields};
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
 use crate::proc::{Cmd, Reap};
-use crate::store::Manifest;
+use crate::store::{Entries, Manifest};
 
 pub const KIND: &str = "command";
 
@@ -113,7 +113,7 @@ impl Source for CommandSource {
                 done.tail_or_none()
             );
         }
-        Ok(SourceBackup { files: Vec::new(), consistency_point, skipped: Vec::new() })
+        Ok(SourceBackup { entries: Entries::none(), consistency_point, skipped: Vec::new() })
     }
 
     fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, _manifest: &Manifest) -> anyhow::Result<Restored> {

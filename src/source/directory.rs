@@ -77,18 +77,20 @@ impl Source for DirectorySource {
         // A folder is read file by file, not frozen: everything written before the
         // walk started is in the copy, later writes may or may not be.
         let consistency_point = Utc::now();
-        let mut writer = TreeWriter::new(out, ctx.cancel.clone());
+        let mut writer = TreeWriter::new(out, ctx.cancel.clone(), &ctx.staging())?;
         writer.add_tree(&self.path)?;
         let skipped = std::mem::take(&mut writer.skipped);
-        let (_, files) = writer.finish()?;
-        Ok(SourceBackup { files, consistency_point, skipped })
+        let (_, entries) = writer.finish()?;
+        Ok(SourceBackup { entries, consistency_point, skipped })
     }
 
     fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, manifest: &Manifest) -> anyhow::Result<Restored> {
         let root = ctx.restore_dir().join("tree");
         fs::create_dir(&root)?;
-        let stats = unpack_verified(input, &root, &manifest.files, &ctx.cancel)?;
-        Ok(Restored::tree(root, stats.files, stats.bytes))
+        let stats = unpack_verified(input, &root, &manifest.entries, &ctx.cancel)?;
+        // Every entry was proven against these: checks compare with them
+        // instead of hashing the restored tree again.
+        Ok(Restored::tree(root, stats.files, stats.bytes).with_verified(manifest.entries.clone()))
     }
 
     fn replicate(&self, _ctx: &RunCtx, dest: &Path) -> anyhow::Result<PathBuf> {

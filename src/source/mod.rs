@@ -33,7 +33,7 @@ use crate::cancel::Cancel;
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, KindParser, TomlDoc};
 pub use crate::restored::{LiveTree, Restored, Yields};
-use crate::store::{FileEntry, Manifest, SkippedEntry};
+use crate::store::{Entries, Manifest, SkippedEntry};
 
 pub trait Source: Debug + Send + Sync {
     fn kind(&self) -> &'static str;
@@ -90,7 +90,8 @@ pub trait Source: Debug + Send + Sync {
 
 #[derive(Debug)]
 pub struct SourceBackup {
-    pub files: Vec<FileEntry>,
+    /// The manifest's entries, in path order (none for payloads that are not trees).
+    pub entries: Entries,
     pub consistency_point: DateTime<Utc>,
     /// Entries that could not be backed up meaningfully (sockets, devices); the
     /// manifest and the run's record list them.

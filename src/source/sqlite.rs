@@ -142,20 +142,22 @@ impl Source for SqliteSource {
         let name = self.file_name()?;
         let copy = ctx.staging().join(name);
         let consistency_point = self.snapshot_to(&copy, &ctx.cancel)?;
-        let mut writer = TreeWriter::new(out, ctx.cancel.clone());
+        let mut writer = TreeWriter::new(out, ctx.cancel.clone(), &ctx.staging())?;
         writer.add_path(&copy, name)?;
-        let (_, files) = writer.finish()?;
+        let (_, entries) = writer.finish()?;
         fs::remove_file(&copy).ok();
-        Ok(SourceBackup { files, consistency_point, skipped: Vec::new() })
+        Ok(SourceBackup { entries, consistency_point, skipped: Vec::new() })
     }
 
     fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, manifest: &Manifest) -> anyhow::Result<Restored> {
         let dest = ctx.restore_dir();
-        let stats = unpack_verified(input, &dest, &manifest.files, &ctx.cancel)?;
+        let stats = unpack_verified(input, &dest, &manifest.entries, &ctx.cancel)?;
         let name = manifest
-            .files
-            .first()
-            .map(|f| f.path.clone())
+            .entries
+            .reader()?
+            .next()
+            .transpose()?
+            .map(|f| f.path)
             .context("manifest of a sqlite backup lists no database file")?;
         Ok(Restored::file(dest.clone(), dest.join(name), stats.files, stats.bytes))
     }

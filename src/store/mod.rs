@@ -5,12 +5,13 @@
 //! ```text
 //! <plan>/<backup-id>/payload.<format>.zst      the data, a plain zstd stream
 //! <plan>/<backup-id>/manifest.json.sha256      `sha256sum` line of the manifest's bytes
-//! <plan>/<backup-id>/manifest.json             sha256 of the payload and of each file
+//! <plan>/<backup-id>/manifest.json             sha256 of the payload and of each file (JSON Lines, [`manifest`])
 //! ```
 //!
 //! Contract, for every kind: the payload is written first, then the manifest's
-//! checksum, then the manifest, with create-only semantics, so a backup without a
-//! manifest does not exist (it is listed as incomplete and never restored).
+//! checksum (create-only: one writer owns the folder), then the manifest, which
+//! appears only once completely uploaded, so a backup without a manifest does
+//! not exist (it is listed as incomplete and never restored).
 //! Objects are never modified in place. A missing object is reported as "not
 //! found", never as an empty payload.
 //!
@@ -18,29 +19,39 @@
 //! their layout: the checksum is over the file, not over parsed JSON) and its
 //! `plan`, `backup_id` and `created_at` agree with the folder it sits in. Format 1
 //! manifests, written before the checksum existed, have none: they are accepted
-//! with a note saying their fields are unprotected. A format 2 manifest without
-//! its checksum is damaged, so no change to a manifest's bytes makes it "legacy".
+//! with a note saying their fields are unprotected. A format 2 or 3 manifest
+//! without its checksum is damaged, so no change to a manifest's bytes makes it "legacy".
 
 pub mod local;
+pub mod manifest;
 pub mod retention;
 pub mod s3;
 
+pub use manifest::{
+    Entries, EntryKind, EntryReader, EntryWriter, FileEntry, MANIFEST_FORMAT, Manifest, PayloadInfo, SkippedEntry,
+    Totals, manifest_checksum, path_order,
+};
+use manifest::{LEGACY_FORMAT, MANIFEST_NAME, OBJECT_FORMAT, checksum_line};
+
 use std::fmt::Debug;
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 use toml::Spanned;
 use toml::de::DeValue;
 
 use crate::diag::{Diagnostic, KindParser, TomlDoc};
-use crate::hashing::sha256_hex;
+use crate::hashing::{HashingWriter, hex_digest};
 
 /// One store kind's configuration: its own file holds the struct, its
 /// validation and its builder (see `local.rs`).
@@ -70,97 +81,10 @@ pub fn parse_spec(doc: &TomlDoc, name: &str, value: &Spanned<DeValue>) -> Result
     doc.parse_kind(value, &format!("store `{name}`"), KINDS)
 }
 
-/// Metadata of one backup; the JSON is the contract with restore tools.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Manifest {
-    pub format: u32,
-    pub plan: String,
-    pub backup_id: String,
-    pub source_kind: String,
-    pub created_at: DateTime<Utc>,
-    /// The newest instant whose data the backup is known to hold (RPO without a canary).
-    pub consistency_point: DateTime<Utc>,
-    pub drdrill_version: String,
-    pub payload: PayloadInfo,
-    /// Entries of the source the backup did not take (sockets, device nodes).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skipped: Vec<SkippedEntry>,
-    pub files: Vec<FileEntry>,
-}
-
-/// Something in the source that a backup cannot carry, and what it was.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SkippedEntry {
-    pub path: String,
-    /// `socket`, `block device`, `character device`.
-    pub kind: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PayloadInfo {
-    /// Object name inside the backup folder, e.g. `payload.tar.zst`.
-    pub name: String,
-    /// What the decompressed stream is: `tar`, or a tool's own dump format.
-    pub format: String,
-    pub compression: String,
-    pub size: u64,
-    pub sha256: String,
-    /// Bytes before compression.
-    pub raw_size: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink,
-    /// A named pipe: restored as an empty pipe, as tar does.
-    Fifo,
-}
-
-/// One entry of the backed-up tree, as restore must reproduce it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FileEntry {
-    pub path: String,
-    pub kind: EntryKind,
-    pub mode: u32,
-    pub mtime: i64,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<crate::hashing::Digest256>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// 2: the manifest has its checksum beside it. 1: it has none (still read).
-pub const MANIFEST_FORMAT: u32 = 2;
-const LEGACY_FORMAT: u32 = 1;
-const MANIFEST_NAME: &str = "manifest.json";
 const CHECKSUM_NAME: &str = "manifest.json.sha256";
 /// How far in the future a backup's timestamps may be (clocks of hosts sharing
 /// a store differ a little); anything later is forged or damaged.
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
-impl Manifest {
-    /// Why this manifest is trusted less than a current one, if it is.
-    pub fn integrity_note(&self) -> Option<String> {
-        (self.format == LEGACY_FORMAT).then(|| {
-            "format 1 manifest (written before manifests had a checksum): accepted, but only the payload's and each file's sha256 protect it; its other fields (times, modes, sizes) are unprotected. A fresh backup replaces it".to_string()
-        })
-    }
-}
-
-/// The content of `manifest.json.sha256` for a manifest's bytes: one
-/// `sha256sum` line, so `sha256sum -c manifest.json.sha256` checks it by hand.
-pub fn manifest_checksum(bytes: &[u8]) -> String {
-    format!("{}  {MANIFEST_NAME}\n", sha256_hex(bytes))
-}
 
 /// The instant a backup id was made at: ids are `new_backup_id`'s output.
 fn id_time(backup_id: &str) -> Option<DateTime<Utc>> {
@@ -316,21 +240,76 @@ impl Store {
     }
 
     /// Writes the manifest's checksum, then the manifest: the manifest is what
-    /// makes a backup exist, and it never exists without its checksum.
+    /// makes a backup exist, and it never exists without its checksum. The
+    /// checksum is written create-only, so one writer owns the folder; the
+    /// manifest (which may list millions of entries) is streamed up from its
+    /// spool file and appears only once complete, never whole in memory.
     pub async fn put_manifest(&self, m: &Manifest) -> anyhow::Result<()> {
-        // Compact: with one entry per file a pretty manifest of a large tree is
-        // mostly indentation, held in memory while it is written.
-        let json = serde_json::to_vec(m)?;
-        let checksum = manifest_checksum(&json);
-        for (path, bytes) in [
-            (Self::checksum_path(&m.plan, &m.backup_id), checksum.into_bytes()),
-            (Self::manifest_path(&m.plan, &m.backup_id), json),
-        ] {
-            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-            self.inner.put_opts(&path, PutPayload::from(bytes), opts).await.map_err(|e| {
-                self.annotate(e, format!("cannot write {path} of backup {} to store `{}`", m.backup_id, self.name))
+        let hashed = m.clone();
+        let sha256 = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            let mut w = HashingWriter::new(io::sink());
+            hashed.write_to(&mut w)?;
+            Ok(w.finish().1)
+        })
+        .await
+        .context("manifest thread panicked")??;
+        let checksum_path = Self::checksum_path(&m.plan, &m.backup_id);
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        self.inner
+            .put_opts(&checksum_path, PutPayload::from(checksum_line(&sha256).into_bytes()), opts)
+            .await
+            .map_err(|e| {
+                self.annotate(
+                    e,
+                    format!("cannot write {checksum_path} of backup {} to store `{}`", m.backup_id, self.name),
+                )
             })?;
+
+        let path = Self::manifest_path(&m.plan, &m.backup_id);
+        let failed = |e: anyhow::Error| {
+            e.context(format!("cannot write {path} of backup {} to store `{}`", m.backup_id, self.name))
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let produced = m.clone();
+        let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            let mut w = HashingWriter::new(io::BufWriter::with_capacity(UPLOAD_CHUNK, ChannelWriter(tx)));
+            produced.write_to(&mut w)?;
+            let (mut out, sha256, _) = w.finish();
+            out.flush()?;
+            Ok(sha256)
+        });
+        let mut upload = BufWriter::with_capacity(self.inner.clone(), path.clone(), UPLOAD_PART);
+        let mut upload_error = None;
+        while let Some(chunk) = rx.recv().await {
+            if let Err(e) = upload.put(chunk).await {
+                upload_error = Some(e);
+                break;
+            }
         }
+        drop(rx);
+        let produced = producer.await.context("manifest thread panicked")?;
+        if let Some(e) = upload_error {
+            upload.abort().await.ok();
+            return Err(
+                self.annotate(e, format!("cannot write {path} of backup {} to store `{}`", m.backup_id, self.name))
+            );
+        }
+        match produced {
+            Ok(sent) if sent == sha256 => {}
+            Ok(sent) => {
+                upload.abort().await.ok();
+                return Err(failed(anyhow::anyhow!(
+                    "its bytes changed while they were written (sha256 {sent}, checksummed as {sha256}): its spool file was modified"
+                )));
+            }
+            Err(e) => {
+                upload.abort().await.ok();
+                return Err(failed(e));
+            }
+        }
+        upload.shutdown().await.map_err(|e| {
+            self.annotate(e, format!("cannot write {path} of backup {} to store `{}`", m.backup_id, self.name))
+        })?;
         Ok(())
     }
 
@@ -347,39 +326,76 @@ impl Store {
         }
     }
 
+    /// An object as a stream of chunks, or `None` when it does not exist.
+    async fn get_stream(&self, path: &ObjPath) -> anyhow::Result<Option<BoxStream<'static, io::Result<Bytes>>>> {
+        let result = match self.inner.get(path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.annotate(e, format!("cannot fetch {path} from store `{}`", self.name))),
+        };
+        match result.payload {
+            // object_store streams a local file in 8 KiB reads, each a trip to the
+            // blocking pool; 1 MiB reads keep a restore from a local store disk-bound.
+            object_store::GetResultPayload::File(file, _) => {
+                let file = tokio::fs::File::from_std(file);
+                Ok(Some(Box::pin(tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_CHUNK))))
+            }
+            object_store::GetResultPayload::Stream(s) => Ok(Some(Box::pin(s.map_err(io::Error::other)))),
+        }
+    }
+
     /// The manifest of one backup, used only once its bytes match their checksum
-    /// and its fields match the folder it was read from.
+    /// and its fields match the folder it was read from. Its bytes are copied to
+    /// a local temporary file while they are hashed; its entries are read from
+    /// that copy, the bytes that were proven.
     pub async fn read_manifest(&self, plan: &str, backup_id: &str) -> anyhow::Result<Manifest> {
         let path = Self::manifest_path(plan, backup_id);
-        let Some(bytes) = self.get_bytes(&path).await? else {
+        let Some(mut stream) = self.get_stream(&path).await? else {
             bail!(
                 "backup {backup_id} of plan `{plan}` has no manifest in store `{}`: it is incomplete or was deleted; `drdrill backups list` shows what exists",
                 self.name
             )
         };
+        let (file, spool) = tempfile::Builder::new()
+            .prefix("drdrill-manifest-")
+            .tempfile()
+            .context("cannot create a temporary file for a manifest: check TMPDIR")?
+            .into_parts();
+        let mut out = tokio::fs::File::from_std(file);
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| self.annotate(e, format!("cannot read {path} from store `{}`", self.name)))?;
+            hasher.update(&chunk);
+            out.write_all(&chunk).await.context("cannot write a manifest's temporary copy")?;
+        }
+        out.flush().await.context("cannot write a manifest's temporary copy")?;
+        drop(out);
+        let sha256 = hex_digest(hasher);
         let checksum_path = Self::checksum_path(plan, backup_id);
         let checksum = self.get_bytes(&checksum_path).await?;
         let damaged = |why: String| anyhow::anyhow!("manifest {path} in store `{}` is damaged: {why}", self.name);
-        if let Some(sum) = &checksum {
-            let want = manifest_checksum(&bytes);
-            if sum[..] != *want.as_bytes() {
-                return Err(damaged(format!(
-                    "its bytes have sha256 {} but {checksum_path} says {:?}; restore an older backup",
-                    sha256_hex(&bytes),
-                    String::from_utf8_lossy(sum).trim_end()
-                )));
-            }
+        if let Some(sum) = &checksum
+            && sum[..] != *checksum_line(&sha256).as_bytes()
+        {
+            return Err(damaged(format!(
+                "its bytes have sha256 {sha256} but {checksum_path} says {:?}; restore an older backup",
+                String::from_utf8_lossy(sum).trim_end()
+            )));
         }
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| damaged(format!("it is not a manifest: {e}")))?;
+        let m = tokio::task::spawn_blocking(move || Manifest::from_spool(spool))
+            .await
+            .context("manifest thread panicked")?
+            .map_err(|e| damaged(format!("{e:#}")))?;
         match (m.format, &checksum) {
-            (MANIFEST_FORMAT, Some(_)) | (LEGACY_FORMAT, _) => {}
-            (MANIFEST_FORMAT, None) => {
+            (MANIFEST_FORMAT | OBJECT_FORMAT, Some(_)) | (LEGACY_FORMAT, _) => {}
+            (MANIFEST_FORMAT | OBJECT_FORMAT, None) => {
                 return Err(damaged(format!(
-                    "{checksum_path}, which every format {MANIFEST_FORMAT} manifest has, is missing"
+                    "{checksum_path}, which every format {OBJECT_FORMAT} or {MANIFEST_FORMAT} manifest has, is missing"
                 )));
             }
             (other, _) => bail!(
-                "manifest {path} has format {other}; this drdrill reads formats {LEGACY_FORMAT} and {MANIFEST_FORMAT}: upgrade drdrill"
+                "manifest {path} has format {other}; this drdrill reads formats {LEGACY_FORMAT} to {MANIFEST_FORMAT}: upgrade drdrill"
             ),
         }
         check_binding(&m, plan, backup_id, Utc::now()).map_err(|e| damaged(format!("{e:#}")))?;
@@ -500,28 +516,36 @@ impl Store {
     }
 
     /// The payload as a stream of chunks, never whole in memory.
-    pub async fn payload_stream(&self, m: &Manifest) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
+    pub async fn payload_stream(&self, m: &Manifest) -> anyhow::Result<BoxStream<'static, io::Result<Bytes>>> {
         let path = Self::payload_path(&m.plan, &m.backup_id, &m.payload.name);
-        let result = match self.inner.get(&path).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => bail!(
+        self.get_stream(&path).await?.with_context(|| {
+            format!(
                 "payload {path} of backup {} is missing from store `{}` although its manifest exists: the backup is damaged; restore an older one",
-                m.backup_id,
-                self.name
-            ),
-            Err(e) => return Err(self.annotate(e, format!("cannot fetch {path} from store `{}`", self.name))),
-        };
-        match result.payload {
-            // object_store streams a local file in 8 KiB reads, each a trip to the
-            // blocking pool; 1 MiB reads keep a restore from a local store disk-bound.
-            object_store::GetResultPayload::File(file, _) => {
-                let file = tokio::fs::File::from_std(file);
-                Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024)))
-            }
-            object_store::GetResultPayload::Stream(s) => Ok(Box::pin(s.map_err(std::io::Error::other))),
-        }
+                m.backup_id, self.name
+            )
+        })
     }
 }
+
+/// Sends what is written to it down a channel, one chunk per write.
+struct ChannelWriter(tokio::sync::mpsc::Sender<Bytes>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the store stopped accepting the manifest"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Chunks of a manifest moved at once, and its upload's part size (S3's minimum).
+const UPLOAD_CHUNK: usize = 1024 * 1024;
+const UPLOAD_PART: usize = 5 * 1024 * 1024;
 
 /// Whether `name` is a local staging file: `<object>#<digits>`.
 fn is_staging_name(name: &str) -> bool {

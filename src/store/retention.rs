@@ -70,7 +70,7 @@ mod tests {
                 raw_size: 1,
             },
             skipped: Vec::new(),
-            files: Vec::new(),
+            entries: crate::store::Entries::none(),
         });
         Listing { plan: "p".into(), backup_id: id.into(), manifest, manifest_error: None, stored_bytes: 1 }
     }

@@ -334,6 +334,39 @@ pub fn sha256(path: &Path) -> String {
     drdrill::hashing::sha256_file(path).unwrap().0
 }
 
+/// A backup folder's `manifest.json` (format 3: a header line, then one entry
+/// per line) as one JSON object with its entries under `files`, the shape
+/// formats 1 and 2 had, for tests that read or edit it.
+pub fn manifest_json(dir: &Path) -> Value {
+    let text = fs::read_to_string(dir.join("manifest.json")).unwrap();
+    let mut lines = text.lines();
+    let mut m: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(m["format"], drdrill::store::MANIFEST_FORMAT, "not a format 3 manifest: {m}");
+    m["files"] = lines.map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>().into();
+    m
+}
+
+/// Writes `m` (shaped as [`manifest_json`] gives it) into `dir` as a format 3
+/// manifest with its checksum beside it, as an attacker with store access
+/// could. Its `totals` stay as given; without them they are counted.
+pub fn write_manifest_json(dir: &Path, m: &Value) {
+    let mut header = m.clone();
+    let files = header.as_object_mut().unwrap().remove("files").unwrap_or_default();
+    let files = files.as_array().cloned().unwrap_or_default();
+    if header.get("totals").is_none() {
+        let sizes: Vec<u64> =
+            files.iter().filter(|f| f["kind"] == "file").map(|f| f["size"].as_u64().unwrap_or(0)).collect();
+        header["totals"] =
+            serde_json::json!({"entries": files.len(), "files": sizes.len(), "bytes": sizes.iter().sum::<u64>()});
+    }
+    let mut text = serde_json::to_string(&header).unwrap() + "\n";
+    for f in &files {
+        text += &(serde_json::to_string(f).unwrap() + "\n");
+    }
+    fs::write(dir.join("manifest.json"), &text).unwrap();
+    fs::write(dir.join("manifest.json.sha256"), drdrill::store::manifest_checksum(text.as_bytes())).unwrap();
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {

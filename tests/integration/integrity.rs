@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{Workspace, phase, reason};
+use crate::common::{Workspace, manifest_json, phase, reason, write_manifest_json};
 use drdrill::hashing::sha256_hex;
 use drdrill::store::Store;
 use drdrill::store::local::LocalSpec;
@@ -46,22 +46,15 @@ fn id_of(dir: &Path) -> String {
     dir.file_name().unwrap().to_str().unwrap().to_string()
 }
 
-/// The checksum file's documented content: one `sha256sum` line.
-fn seal(dir: &Path) {
-    let bytes = fs::read(dir.join("manifest.json")).unwrap();
-    fs::write(dir.join("manifest.json.sha256"), format!("{}  manifest.json\n", sha256_hex(&bytes))).unwrap();
-}
-
 fn read_json(dir: &Path) -> Value {
-    serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+    manifest_json(dir)
 }
 
 /// Rewrites a backup's manifest with `edit` applied and a matching checksum.
 fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut Value)) {
     let mut m = read_json(dir);
     edit(&mut m);
-    fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
-    seal(dir);
+    write_manifest_json(dir, &m);
 }
 
 fn copy_folder(from: &Path, to: &Path) {
@@ -154,6 +147,7 @@ fn a_format_1_manifest_stays_restorable_with_a_visible_note() {
     let dir = ws.backup_dirs("old").pop().unwrap();
     let mut m = read_json(&dir);
     m["format"] = 1.into();
+    m.as_object_mut().unwrap().remove("totals");
     fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
     let _ = fs::remove_file(dir.join("manifest.json.sha256"));
 
@@ -299,7 +293,8 @@ fn an_entry_larger_than_its_manifest_says_is_stopped_before_it_is_written() {
     let dest = tmp.path().join("dest");
     fs::create_dir(&dest).unwrap();
     let input = std::io::BufReader::new(fs::File::open(&tar_path).unwrap());
-    let e = drdrill::archive::unpack_verified(input, &dest, &[said], &drdrill::cancel::Cancel::new()).unwrap_err();
+    let said = drdrill::store::Entries::listed(vec![said]);
+    let e = drdrill::archive::unpack_verified(input, &dest, &said, &drdrill::cancel::Cancel::new()).unwrap_err();
     let written = fs::metadata(dest.join("big.bin")).map(|m| m.len()).unwrap_or(0);
     assert!(written <= 6, "{written} bytes were written for an entry the manifest says has 6 ({e:#})");
     assert!(format!("{e:#}").contains(&format!("holds {BIG} bytes but the manifest says 6")), "{e:#}");
@@ -324,8 +319,7 @@ fn an_entry_larger_than_its_manifest_says_is_stopped_before_it_is_written() {
     let dir = ws.join(&format!("var/store/big/{id}"));
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("payload.tar.zst"), payload).unwrap();
-    fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
-    seal(&dir);
+    write_manifest_json(&dir, &manifest);
     let r = ws.drill("big", &[]);
     assert_eq!(r["status"], "failed", "{r:#}");
     assert!(reason(&r).contains(&format!("`big.bin` holds {BIG} bytes but the manifest says 6")), "{r:#}");

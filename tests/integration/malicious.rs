@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::common::{Workspace, unique};
-use drdrill::store::{EntryKind, FileEntry, MANIFEST_FORMAT, Manifest, PayloadInfo};
+use drdrill::store::{Entries, EntryKind, FileEntry, MANIFEST_FORMAT, Manifest, PayloadInfo};
 
 /// A tar header with the name written raw: the tar crate's own setters refuse
 /// `..` and absolute names, which is exactly what an attacker would not use.
@@ -67,12 +67,13 @@ fn plant_backup(ws: &Workspace, mut tar: Vec<u8>, files: Vec<FileEntry>) {
             raw_size: tar.len() as u64,
         },
         skipped: Vec::new(),
-        files,
+        entries: Entries::listed(files),
     };
     let dir = ws.join(&format!("var/store/evil/{id}"));
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("payload.tar.zst"), payload).unwrap();
-    let json = serde_json::to_vec(&m).unwrap();
+    let mut json = Vec::new();
+    m.write_to(&mut json).unwrap();
     fs::write(dir.join("manifest.json.sha256"), drdrill::store::manifest_checksum(&json)).unwrap();
     fs::write(dir.join("manifest.json"), json).unwrap();
 }

@@ -41,7 +41,7 @@ async fn tricky_tree_backup(dir: &Path) -> (PathBuf, Store, Arc<dyn Source>, Man
 async fn directory_round_trip_is_identical_including_modes_and_mtimes() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, store, source, manifest) = tricky_tree_backup(tmp.path()).await;
-    assert!(manifest.files.iter().any(|f| f.path == "ünïcødé/日本語 ファイル.txt"));
+    assert!(manifest.entries.reader().unwrap().any(|f| f.unwrap().path == "ünïcødé/日本語 ファイル.txt"));
 
     let ctx = run_ctx(tmp.path());
     fs::create_dir(ctx.restore_dir()).unwrap();

@@ -37,7 +37,7 @@ use super::{Canary, Restored, Source, SourceBackup, Yields};
 use crate::cancel::Cancel;
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
-use crate::store::Manifest;
+use crate::store::{Entries, Manifest};
 use server::{Endpoint, Flavor, MyConn, Throwaway, Tools};
 
 pub const KIND: &str = "mysql";
@@ -215,7 +215,7 @@ impl Source for MysqlSource {
         if done.bytes == 0 {
             bail!("the dump of {} wrote nothing: {}", self.target(), done.tail_or_none());
         }
-        Ok(SourceBackup { files: Vec::new(), consistency_point, skipped: Vec::new() })
+        Ok(SourceBackup { entries: Entries::none(), consistency_point, skipped: Vec::new() })
     }
 
     fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, _manifest: &Manifest) -> anyhow::Result<Restored> {

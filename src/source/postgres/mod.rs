@@ -31,7 +31,7 @@ use crate::cancel::Cancel;
 use crate::context::RunCtx;
 use crate::diag::{Diagnostic, TomlDoc};
 
-use crate::store::Manifest;
+use crate::store::{Entries, Manifest};
 
 pub mod cluster;
 
@@ -207,7 +207,7 @@ impl Source for PostgresSource {
         if done.bytes == 0 {
             bail!("pg_dump of {} wrote nothing: {}", self.target(), done.tail_or_none());
         }
-        Ok(SourceBackup { files: Vec::new(), consistency_point, skipped: Vec::new() })
+        Ok(SourceBackup { entries: Entries::none(), consistency_point, skipped: Vec::new() })
     }
 
     fn restore(&self, ctx: &RunCtx, input: &mut dyn Read, _manifest: &Manifest) -> anyhow::Result<Restored> {
