@@ -8,3 +8,8 @@ fi
 if ! command -v ssh-keygen >/dev/null || ! command -v sha256sum >/dev/null; then
     apt-get update -qq && apt-get install -y -qq openssh-client coreutils >/dev/null
 fi
+# jq runs the README's recipe that checks a restore against a manifest by hand
+# (tests/integration/manifest.rs).
+if ! command -v jq >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq jq >/dev/null
+fi

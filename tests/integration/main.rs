@@ -23,6 +23,7 @@ mod html_render;
 mod integrity;
 mod layers;
 mod malicious;
+mod manifest;
 mod mysql;
 mod notify;
 mod oncall;
