@@ -123,6 +123,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Emergency stop: abort every running drill (with rollbacks) and pause the scheduler until `resume`
+    StopAll {
+        /// Why, for the record of the pause and of each aborted run
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift an emergency stop: the scheduler starts drills again
+    Resume {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what the daemon is doing
     Status {
         #[arg(long)]
@@ -354,6 +367,8 @@ async fn dispatch(command: Command, config: Arc<Config>) -> anyhow::Result<u8> {
         }
         Command::Abort { run_id, reason, json } => cli::abort::cmd_abort(&config, run_id, reason, json).await,
         Command::Status { json } => cli::status::cmd_status(&config, json).await,
+        Command::StopAll { reason, json } => cli::stop::cmd_stop_all(&config, reason, json).await,
+        Command::Resume { json } => cli::stop::cmd_resume(&config, json).await,
         Command::Reload { json } => cli::reload::cmd_reload(&config, json).await,
         Command::Evidence { command: EvidenceCommand::Verify { bundle: Some(dir), allowed_signers, .. } } => {
             cli::evidence::cmd_verify_bundle(&dir, allowed_signers.as_deref())

@@ -16,6 +16,7 @@ pub mod reload;
 pub mod report;
 pub mod run;
 pub mod status;
+pub mod stop;
 pub mod trigger;
 pub mod validate;
 

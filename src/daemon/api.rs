@@ -38,6 +38,8 @@ pub fn router(daemon: Shared) -> Router {
         .route("/api/runs/{id}/abort", post(abort))
         .route("/api/gates", get(gates))
         .route("/api/reload", post(reload))
+        .route("/api/stop", post(stop))
+        .route("/api/resume", post(resume))
         .with_state(daemon)
 }
 
@@ -87,7 +89,9 @@ async fn healthz(State(d): State<Shared>) -> impl IntoResponse {
     for q in &quarantine {
         detail += &format!("; ATTENTION: {}", q.message());
     }
-    Json(json!({ "status": status, "version": crate::VERSION, "detail": detail, "quarantine": quarantine }))
+    Json(json!({
+        "status": status, "version": crate::VERSION, "detail": detail, "quarantine": quarantine, "paused": d.pause(),
+    }))
 }
 
 async fn metrics(State(d): State<Shared>) -> Result<Response, ApiError> {
@@ -140,6 +144,8 @@ pub struct PlansView {
     pub quarantine: Vec<Leftover>,
     pub timezone: String,
     pub stopping: bool,
+    /// The emergency stop in force: the scheduler starts nothing until resumed.
+    pub paused: Option<crate::db::pause::Pause>,
 }
 
 fn plans_view(d: &Daemon) -> anyhow::Result<PlansView> {
@@ -175,6 +181,7 @@ fn plans_view(d: &Daemon) -> anyhow::Result<PlansView> {
         quarantine: leftovers(d),
         timezone: d.config.daemon.timezone.0.to_string(),
         stopping: d.is_stopping(),
+        paused: d.pause(),
     })
 }
 
@@ -296,6 +303,12 @@ fn clean(field: &str, s: Option<String>) -> Result<Option<String>, ApiError> {
     Ok((!s.is_empty()).then(|| s.to_string()))
 }
 
+/// Who made an API call, as records name them: `api (<by>)`.
+fn caller(by: Option<String>) -> Result<String, ApiError> {
+    let by = clean("by", by)?.map(|s| s.replace('\n', " "));
+    Ok(format!("api ({})", by.as_deref().unwrap_or("token holder")))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ApproveBody {
@@ -314,10 +327,9 @@ async fn approve(
 ) -> Result<Response, ApiError> {
     authorize(&d, &headers)?;
     let b: ApproveBody = optional_body(&body)?;
-    let by = clean("by", b.by)?.map(|s| s.replace('\n', " "));
     let note = clean("note", b.note)?;
     let gate = clean("gate", b.gate)?;
-    let approval = Approval { by: format!("api ({})", by.as_deref().unwrap_or("token holder")), note };
+    let approval = Approval { by: caller(b.by)?, note };
     match d.gates.approve(id, gate.as_deref(), approval.clone()) {
         Ok(p) => {
             tracing::info!(run = id, "gate before {} approved by {}", p.gate, approval.by);
@@ -366,6 +378,47 @@ async fn abort(
         }
         Err(e @ AbortError::NoSuchRun(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
         Err(e @ AbortError::NotRunning { .. }) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StopBody {
+    reason: Option<String>,
+    by: Option<String>,
+}
+
+/// `POST /api/stop`: the emergency stop. Pauses the scheduler (recorded, kept
+/// across restarts) and aborts every active run with its rollbacks; answers
+/// once the aborts are requested.
+async fn stop(State(d): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    authorize(&d, &headers)?;
+    let b: StopBody = optional_body(&body)?;
+    let by = caller(b.by)?;
+    let reason = clean("reason", b.reason)?.unwrap_or_else(|| "no reason given".into());
+    let stopped = tokio::task::spawn_blocking(move || d.emergency_stop(&by, &reason))
+        .await
+        .map_err(|e| internal(e.into()))?
+        .map_err(internal)?;
+    Ok((StatusCode::ACCEPTED, Json(stopped)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResumeBody {
+    by: Option<String>,
+}
+
+/// `POST /api/resume`: lifts the emergency stop; 409 when nothing is paused.
+async fn resume(State(d): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    authorize(&d, &headers)?;
+    let b: ResumeBody = optional_body(&body)?;
+    let by = caller(b.by)?;
+    let resumed =
+        tokio::task::spawn_blocking(move || d.resume(&by)).await.map_err(|e| internal(e.into()))?.map_err(internal)?;
+    match resumed {
+        Some(p) => Ok(Json(json!({ "resumed": p })).into_response()),
+        None => Err(ApiError(StatusCode::CONFLICT, "the scheduler is not paused; nothing to resume".into())),
     }
 }
 

@@ -158,8 +158,8 @@ async fn run_held(
                 }
             }
         }
-        Err(Declined::Busy(a)) => {
-            let why = format!("not started: {}", Declined::Busy(a));
+        Err(declined @ (Declined::Busy(_) | Declined::Paused(_))) => {
+            let why = format!("not started: {declined}");
             daemon.skip(&plan, trigger, &why);
             if let Err(e) = held.finish(0, "skipped", Some(why)).await {
                 tracing::error!(node = %node.fleet.node, "fleet: {e}");

@@ -134,6 +134,13 @@ pub fn render(daemon: &Daemon) -> anyhow::Result<String> {
     registry.register("overdue", "1 when the plan has had no passed run for longer than its max_interval", overdue);
     registry.register("active_runs", "Drills running or queued now", active);
     registry.register("plan_errors", "Plan files that failed to load at the last (re)load", plan_errors);
+    let paused = Gauge::<i64>::default();
+    paused.set(i64::from(daemon.pause().is_some()));
+    registry.register(
+        "scheduler_paused",
+        "1 while an emergency stop pauses the scheduler (`drdrill resume` lifts it)",
+        paused,
+    );
 
     let mut out = String::new();
     encode(&mut out, &registry)?;

@@ -16,6 +16,7 @@ mod lock;
 pub mod mail;
 pub mod metrics;
 pub mod overdue;
+pub mod pause;
 pub mod plans;
 pub mod scheduler;
 pub mod signals;
@@ -74,12 +75,15 @@ pub enum Declined {
     Stopping,
     /// The plan's previous run is still active.
     Busy(ActiveRun),
+    /// An emergency stop paused the scheduler.
+    Paused(Box<crate::db::pause::Pause>),
 }
 
 impl std::fmt::Display for Declined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Declined::Stopping => f.write_str("the daemon is stopping and starts no new runs"),
+            Declined::Paused(p) => f.write_str(&pause::refusal(p)),
             Declined::Busy(a) => match a.run_id {
                 Some(id) => write!(f, "the previous run {id} (started {}) is still running", a.since.to_rfc3339()),
                 None => {
@@ -114,6 +118,8 @@ pub struct Daemon {
     pub pinger: deadman::Pinger,
     /// Fleet mode: this node's part in the fleet; `None` runs every firing here.
     pub fleet: Option<Arc<fleet::FleetNode>>,
+    /// The emergency stop in force (the database's, see [`pause`]).
+    paused: Mutex<Option<crate::db::pause::Pause>>,
     token: String,
 }
 
@@ -220,6 +226,10 @@ impl Daemon {
         let abort = Cancel::new();
         {
             let mut active = self.active();
+            // Checked under this lock: see `emergency_stop`.
+            if let Some(p) = self.pause() {
+                return Err(Declined::Paused(Box::new(p)));
+            }
             if let Some(a) = active.get(&plan.name) {
                 return Err(Declined::Busy(a.clone()));
             }
@@ -260,9 +270,10 @@ impl Daemon {
         };
         // Stopping means no new runs, even if a slot freed up during the grace period.
         if permit.is_none() || self.is_stopping() {
-            let why = "the daemon stopped before a concurrency slot was free";
-            self.skip(&plan, &trigger, why);
-            let _ = tx.send(Err(StartError::NotStarted(why.into())));
+            // Aborted while queued (an emergency stop), or the daemon stops.
+            let why = abort.reason().unwrap_or_else(|| "the daemon stopped before a concurrency slot was free".into());
+            self.skip(&plan, &trigger, &why);
+            let _ = tx.send(Err(StartError::NotStarted(why)));
             self.active().remove(&name);
             self.publish_status();
             return;
@@ -409,10 +420,14 @@ impl Daemon {
 
     /// What is running, for `STATUS=` and the logs.
     pub fn status_line(&self) -> String {
-        match halt::status(self) {
-            Some(h) => format!("{h}; {}", self.activity_line()),
-            None => self.activity_line(),
+        let mut line = String::new();
+        if let Some(h) = halt::status(self) {
+            line += &format!("{h}; ");
         }
+        if let Some(p) = self.pause() {
+            line += &format!("{}; ", pause::status(&p));
+        }
+        line + &self.activity_line()
     }
 
     fn activity_line(&self) -> String {
@@ -557,6 +572,10 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot listen on {listen} ([api] listen in {})", config.origin()))?;
     let token = token::load_or_create(&config.api.token_file)?;
     let engine = Arc::new(Engine::open(config.clone())?);
+    let paused = engine.db.current_pause()?;
+    if let Some(p) = &paused {
+        tracing::error!("{}", pause::status(p));
+    }
 
     // Crash recovery, before anything can start: only runs whose process died
     // (a `drdrill run` in another terminal goes on untouched).
@@ -597,6 +616,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         freshness: Default::default(),
         pinger: deadman::Pinger::new()?,
         fleet,
+        paused: Mutex::new(paused),
         token,
     });
 

@@ -50,8 +50,12 @@ pub fn catch_up(daemon: &Arc<Daemon>) {
             ),
             MissedPolicy::RunOnce => {
                 tracing::info!(plan = %plan.name, "{count} scheduled run(s) missed while the daemon was down: running once now");
-                if let Err(why) = daemon.start(plan.clone(), "catch-up") {
-                    tracing::warn!(plan = %plan.name, "catch-up run not started: {why}");
+                match daemon.start(plan.clone(), "catch-up") {
+                    Ok(_) => {}
+                    Err(paused @ Declined::Paused(_)) => {
+                        daemon.skip(&plan, "catch-up", &format!("not started: {paused}"))
+                    }
+                    Err(why) => tracing::warn!(plan = %plan.name, "catch-up run not started: {why}"),
                 }
             }
         }
@@ -88,7 +92,9 @@ pub async fn run(daemon: Arc<Daemon>) {
             match daemon.start(plan.clone(), "schedule") {
                 Ok(_) => {}
                 Err(Declined::Stopping) => return,
-                Err(busy @ Declined::Busy(_)) => daemon.skip(&plan, "schedule", &format!("not started: {busy}")),
+                Err(why @ (Declined::Busy(_) | Declined::Paused(_))) => {
+                    daemon.skip(&plan, "schedule", &format!("not started: {why}"))
+                }
             }
         }
         let next = daemon.plans().next_due();

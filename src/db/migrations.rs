@@ -164,6 +164,19 @@ const MIGRATIONS: &[&str] = &[
     // 8: stale backups: the newest backup a plan was alerted stale for ('' for
     // none at all), so a restart during a stale episode does not alert again.
     "ALTER TABLE plan_watch ADD COLUMN stale_alerted_for TEXT;",
+    // 9: emergency stops: each pause of the daemon's scheduler (who, when,
+    // why, the runs it aborted) and its resumption; at most one is open.
+    "CREATE TABLE scheduler_pauses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        paused_at TEXT NOT NULL,
+        paused_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        aborted_runs TEXT NOT NULL DEFAULT '[]',
+        resumed_at TEXT,
+        resumed_by TEXT
+     );
+     CREATE UNIQUE INDEX scheduler_pauses_one_open ON scheduler_pauses ((resumed_at IS NULL))
+        WHERE resumed_at IS NULL;",
 ];
 
 type FollowUp = fn(&rusqlite::Transaction) -> anyhow::Result<()>;

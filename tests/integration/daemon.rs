@@ -918,3 +918,91 @@ fn a_quarantine_left_by_a_crashed_run_is_reported_at_start_up() {
     let kept: Vec<_> = fs::read_dir(&folder).unwrap().flatten().map(|e| e.path()).collect();
     assert!(kept.iter().any(|p| fs::read(p).ok().as_deref() == Some(&content[..])), "{kept:?}");
 }
+
+// ---- the emergency stop ----
+
+impl Env {
+    /// `GET /metrics`: the value of the unlabelled sample `name`.
+    fn gauge(&self, name: &str) -> Option<f64> {
+        let text = reqwest::blocking::get(self.url("/metrics")).unwrap().text().unwrap();
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        scrape.samples.iter().find(|s| s.metric == name).map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: unexpected {other:?}"),
+        })
+    }
+}
+
+#[test]
+fn emergency_stop_aborts_every_run_and_pauses_the_scheduler_across_a_restart_until_resumed() {
+    let env = Env::new_with("5s", SAFETY);
+    let (victim, content) = env.victim();
+    let other = env.path("allowed/other.txt");
+    fs::write(&other, "other live data\n").unwrap();
+    env.destructive_plan("gd", "pause_before = [\"restore\"]", &victim);
+    env.destructive_plan("gd2", "pause_before = [\"restore\"]", &other);
+    env.plan("tick", Some("* * * * * *"), "true");
+    let mut d = env.spawn();
+    assert_eq!(env.gauge("drdrill_scheduler_paused"), Some(0.0));
+    let (a, b) = (env.trigger("gd"), env.trigger("gd2"));
+    env.wait_gate(a, "restore");
+    env.wait_gate(b, "restore");
+    assert!(!victim.exists() && !other.exists(), "both failures ran");
+
+    assert_eq!(env.post("/api/stop", None, None).0, 401, "the stop needs the token");
+    assert_eq!(env.post("/api/resume", None, None).0, 401, "so does resuming");
+    let out = env.cli().args(["stop-all", "--reason", "prod incident"]).env("USER", "alice").output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{printed}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("scheduler paused") && printed.contains(&format!("run {a} (gd): aborting")), "{printed}");
+    for id in [a, b] {
+        let run = env.wait_finished(id);
+        assert_eq!(run.status, "aborted", "{run:?}");
+        assert!(run.reason.contains("emergency stop by api (terminal (user alice)): prod incident"), "{run:?}");
+    }
+    assert_eq!(fs::read(&victim).unwrap(), content, "the rollback put the deleted file back");
+    assert_eq!(fs::read_to_string(&other).unwrap(), "other live data\n");
+
+    // Paused: visible everywhere, and nothing starts, by schedule or by hand.
+    let paused = env.get("/api/plans")["paused"].clone();
+    assert_eq!(paused["paused_by"], "api (terminal (user alice))", "{paused}");
+    assert_eq!(paused["reason"], "prod incident");
+    let aborted: Vec<i64> = serde_json::from_value(paused["aborted_runs"].clone()).unwrap();
+    assert!(aborted.contains(&a) && aborted.contains(&b), "{paused}");
+    assert_eq!(env.gauge("drdrill_scheduler_paused"), Some(1.0));
+    let status = env.cli().arg("status").output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("PAUSED: emergency stop by api (terminal (user alice))"), "{status}");
+    let (code, body) = env.post("/api/plans/gd/runs", Some(&env.token()), None);
+    assert_eq!(code, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("drdrill resume"), "{body}");
+    let stopped_at = env.runs("tick").last().map_or(0, |r| r.id);
+    let declined = wait_for("a scheduled firing declined while paused", || {
+        env.runs("tick").into_iter().find(|r| r.id > stopped_at && r.status == "skipped")
+    });
+    assert!(declined.reason.contains("paused by an emergency stop (api (terminal (user alice))"), "{declined:?}");
+    assert!(env.runs("tick").iter().all(|r| r.id <= stopped_at || r.status == "skipped"), "a run started while paused");
+
+    // A restart keeps the pause: it is the database's.
+    drop(d);
+    d = env.spawn();
+    assert_eq!(env.gauge("drdrill_scheduler_paused"), Some(1.0));
+    assert_eq!(env.get("/healthz")["paused"]["reason"], "prod incident");
+
+    let out = env.cli().arg("resume").env("USER", "bob").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.gauge("drdrill_scheduler_paused"), Some(0.0));
+    assert!(env.get("/api/plans")["paused"].is_null());
+    let resumed_at = env.runs("tick").last().map_or(0, |r| r.id);
+    wait_for("a scheduled run after resuming", || {
+        env.runs("tick").into_iter().find(|r| r.id > resumed_at && r.status == "passed")
+    });
+    let db = rusqlite::Connection::open(env.path("var/drdrill.db")).unwrap();
+    let (by, resumed_by): (String, String) =
+        db.query_row("SELECT paused_by, resumed_by FROM scheduler_pauses", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((by.as_str(), resumed_by.as_str()), ("api (terminal (user alice))", "api (terminal (user bob))"));
+    let again = env.cli().arg("resume").output().unwrap();
+    assert_eq!(again.status.code(), Some(2), "nothing to resume");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not paused"));
+    drop(d);
+}
