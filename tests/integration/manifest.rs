@@ -8,6 +8,7 @@
 //! tar stream and a manifest that agree with each other, resealed.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -266,4 +267,79 @@ fn entries_beyond_the_declared_totals_fail_the_restore_and_nothing_is_written_pa
     plant(&ws, "count", &files, &files, totals);
     let at = format!("manifest line {} (`{}`) brings the manifest to {N} entries", N + 1, name(N - 1));
     assert_restore_fails(&ws, "count", &[&at]);
+}
+
+/// A change of the live folder, its undo, and what the check must say.
+type Case<'a> = (Box<dyn Fn() + 'a>, Box<dyn Fn() + 'a>, String);
+
+/// The tree check's output in a drill report.
+fn tree_check_output(r: &Value) -> String {
+    let checks = r["checks"].as_array().unwrap();
+    let c = checks.iter().find(|c| c["kind"] == "tree-matches-source").unwrap_or(&checks[0]);
+    c["output"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn tree_matches_source_names_what_changed_vanished_or_appeared_live_against_the_verified_manifest() {
+    let ws = Workspace::empty();
+    small_tree(&ws);
+    ws.write_plan("t", &dir_plan("t", "fresh"));
+    let r = passed(&ws, "t");
+    let out = tree_check_output(&r);
+    assert!(out.contains("4 entries identical") && out.contains("the manifest the restore verified"), "{r:#}");
+
+    // Each change of the live folder after the backup, then undone.
+    ws.write_plan("t", &dir_plan("t", "latest"));
+    let data = ws.join("data");
+    let sha = |b: &[u8]| sha256_hex(b);
+    let cases: Vec<Case> = vec![
+        (
+            Box::new(|| fs::write(data.join("a.txt"), b"alphA\n").unwrap()),
+            Box::new(|| fs::write(data.join("a.txt"), b"alpha\n").unwrap()),
+            format!(
+                "`a.txt` changed: live file mode 644 size 6 sha256 {}, restored file mode 644 size 6 sha256 {}",
+                sha(b"alphA\n"),
+                sha(b"alpha\n")
+            ),
+        ),
+        (
+            Box::new(|| fs::set_permissions(data.join("a.txt"), fs::Permissions::from_mode(0o600)).unwrap()),
+            Box::new(|| fs::set_permissions(data.join("a.txt"), fs::Permissions::from_mode(0o644)).unwrap()),
+            "`a.txt` changed: live file mode 600 size 6".to_string(),
+        ),
+        (
+            Box::new(|| fs::remove_file(data.join("sub/b c.txt")).unwrap()),
+            Box::new(|| fs::write(data.join("sub/b c.txt"), b"bravo bravo\n").unwrap()),
+            format!(
+                "`sub/b c.txt` vanished from the live folder (restored: file mode 644 size 12 sha256 {})",
+                sha(b"bravo bravo\n")
+            ),
+        ),
+        (
+            Box::new(|| fs::write(data.join("new.txt"), b"new\n").unwrap()),
+            Box::new(|| fs::remove_file(data.join("new.txt")).unwrap()),
+            "`new.txt` appeared in the live folder (file mode".to_string(),
+        ),
+        (
+            Box::new(|| {
+                fs::remove_file(data.join("link")).unwrap();
+                std::os::unix::fs::symlink("sub", data.join("link")).unwrap();
+            }),
+            Box::new(|| {
+                fs::remove_file(data.join("link")).unwrap();
+                std::os::unix::fs::symlink("a.txt", data.join("link")).unwrap();
+            }),
+            "`link` changed: live symlink -> sub, restored symlink -> a.txt".to_string(),
+        ),
+    ];
+    for (change, undo, needle) in &cases {
+        change();
+        let r = ws.drill("t", &[]);
+        undo();
+        assert_eq!(r["status"], "failed", "{needle}: {r:#}");
+        let out = tree_check_output(&r);
+        assert!(out.contains("1 differences, first: ") && out.contains(needle.as_str()), "{needle}: {out}");
+    }
+    // Undone, it passes again: the comparison is with the backup, not a cache.
+    passed(&ws, "t");
 }
