@@ -1,112 +1,591 @@
-//! Backup and restore throughput, peak memory and orchestration overhead, side by
-//! side with restic and the `tar | zstd` bound. Run with:
+//! A whole drill (backup, restore, verify) per data set, side by side with restic
+//! (backup, restore, `diff -r`) and the standard-tools bound (`tar -cf - DIR |
+//! zstd -1 -T0`, `zstd -dc | tar -x`, `diff -r`), with every row's peak RSS, the
+//! targets of issue #14 computed from the figures, and a small-files growth table.
+//! Run with:
 //!
 //!     cargo bench --bench throughput
 //!
-//! It needs `restic`, `tar` and `zstd` on PATH (`apt-get install restic zstd`).
-//! Data sets are generated under `$BENCH_DIR` (default `var/bench`, ~4 GiB):
-//! (a) ~1 GiB of 64 KiB..4 MiB files, half text-like, half random; (b) 100,000
-//! small files; (c) one 2 GiB file. Every measurement runs with a warm page cache
-//! after `sync`; each figure is the median of `$BENCH_REPS` runs (default 3).
-//! `BENCH_SETS=a,b` picks data sets; `e` adds the drill of an existing restic
-//! snapshot of set (a) against `restic restore` of the same snapshot alone.
+//! It needs `restic`, `tar`, `zstd` and `diff` on PATH (`apt-get install -y restic
+//! zstd`). Data sets are generated once under `$BENCH_DIR` (default `var/bench`)
+//! and reused: `a` ~1 GiB of 64 KiB..4 MiB files, half text-like, half random;
+//! `c` one 2 GiB file; `10k`, `100k`, `1m` that many 1..8 KiB text files (1m is
+//! ~4.6 GB in a million files and takes long to create, so it is not in the
+//! default `BENCH_SETS=a,c,10k,100k`). `e` adds the drill of an existing restic
+//! snapshot of set `a` against `restic restore` of the same snapshot alone.
+//! Every timed step starts after `sync` with its input in the page cache; each
+//! figure is the median of `$BENCH_REPS` runs (default 1: a run of the default
+//! sets takes about ten minutes, and the big sets vary less than the disk does).
+
+mod support;
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use support::data::{self, Kind};
+use support::measure::{pipeline, sync, timed, warm};
 
 const DRDRILL: &str = env!("CARGO_BIN_EXE_drdrill");
 
+/// A data set a run can pick with `BENCH_SETS`.
+struct Set {
+    key: &'static str,
+    label: &'static str,
+    kind: Kind,
+}
+
+const SETS: &[Set] = &[
+    Set { key: "a", label: "(a) mixed 1 GiB", kind: Kind::Mixed },
+    Set { key: "c", label: "(c) one 2 GiB file", kind: Kind::Big },
+    Set { key: "10k", label: "10k small files", kind: Kind::Small(10_000) },
+    Set { key: "100k", label: "100k small files", kind: Kind::Small(100_000) },
+    Set { key: "1m", label: "1M small files", kind: Kind::Small(1_000_000) },
+];
+const DEFAULT_SETS: &str = "a,c,10k,100k";
+const SMALL_SERIES: [&str; 3] = ["10k", "100k", "1m"];
+
+const DRDRILL_ROW: &str = "drdrill";
+const RESTIC_ROW: &str = "restic";
+const BOUND_ROW: &str = "tar|zstd bound";
+
+/// One repetition of one tool on one data set.
+struct Rep {
+    backup: Duration,
+    restore: Duration,
+    /// drdrill's `verify` phase (`tree-matches-source`); the peers' `diff -r`.
+    verify: Duration,
+    /// drdrill: the whole `drdrill run` process, prepare, record and cleanup
+    /// included; peers: the sum of their three steps.
+    wall: Duration,
+    /// Peak RSS (KiB) of each step; drdrill does all three in one process, so one figure.
+    step_rss: Vec<u64>,
+}
+
+/// One tool on one data set: each figure the median over the repetitions, each
+/// peak the maximum.
+struct Row {
+    set: &'static str,
+    label: &'static str,
+    files: usize,
+    bytes: u64,
+    tool: &'static str,
+    backup: Duration,
+    restore: Duration,
+    verify: Duration,
+    wall: Duration,
+    step_rss: Vec<u64>,
+}
+
+impl Row {
+    fn new(set: &Set, (files, bytes): (usize, u64), tool: &'static str, reps: Vec<Rep>) -> Row {
+        let med = |f: fn(&Rep) -> Duration| {
+            let mut v: Vec<Duration> = reps.iter().map(f).collect();
+            v.sort();
+            v[v.len() / 2]
+        };
+        let steps = reps.iter().map(|r| r.step_rss.len()).max().unwrap_or(0);
+        let step_rss =
+            (0..steps).map(|i| reps.iter().filter_map(|r| r.step_rss.get(i)).copied().max().unwrap_or(0)).collect();
+        Row {
+            set: set.key,
+            label: set.label,
+            files,
+            bytes,
+            tool,
+            backup: med(|r| r.backup),
+            restore: med(|r| r.restore),
+            verify: med(|r| r.verify),
+            wall: med(|r| r.wall),
+            step_rss,
+        }
+    }
+
+    /// Backup + restore + verify (or comparison): the same three steps for every tool.
+    fn end_to_end(&self) -> Duration {
+        self.backup + self.restore + self.verify
+    }
+
+    fn peak_kib(&self) -> u64 {
+        self.step_rss.iter().copied().max().unwrap_or(0)
+    }
+}
+
 fn main() {
     // `cargo test --all-targets` runs this binary without `--bench`: then it only
-    // proves the harness works, on a small drill, instead of a 4 GiB benchmark.
+    // proves the harness works, on a tiny drill, instead of benching gigabytes.
     if !std::env::args().any(|a| a == "--bench") {
-        let root = tempfile::tempdir().unwrap();
-        let (overhead, rto) = bench_overhead(root.path(), 1);
-        assert!(overhead >= 0.0 && rto >= overhead, "overhead {overhead} ms, RTO {rto} ms");
-        println!(
-            "throughput bench smoke run: 1-file drill RTO {rto:.2} ms (run `cargo bench --bench throughput` for figures)"
-        );
+        smoke();
         return;
     }
     let root = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "var/bench".into()));
-    let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let sets = std::env::var("BENCH_SETS").unwrap_or_else(|_| "a,b,c".into());
-    for tool in ["restic", "tar", "zstd"] {
+    let reps: usize = match std::env::var("BENCH_REPS") {
+        Err(_) => 1,
+        Ok(v) => match v.parse() {
+            Ok(n) if n >= 1 => n,
+            _ => fail(&format!("BENCH_REPS={v} is not a count: give 1 or more")),
+        },
+    };
+    let sets = std::env::var("BENCH_SETS").unwrap_or_else(|_| DEFAULT_SETS.into());
+    let wanted: Vec<&str> = sets.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    for w in &wanted {
+        if *w != "e" && !SETS.iter().any(|s| s.key == *w) {
+            fail(&format!("BENCH_SETS names an unknown data set `{w}`: pick from a, c, 10k, 100k, 1m, e"));
+        }
+    }
+    for tool in ["restic", "tar", "zstd", "diff"] {
         if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("`{tool}` is not installed: apt-get install -y restic zstd");
-            std::process::exit(2);
+            fail(&format!("`{tool}` is not installed: apt-get install -y restic zstd"));
         }
     }
-    fs::create_dir_all(&root).unwrap();
-    let root = fs::canonicalize(&root).unwrap();
+    fs::create_dir_all(&root).unwrap_or_else(|e| fail(&format!("cannot create BENCH_DIR {}: {e}", root.display())));
+    let root = fs::canonicalize(&root).unwrap_or_else(|e| fail(&format!("BENCH_DIR {}: {e}", root.display())));
+
     let mut rows = Vec::new();
-    for (key, name) in [("a", "mixed 1 GiB"), ("b", "100k small files"), ("c", "one 2 GiB file")] {
-        if !sets.split(',').any(|s| s.trim() == key) {
-            continue;
-        }
-        let data = root.join(format!("data-{key}"));
-        if !data.join(".complete").exists() {
-            eprintln!("generating data set {key} ({name}) in {}", data.display());
-            let _ = fs::remove_dir_all(&data);
-            fs::create_dir_all(&data).unwrap();
-            match key {
-                "a" => gen_mixed(&data),
-                "b" => gen_small(&data),
-                _ => gen_big(&data),
-            }
-            fs::write(data.join(".complete"), b"").unwrap();
-        }
-        let bytes = tree_bytes(&data);
-        eprintln!("data set {key}: {} files, {:.1} MB", count_files(&data), bytes as f64 / 1e6);
-        rows.push((name, bytes, "drdrill", bench_drdrill(&root, &data, reps)));
-        rows.push((name, bytes, "restic", bench_restic(&root, &data, reps)));
-        rows.push((name, bytes, "tar|zstd bound", bench_tar(&root, &data, reps)));
+    for set in SETS.iter().filter(|s| wanted.contains(&s.key)) {
+        let dir = root.join(format!("data-{}", set.key));
+        data::ensure(&dir, set.kind);
+        let stats = data::tree_stats(&dir);
+        eprintln!("{}: {} files, {:.1} MB", set.label, stats.0, stats.1 as f64 / 1e6);
+        eprintln!("  drdrill");
+        rows.push(Row::new(set, stats, DRDRILL_ROW, (0..reps).map(|_| drdrill_rep(&root, &dir)).collect()));
+        eprintln!("  restic");
+        rows.push(Row::new(set, stats, RESTIC_ROW, (0..reps).map(|_| restic_rep(&root, &dir)).collect()));
+        eprintln!("  tar|zstd bound");
+        rows.push(Row::new(set, stats, BOUND_ROW, (0..reps).map(|_| bound_rep(&root, &dir)).collect()));
     }
-    let existing = sets.split(',').any(|s| s.trim() == "e").then(|| {
+    let existing = wanted.contains(&"e").then(|| {
         let data = root.join("data-a");
         if !data.join(".complete").exists() {
-            eprintln!("data set e needs data set a: run with BENCH_SETS=a,e once");
-            std::process::exit(2);
+            fail("data set e needs data set a: run with BENCH_SETS=a,e once");
         }
         bench_existing_restic(&root, &data, reps)
     });
     let overhead = bench_overhead(&root, reps.max(5));
+    report(&rows, reps, existing, overhead);
+}
 
+/// Bad settings end the bench with exit 2 and what to change.
+fn fail(message: &str) -> ! {
+    eprintln!("{message}");
+    std::process::exit(2);
+}
+
+/// The tiny drill `cargo test` runs: the drdrill row's harness end to end.
+fn smoke() {
+    let root = tempfile::tempdir().expect("a temporary folder for the smoke drill");
+    let dir = root.path().join("data");
+    data::ensure(&dir, Kind::Small(200));
+    let rep = drdrill_rep(root.path(), &dir);
+    let rss = rep.step_rss[0];
+    assert!(
+        rep.backup > Duration::ZERO && rep.restore > Duration::ZERO && rep.verify > Duration::ZERO,
+        "every phase takes time: backup {:?}, restore {:?}, verify {:?}",
+        rep.backup,
+        rep.restore,
+        rep.verify
+    );
+    assert!(rep.wall >= rep.backup + rep.restore + rep.verify, "the process ({:?}) outlasts its phases", rep.wall);
+    assert!((1024..512 * 1024).contains(&rss), "peak RSS {rss} KiB of a 200-file drill");
+    let (overhead, rto) = bench_overhead(root.path(), 1);
+    assert!(overhead >= 0.0 && rto >= overhead, "overhead {overhead} ms, RTO {rto} ms");
+    println!(
+        "throughput bench smoke run: 200-file drill {:.0} ms, peak RSS {:.1} MiB; 1-file drill RTO {rto:.2} ms (run `cargo bench --bench throughput` for figures)",
+        rep.wall.as_secs_f64() * 1000.0,
+        rss as f64 / 1024.0
+    );
+}
+
+/// One `drdrill run` of a fresh backup of `data` checked with `tree-matches-source`;
+/// the phases come from its `--json` report, the peak RSS from the process.
+fn drdrill_rep(root: &Path, data: &Path) -> Rep {
+    let ws = root.join("ws-drdrill");
+    let _ = fs::remove_dir_all(&ws);
+    fs::create_dir_all(ws.join("drills")).expect("the bench workspace");
+    fs::write(
+        ws.join("drills/bench.toml"),
+        format!(
+            "timeout = \"2h\"\n[targets]\nrto = \"2h\"\nrpo = \"2h\"\n[source]\nkind = \"directory\"\npath = \"{}\"\n[[check]]\nkind = \"tree-matches-source\"\n",
+            data.display()
+        ),
+    )
+    .expect("the bench plan");
+    warm(data);
+    let ran = timed(Command::new(DRDRILL).args(["run", "bench", "--json"]).current_dir(&ws));
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("drdrill run --json printed no report ({e}); standard error:\n{}", ran.stderr));
+    assert_eq!(report["status"], "passed", "the bench drill did not pass:\n{report:#}");
+    assert_eq!(report["checks"][0]["kind"], "tree-matches-source", "{report:#}");
+    let phase = |name: &str| {
+        let p = report["phases"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == name));
+        let ms = p.and_then(|p| p["duration_ms"].as_f64());
+        Duration::from_secs_f64(ms.unwrap_or_else(|| panic!("no `{name}` phase in the report:\n{report:#}")) / 1000.0)
+    };
+    let rep = Rep {
+        backup: phase("backup"),
+        restore: phase("restore"),
+        verify: phase("verify"),
+        wall: ran.wall,
+        step_rss: vec![ran.rss_kib],
+    };
+    let _ = fs::remove_dir_all(&ws);
+    sync();
+    rep
+}
+
+/// `restic backup` into a new local repository, `restic restore latest`, and
+/// `diff -r` of the restored tree against the source.
+fn restic_rep(root: &Path, data: &Path) -> Rep {
+    let repo = root.join("restic-repo");
+    let target = root.join("restic-restore");
+    let cache = root.join("restic-cache");
+    for d in [&repo, &target, &cache] {
+        let _ = fs::remove_dir_all(d);
+    }
+    let restic = || {
+        let mut c = Command::new("restic");
+        c.env("RESTIC_PASSWORD", "bench").env("RESTIC_REPOSITORY", &repo).env("RESTIC_CACHE_DIR", &cache);
+        c
+    };
+    timed(restic().args(["init", "-q"])).ok("restic init");
+    warm(data);
+    let b = timed(restic().args(["backup", "-q"]).arg(data)).ok("restic backup");
+    warm(&repo);
+    let r = timed(restic().args(["restore", "latest", "-q", "--target"]).arg(&target)).ok("restic restore");
+    // restic restores a snapshot under its absolute source path.
+    let restored = target.join(data.strip_prefix("/").unwrap_or(data));
+    let c = timed(Command::new("diff").arg("-r").arg(data).arg(&restored)).ok("diff -r of restic's restore");
+    for d in [&repo, &target, &cache] {
+        let _ = fs::remove_dir_all(d);
+    }
+    sync();
+    Rep {
+        backup: b.wall,
+        restore: r.wall,
+        verify: c.wall,
+        wall: b.wall + r.wall + c.wall,
+        step_rss: vec![b.rss_kib, r.rss_kib, c.rss_kib],
+    }
+}
+
+/// `tar -cf - | zstd -1 -T0`, `zstd -dc | tar -x` and `diff -r`: what plain tools
+/// do in the same three steps, with no per-file hashing.
+fn bound_rep(root: &Path, data: &Path) -> Rep {
+    let file = root.join("bound.tar.zst");
+    let target = root.join("bound-restore");
+    let _ = fs::remove_file(&file);
+    let _ = fs::remove_dir_all(&target);
+    fs::create_dir_all(&target).expect("the bound's restore folder");
+    warm(data);
+    let mut tar = Command::new("tar");
+    tar.arg("-cf").arg("-").arg("-C").arg(data).arg(".");
+    let mut zstd = Command::new("zstd");
+    zstd.args(["-1", "-T0", "-q", "-o"]).arg(&file);
+    let b = pipeline(&mut [tar, zstd]).ok("tar -cf - | zstd -1 -T0");
+    warm(&file);
+    let mut unzstd = Command::new("zstd");
+    unzstd.args(["-dc", "-q"]).arg(&file);
+    let mut untar = Command::new("tar");
+    untar.arg("-x").arg("-C").arg(&target);
+    let r = pipeline(&mut [unzstd, untar]).ok("zstd -dc | tar -x");
+    let c = timed(Command::new("diff").arg("-r").arg(data).arg(&target)).ok("diff -r of the bound's restore");
+    let _ = fs::remove_file(&file);
+    let _ = fs::remove_dir_all(&target);
+    sync();
+    Rep {
+        backup: b.wall,
+        restore: r.wall,
+        verify: c.wall,
+        wall: b.wall + r.wall + c.wall,
+        step_rss: vec![b.rss_kib, r.rss_kib, c.rss_kib],
+    }
+}
+
+/// The restore phase of a drill of an existing restic snapshot, against the
+/// same `restic restore --verify` run alone, both with an empty cache (the
+/// drill keeps restic's cache in its scratch folder). Returns the medians
+/// (alone, drill).
+fn bench_existing_restic(root: &Path, data: &Path, reps: usize) -> (Duration, Duration) {
+    let repo = root.join("restic-existing");
+    let pass = root.join("restic-existing.pass");
+    fs::write(&pass, "bench\n").expect("the restic password file");
+    let restic = || {
+        let mut c = Command::new("restic");
+        c.arg("-r").arg(&repo).arg("--password-file").arg(&pass);
+        c
+    };
+    if !repo.join("config").exists() {
+        let _ = fs::remove_dir_all(&repo);
+        timed(restic().args(["init", "-q"])).ok("restic init");
+        timed(restic().args(["backup", "-q"]).arg(data)).ok("restic backup");
+    }
+    let target = root.join("restic-existing-restore");
+    let cache = root.join("restic-existing-cache");
+    let ws = root.join("ws-existing");
+    let mut alone = Vec::new();
+    let mut drill = Vec::new();
+    for _ in 0..reps {
+        let _ = fs::remove_dir_all(&target);
+        let _ = fs::remove_dir_all(&cache);
+        let ran = timed(
+            restic()
+                .args(["--no-lock", "-q", "restore", "latest", "--target"])
+                .arg(&target)
+                .arg("--include")
+                .arg(data)
+                .arg("--verify")
+                .env("RESTIC_CACHE_DIR", &cache),
+        )
+        .ok("restic restore --verify");
+        alone.push(ran.wall);
+        let _ = fs::remove_dir_all(&target);
+        let _ = fs::remove_dir_all(&ws);
+        fs::create_dir_all(ws.join("drills")).expect("the bench workspace");
+        fs::write(
+            ws.join("drills/existing.toml"),
+            format!(
+                "timeout = \"1h\"\n[targets]\nrto = \"1h\"\nrpo = \"1d\"\n[source]\nkind = \"directory\"\npath = \"{}\"\n\
+                 [backup]\nmode = \"existing\"\nfrom = \"restic\"\n[backup.restic]\nrepository = \"{}\"\npassword_file = \"{}\"\n\
+                 [[check]]\nkind = \"command\"\nrun = \"true\"\n",
+                data.display(),
+                repo.display(),
+                pass.display()
+            ),
+        )
+        .expect("the bench plan");
+        let ran = timed(Command::new(DRDRILL).args(["run", "existing", "--json"]).current_dir(&ws));
+        let report: serde_json::Value = serde_json::from_str(&ran.stdout)
+            .unwrap_or_else(|e| panic!("drdrill run --json printed no report ({e}); standard error:\n{}", ran.stderr));
+        assert_eq!(report["status"], "passed", "{report:#}");
+        let ms = report["phases"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == "restore"));
+        let ms = ms.and_then(|p| p["duration_ms"].as_f64()).unwrap_or_else(|| panic!("no restore phase:\n{report:#}"));
+        drill.push(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let _ = fs::remove_dir_all(&ws);
+    let _ = fs::remove_dir_all(&target);
+    let _ = fs::remove_dir_all(&cache);
+    alone.sort();
+    drill.sort();
+    (alone[alone.len() / 2], drill[drill.len() / 2])
+}
+
+/// RTO of a drill whose restore and check are next to nothing: what drdrill's
+/// own bookkeeping adds to every measured RTO.
+fn bench_overhead(root: &Path, reps: usize) -> (f64, f64) {
+    let ws = root.join("ws-overhead");
+    let _ = fs::remove_dir_all(&ws);
+    fs::create_dir_all(ws.join("tiny")).expect("the overhead workspace");
+    fs::create_dir_all(ws.join("drills")).expect("the overhead workspace");
+    fs::write(ws.join("tiny/one"), b"1").expect("the overhead data");
+    fs::write(
+        ws.join("drills/tiny.toml"),
+        "[targets]\nrto = \"1m\"\nrpo = \"1h\"\n[source]\nkind = \"directory\"\npath = \"tiny\"\n[[check]]\nkind = \"command\"\nrun = \"true\"\n",
+    )
+    .expect("the overhead plan");
+    let mut overheads = Vec::new();
+    let mut rtos = Vec::new();
+    for _ in 0..reps {
+        let out = Command::new(DRDRILL).args(["run", "tiny", "--json"]).current_dir(&ws).output().expect("drdrill run");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("drdrill run --json: {e}\n{}", String::from_utf8_lossy(&out.stderr)));
+        let m = |n: &str| {
+            let found = report["measurements"].as_array().and_then(|ms| ms.iter().find(|m| m["name"] == n));
+            found.and_then(|m| m["value_ms"].as_f64()).unwrap_or_else(|| panic!("no `{n}` measurement:\n{report:#}"))
+        };
+        rtos.push(m("rto"));
+        overheads.push(m("rto") - m("fetch") - m("restore") - m("verify"));
+    }
+    let _ = fs::remove_dir_all(&ws);
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (med(overheads), med(rtos))
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64())
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// Each step's peak, for the peers whose steps are separate processes.
+fn rss_by_step(row: &Row) -> String {
+    if row.step_rss.len() < 3 {
+        return "one process".into();
+    }
+    let f = |k: u64| format!("{:.1}", k as f64 / 1024.0);
+    format!("b {} / r {} / c {} MiB", f(row.step_rss[0]), f(row.step_rss[1]), f(row.step_rss[2]))
+}
+
+/// A target of issue #14 with the figure that decides it; `met` is None when
+/// the data set it needs was not run.
+struct Target {
+    what: &'static str,
+    figure: String,
+    met: Option<bool>,
+}
+
+impl Target {
+    fn verdict(&self) -> &'static str {
+        match self.met {
+            Some(true) => "met",
+            Some(false) => "missed",
+            None => "not measured",
+        }
+    }
+}
+
+fn targets(rows: &[Row]) -> Vec<Target> {
+    let find = |set: &str, tool: &str| rows.iter().find(|r| r.set == set && r.tool == tool);
+    let s = |d: Duration| d.as_secs_f64();
+    let absent = |what, sets: &str| Target { what, figure: format!("add {sets} to BENCH_SETS"), met: None };
+    let mut out = Vec::new();
+    out.push(match (find("a", DRDRILL_ROW), find("a", RESTIC_ROW)) {
+        (Some(d), Some(r)) => {
+            let x = s(r.end_to_end()) / s(d.end_to_end());
+            Target {
+                what: "(a) end to end >= 2.5x restic",
+                figure: format!(
+                    "{x:.2}x (drdrill {} s, restic {} s; by the whole `drdrill run` wall time of {} s: {:.2}x)",
+                    secs(d.end_to_end()),
+                    secs(r.end_to_end()),
+                    secs(d.wall),
+                    s(r.end_to_end()) / s(d.wall)
+                ),
+                met: Some(x >= 2.5),
+            }
+        }
+        _ => absent("(a) end to end >= 2.5x restic", "a"),
+    });
+    out.push(match (find("a", DRDRILL_ROW), find("a", BOUND_ROW)) {
+        (Some(d), Some(b)) => {
+            let x = s(b.end_to_end()) / s(d.end_to_end());
+            Target {
+                what: "(a) end to end >= 0.9 of the bound's speed",
+                figure: format!("{x:.2} (drdrill {} s, bound {} s)", secs(d.end_to_end()), secs(b.end_to_end())),
+                met: Some(x >= 0.9),
+            }
+        }
+        _ => absent("(a) end to end >= 0.9 of the bound's speed", "a"),
+    });
+    out.push(match (find("c", DRDRILL_ROW), find("c", RESTIC_ROW)) {
+        (Some(d), Some(r)) => {
+            let x = s(r.restore) / s(d.restore);
+            Target {
+                what: "(c) 2 GiB file restore >= 2x restic",
+                figure: format!("{x:.2}x (drdrill {} s, restic {} s)", secs(d.restore), secs(r.restore)),
+                met: Some(x >= 2.0),
+            }
+        }
+        _ => absent("(c) 2 GiB file restore >= 2x restic", "c"),
+    });
+    let small = find("10k", DRDRILL_ROW);
+    let million = find("1m", DRDRILL_ROW);
+    out.push(match million {
+        Some(m) => Target {
+            what: "1M-file drill peak RSS < 64 MiB",
+            figure: mib(m.peak_kib()),
+            met: Some(m.peak_kib() < 64 * 1024),
+        },
+        None => absent("1M-file drill peak RSS < 64 MiB", "1m"),
+    });
+    out.push(match (small, million) {
+        (Some(k), Some(m)) => {
+            let grew = m.peak_kib() as f64 / 1024.0 - k.peak_kib() as f64 / 1024.0;
+            Target {
+                what: "1M-file drill within 10 MiB of the 10k drill",
+                figure: format!("{grew:+.1} MiB ({} vs {})", mib(m.peak_kib()), mib(k.peak_kib())),
+                met: Some(grew <= 10.0),
+            }
+        }
+        _ => absent("1M-file drill within 10 MiB of the 10k drill", "10k and 1m"),
+    });
+    out
+}
+
+fn report(rows: &[Row], reps: usize, existing: Option<(Duration, Duration)>, overhead: (f64, f64)) {
+    let restic_version = Command::new("restic")
+        .arg("version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).map(|v| format!("restic {v}")))
+        .unwrap_or_else(|| "restic".into());
     println!();
     println!(
-        "{:<18} {:>9}  {:<15} {:>12} {:>13} {:>11} {:>12}",
-        "data set", "MB", "tool", "backup MB/s", "restore MB/s", "backup RSS", "restore RSS"
+        "{:<19} {:>9} {:>8}  {:<15} {:>8} {:>9} {:>8} {:>11} {:>8} {:>9} {:>10}  RSS by step",
+        "data set",
+        "files",
+        "MB",
+        "tool",
+        "backup s",
+        "restore s",
+        "verify s",
+        "end-to-end",
+        "wall s",
+        "restore/s",
+        "peak RSS",
     );
-    for (name, bytes, tool, m) in &rows {
-        let mb = *bytes as f64 / 1e6;
+    for r in rows {
+        let mb = r.bytes as f64 / 1e6;
         println!(
-            "{:<18} {:>9.1}  {:<15} {:>12.0} {:>13.0} {:>8.1} MiB {:>8.1} MiB",
-            name,
+            "{:<19} {:>9} {:>8.1}  {:<15} {:>8} {:>9} {:>8} {:>11} {:>8} {:>7.0}MB {:>10}  {}",
+            r.label,
+            r.files,
             mb,
-            tool,
-            mb / m.backup.as_secs_f64(),
-            mb / m.restore.as_secs_f64(),
-            m.backup_rss_kib as f64 / 1024.0,
-            m.restore_rss_kib as f64 / 1024.0
+            r.tool,
+            secs(r.backup),
+            secs(r.restore),
+            secs(r.verify),
+            secs(r.end_to_end()),
+            secs(r.wall),
+            mb / r.restore.as_secs_f64(),
+            mib(r.peak_kib()),
+            rss_by_step(r)
         );
     }
+    println!(
+        "(drdrill: its backup, restore and verify phases from `drdrill run --json`, wall = the whole process; peers: \
+         backup, restore, `diff -r`; end-to-end = the three steps; median of {reps} run(s))"
+    );
+
+    let targets = targets(rows);
     println!();
-    for chunk in rows.chunks(3) {
-        let [(name, _, _, d), (_, _, _, r), (_, _, _, t)] = chunk else { continue };
-        println!(
-            "{name}: drdrill vs restic backup {:.2}x restore {:.2}x; vs tar|zstd bound backup {:.0}% restore {:.0}%",
-            r.backup.as_secs_f64() / d.backup.as_secs_f64(),
-            r.restore.as_secs_f64() / d.restore.as_secs_f64(),
-            100.0 * t.backup.as_secs_f64() / d.backup.as_secs_f64(),
-            100.0 * t.restore.as_secs_f64() / d.restore.as_secs_f64(),
-        );
+    println!("targets of issue #14:");
+    for t in &targets {
+        println!("  {:<13} {}: {}", t.verdict(), t.what, t.figure);
     }
+
+    let growth: Vec<(&Row, &Row)> = SMALL_SERIES
+        .iter()
+        .filter_map(|set| {
+            let d = rows.iter().find(|r| r.set == *set && r.tool == DRDRILL_ROW)?;
+            let r = rows.iter().find(|r| r.set == *set && r.tool == RESTIC_ROW)?;
+            Some((d, r))
+        })
+        .collect();
+    if !growth.is_empty() {
+        println!();
+        println!("growth with the file count (end to end, peak RSS):");
+        println!("{:>9}  {:>10} {:>12}  {:>10} {:>12}", "files", "drdrill s", "drdrill RSS", "restic s", "restic RSS");
+        for (d, r) in &growth {
+            println!(
+                "{:>9}  {:>10} {:>12}  {:>10} {:>12}",
+                d.files,
+                secs(d.end_to_end()),
+                mib(d.peak_kib()),
+                secs(r.end_to_end()),
+                mib(r.peak_kib())
+            );
+        }
+    }
+
     if let Some((alone, drill)) = existing {
         let extra = drill.as_secs_f64() - alone.as_secs_f64();
+        println!();
         println!(
             "existing restic snapshot of mixed 1 GiB: drill restore phase {:.2} s vs `restic restore --verify` alone {:.2} s: {:+.1}% ({:+.0} ms)",
             drill.as_secs_f64(),
@@ -119,362 +598,53 @@ fn main() {
         "orchestration overhead (RTO minus fetch, restore and verify, on a 1-file drill with a `true` check): median {:.2} ms; whole RTO median {:.2} ms",
         overhead.0, overhead.1
     );
-}
 
-/// The restore phase of a drill of an existing restic snapshot, against the
-/// same `restic restore --verify` run alone, both with an empty cache (the
-/// drill keeps restic's cache in its scratch folder). Returns the medians
-/// (alone, drill).
-fn bench_existing_restic(root: &Path, data: &Path, reps: usize) -> (Duration, Duration) {
-    let repo = root.join("restic-existing");
-    let pass = root.join("restic-existing.pass");
-    fs::write(&pass, "bench\n").unwrap();
-    if !repo.join("config").exists() {
-        let _ = fs::remove_dir_all(&repo);
-        let restic = |args: &[&str]| {
-            let ok = Command::new("restic").arg("-r").arg(&repo).arg("--password-file").arg(&pass).args(args).status();
-            assert!(ok.unwrap().success(), "restic {args:?}");
-        };
-        restic(&["init", "-q"]);
-        restic(&["backup", "-q", data.to_str().unwrap()]);
-    }
-    let target = root.join("restic-existing-restore");
-    let cache = root.join("restic-existing-cache");
-    let ws = root.join("ws-existing");
-    let mut alone = Vec::new();
-    let mut drill = Vec::new();
-    for _ in 0..reps {
-        let _ = fs::remove_dir_all(&target);
-        let _ = fs::remove_dir_all(&cache);
-        let (t, _, _) = timed(
-            Command::new("restic")
-                .arg("-r")
-                .arg(&repo)
-                .arg("--password-file")
-                .arg(&pass)
-                .args(["--no-lock", "-q", "restore", "latest", "--target"])
-                .arg(&target)
-                .arg("--include")
-                .arg(data)
-                .arg("--verify")
-                .env("RESTIC_CACHE_DIR", &cache),
-        );
-        alone.push(t);
-        let _ = fs::remove_dir_all(&target);
-        let _ = fs::remove_dir_all(&ws);
-        fs::create_dir_all(ws.join("drills")).unwrap();
-        fs::write(
-            ws.join("drills/existing.toml"),
-            format!(
-                "timeout = \"1h\"\n[targets]\nrto = \"1h\"\nrpo = \"1d\"\n[source]\nkind = \"directory\"\npath = \"{}\"\n\
-                 [backup]\nmode = \"existing\"\nfrom = \"restic\"\n[backup.restic]\nrepository = \"{}\"\npassword_file = \"{}\"\n\
-                 [[check]]\nkind = \"command\"\nrun = \"true\"\n",
-                data.display(),
-                repo.display(),
-                pass.display()
-            ),
-        )
-        .unwrap();
-        let (_, _, out) = timed(Command::new(DRDRILL).args(["run", "existing", "--json"]).current_dir(&ws));
-        let report: serde_json::Value = serde_json::from_str(&out).expect("drdrill --json output");
-        assert_eq!(report["status"], "passed", "{report:#}");
-        let p = report["phases"].as_array().unwrap().iter().find(|p| p["name"] == "restore").unwrap();
-        drill.push(Duration::from_secs_f64(p["duration_ms"].as_f64().unwrap() / 1000.0));
-    }
-    let _ = fs::remove_dir_all(&ws);
-    let _ = fs::remove_dir_all(&target);
-    let _ = fs::remove_dir_all(&cache);
-    alone.sort();
-    drill.sort();
-    (alone[alone.len() / 2], drill[drill.len() / 2])
-}
-
-#[derive(Clone, Copy, Default)]
-struct Measured {
-    backup: Duration,
-    restore: Duration,
-    backup_rss_kib: i64,
-    restore_rss_kib: i64,
-}
-
-fn median(mut v: Vec<Measured>) -> Measured {
-    let n = v.len();
-    let mut out = Measured::default();
-    v.sort_by_key(|m| m.backup);
-    out.backup = v[n / 2].backup;
-    v.sort_by_key(|m| m.restore);
-    out.restore = v[n / 2].restore;
-    out.backup_rss_kib = v.iter().map(|m| m.backup_rss_kib).max().unwrap_or(0);
-    out.restore_rss_kib = v.iter().map(|m| m.restore_rss_kib).max().unwrap_or(0);
-    out
-}
-
-/// Runs a command to completion; returns wall time and its peak RSS (KiB),
-/// including children it waited for (wait4's rusage).
-fn timed(cmd: &mut Command) -> (Duration, i64, String) {
-    sync();
-    let started = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
-    let pid = child.id() as i32;
-    // Read output on threads so a chatty child cannot block on a full pipe.
-    let mut child = child;
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t1 = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut so, &mut s).ok();
-        s
-    });
-    let t2 = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut se, &mut s).ok();
-        s
-    });
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = started.elapsed();
-    assert_eq!(r, pid, "wait4 failed");
-    let (out, err) = (t1.join().unwrap(), t2.join().unwrap());
-    let st = std::process::ExitStatus::from_raw(status);
-    assert!(st.success() || st.code() == Some(1), "{cmd:?} failed: {st}\n{err}");
-    (elapsed, usage.ru_maxrss, out)
-}
-
-fn sync() {
-    Command::new("sync").status().ok();
-}
-
-fn bench_drdrill(root: &Path, data: &Path, reps: usize) -> Measured {
-    let ws = root.join("ws-drdrill");
-    let mut runs = Vec::new();
-    for _ in 0..reps {
-        let _ = fs::remove_dir_all(&ws);
-        fs::create_dir_all(ws.join("drills")).unwrap();
-        fs::write(
-            ws.join("drills/bench.toml"),
-            format!(
-                "timeout = \"1h\"\n[targets]\nrto = \"1h\"\nrpo = \"1h\"\n[source]\nkind = \"directory\"\npath = \"{}\"\n[[check]]\nkind = \"command\"\nrun = \"true\"\n",
-                data.display()
-            ),
-        )
-        .unwrap();
-        let (_, rss, out) = timed(Command::new(DRDRILL).args(["run", "bench", "--json"]).current_dir(&ws));
-        let report: serde_json::Value = serde_json::from_str(&out).expect("drdrill --json output");
-        assert_eq!(report["status"], "passed", "{report:#}");
-        let phase = |n: &str| {
-            let p = report["phases"].as_array().unwrap().iter().find(|p| p["name"] == n).unwrap();
-            Duration::from_secs_f64(p["duration_ms"].as_f64().unwrap() / 1000.0)
-        };
-        runs.push(Measured {
-            backup: phase("backup"),
-            restore: phase("restore"),
-            backup_rss_kib: rss,
-            restore_rss_kib: rss,
-        });
-    }
-    let _ = fs::remove_dir_all(&ws);
-    median(runs)
-}
-
-fn bench_restic(root: &Path, data: &Path, reps: usize) -> Measured {
-    let repo = root.join("restic-repo");
-    let target = root.join("restic-restore");
-    let mut runs = Vec::new();
-    for _ in 0..reps {
-        let _ = fs::remove_dir_all(&repo);
-        let _ = fs::remove_dir_all(&target);
-        let env = |c: &mut Command| {
-            c.env("RESTIC_PASSWORD", "bench").env("RESTIC_REPOSITORY", &repo);
-        };
-        let mut init = Command::new("restic");
-        env(&mut init);
-        assert!(init.args(["init", "-q"]).status().unwrap().success());
-        let mut b = Command::new("restic");
-        env(&mut b);
-        let (backup, brss, _) = timed(b.args(["backup", "-q"]).arg(data));
-        let mut r = Command::new("restic");
-        env(&mut r);
-        let (restore, rrss, _) = timed(r.args(["restore", "latest", "-q", "--target"]).arg(&target));
-        runs.push(Measured { backup, restore, backup_rss_kib: brss, restore_rss_kib: rrss });
-    }
-    let _ = fs::remove_dir_all(&repo);
-    let _ = fs::remove_dir_all(&target);
-    median(runs)
-}
-
-fn bench_tar(root: &Path, data: &Path, reps: usize) -> Measured {
-    let file = root.join("bound.tar.zst");
-    let target = root.join("bound-restore");
-    let mut runs = Vec::new();
-    for _ in 0..reps {
-        let _ = fs::remove_dir_all(&target);
-        fs::create_dir_all(&target).unwrap();
-        let (backup, brss, _) = timed(Command::new("sh").arg("-c").arg(format!(
-            "tar -cf - -C '{}' . | zstd -1 -T0 -q > '{}'",
-            data.display(),
-            file.display()
-        )));
-        let (restore, rrss, _) = timed(Command::new("sh").arg("-c").arg(format!(
-            "zstd -dc '{}' | tar -x -C '{}'",
-            file.display(),
-            target.display()
-        )));
-        runs.push(Measured { backup, restore, backup_rss_kib: brss, restore_rss_kib: rrss });
-    }
-    let _ = fs::remove_file(&file);
-    let _ = fs::remove_dir_all(&target);
-    median(runs)
-}
-
-/// RTO of a drill whose restore and check are next to nothing: what drdrill's
-/// own bookkeeping adds to every measured RTO.
-fn bench_overhead(root: &Path, reps: usize) -> (f64, f64) {
-    let ws = root.join("ws-overhead");
-    let _ = fs::remove_dir_all(&ws);
-    fs::create_dir_all(ws.join("drills")).unwrap();
-    fs::create_dir_all(ws.join("tiny")).unwrap();
-    fs::write(ws.join("tiny/one"), b"1").unwrap();
-    fs::write(
-        ws.join("drills/tiny.toml"),
-        "[targets]\nrto = \"1m\"\nrpo = \"1h\"\n[source]\nkind = \"directory\"\npath = \"tiny\"\n[[check]]\nkind = \"command\"\nrun = \"true\"\n",
-    )
-    .unwrap();
-    let mut overheads = Vec::new();
-    let mut rtos = Vec::new();
-    for _ in 0..reps {
-        let out = Command::new(DRDRILL).args(["run", "tiny", "--json"]).current_dir(&ws).output().unwrap();
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let m = |n: &str| {
-            report["measurements"].as_array().unwrap().iter().find(|m| m["name"] == n).unwrap()["value_ms"]
-                .as_f64()
-                .unwrap()
-        };
-        rtos.push(m("rto"));
-        overheads.push(m("rto") - m("fetch") - m("restore") - m("verify"));
-    }
-    let _ = fs::remove_dir_all(&ws);
-    let med = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    (med(overheads), med(rtos))
-}
-
-fn tree_bytes(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().unwrap().len())
-        .sum()
-}
-
-fn count_files(dir: &Path) -> usize {
-    walkdir::WalkDir::new(dir).into_iter().flatten().filter(|e| e.file_type().is_file()).count()
-}
-
-/// A fast deterministic byte generator (xorshift), so data sets are the same
-/// on every machine without shipping them.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
-
-const WORDS: &[&str] = &[
-    "order",
-    "customer",
-    "invoice",
-    "restore",
-    "backup",
-    "drill",
-    "shipped",
-    "pending",
-    "total",
-    "amount",
-    "2026-11-30",
-    "status",
-    "warehouse",
-    "berlin",
-    "paris",
-    "tokyo",
-    "error",
-    "info",
-    "request",
-    "latency",
-];
-
-fn text_like(rng: &mut Rng, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 32);
-    while out.len() < len {
-        let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
-        out.extend_from_slice(w.as_bytes());
-        out.push(if rng.next().is_multiple_of(9) { b'\n' } else { b' ' });
-        if rng.next().is_multiple_of(5) {
-            write!(out, "{} ", rng.next() % 100_000).unwrap();
-        }
-    }
-    out.truncate(len);
-    out
-}
-
-fn gen_mixed(dir: &Path) {
-    let mut rng = Rng(0x9E3779B97F4A7C15);
-    let target: u64 = 1 << 30;
-    let mut written = 0u64;
-    let mut i = 0;
-    while written < target {
-        let size = 64 * 1024 + (rng.next() % (4 * 1024 * 1024 - 64 * 1024)) as usize;
-        let data = if i % 2 == 0 {
-            text_like(&mut rng, size)
+    println!();
+    println!("Markdown for README's \"## Performance\" section:");
+    println!();
+    println!("| data set | tool | backup | restore | verify / `diff -r` | end to end | peak RSS |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut last_set = "";
+    for r in rows {
+        let set = if r.set == last_set {
+            String::new()
         } else {
-            let mut b = vec![0u8; size];
-            rng.fill(&mut b);
-            b
+            format!("{}, {} files, {:.0} MB", r.label, r.files, r.bytes as f64 / 1e6)
         };
-        let sub = dir.join(format!("d{:02}", i % 16));
-        fs::create_dir_all(&sub).unwrap();
-        fs::write(sub.join(format!("f{i:05}.{}", if i % 2 == 0 { "txt" } else { "bin" })), &data).unwrap();
-        written += size as u64;
-        i += 1;
+        last_set = r.set;
+        let (tool, e2e, rss) = match r.tool {
+            DRDRILL_ROW => (
+                "drdrill".to_string(),
+                format!("{} s (run {} s)", secs(r.end_to_end()), secs(r.wall)),
+                mib(r.peak_kib()),
+            ),
+            RESTIC_ROW => (restic_version.clone(), format!("{} s", secs(r.end_to_end())), rss_by_step(r)),
+            _ => ("tar \\| zstd bound".to_string(), format!("{} s", secs(r.end_to_end())), rss_by_step(r)),
+        };
+        println!(
+            "| {set} | {tool} | {} s | {} s | {} s | {e2e} | {rss} |",
+            secs(r.backup),
+            secs(r.restore),
+            secs(r.verify)
+        );
     }
-}
-
-fn gen_small(dir: &Path) {
-    let mut rng = Rng(0xD1B54A32D192ED03);
-    for i in 0..100_000 {
-        let sub = dir.join(format!("d{:03}", i % 500));
-        if i < 500 {
-            fs::create_dir_all(&sub).unwrap();
+    println!();
+    for t in &targets {
+        println!("- {}: {}: **{}**", t.what, t.figure, t.verdict());
+    }
+    if !growth.is_empty() {
+        println!();
+        println!("| files | drdrill end to end | drdrill peak RSS | restic end to end | restic peak RSS |");
+        println!("| ---: | ---: | ---: | ---: | ---: |");
+        for (d, r) in &growth {
+            println!(
+                "| {} | {} s | {} | {} s | {} |",
+                d.files,
+                secs(d.end_to_end()),
+                mib(d.peak_kib()),
+                secs(r.end_to_end()),
+                mib(r.peak_kib())
+            );
         }
-        let size = 100 + (rng.next() % 4000) as usize;
-        fs::write(sub.join(format!("f{i:06}")), text_like(&mut rng, size)).unwrap();
     }
-}
-
-fn gen_big(dir: &Path) {
-    let mut rng = Rng(0xA0761D6478BD642F);
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(dir.join("big.img")).unwrap());
-    let mut buf = vec![0u8; 1 << 20];
-    for i in 0..2048 {
-        // A disk image: runs of zeros, text and random blocks.
-        match i % 4 {
-            0 => buf.fill(0),
-            1 => buf.copy_from_slice(&text_like(&mut rng, 1 << 20)),
-            _ => rng.fill(&mut buf),
-        }
-        f.write_all(&buf).unwrap();
-    }
-    f.flush().unwrap();
 }
