@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod headlog;
 mod migrations;
 pub mod owner;
+mod rebuild;
 pub mod reserve;
 pub mod signing;
 mod watch;
