@@ -220,122 +220,9 @@ fn build(
     format: u32,
     notes_upto: Option<usize>,
 ) -> rusqlite::Result<Option<EvidenceRecord>> {
-    // Format 1 chose notes by time and joined them into one string; kept
-    // exactly, so its records still hash the same.
-    let notes_v1 = if format == 1 {
-        "(SELECT group_concat('[' || n.at || '] ' || n.author || ': ' || n.text, char(10))
-                     FROM (SELECT at, author, text FROM run_notes
-                           WHERE run_id = runs.id AND at <= coalesce(runs.finished_at, at) ORDER BY seq) n)"
-    } else {
-        "NULL"
-    };
-    let base = conn
-        .prepare_cached(&format!(
-            "SELECT plan, plan_sha256, version, host, trigger, started_at, finished_at, t_fail, status, reason,
-                    backup_mode, store, backup_id, backup_sha256, backup_created_at, {notes_v1}
-             FROM runs WHERE id = ?1"
-        ))?
-        .query_row([run_id], |r| {
-            Ok(EvidenceRecord {
-                format,
-                run_id,
-                plan: r.get(0)?,
-                plan_sha256: r.get(1)?,
-                drdrill_version: r.get(2)?,
-                host: r.get(3)?,
-                trigger: r.get(4)?,
-                started_at: r.get(5)?,
-                finished_at: r.get(6)?,
-                t_fail: r.get(7)?,
-                result: r.get(8)?,
-                reason: r.get(9)?,
-                measurements: Vec::new(),
-                checks: Vec::new(),
-                phases: Vec::new(),
-                backup: EvidenceBackup {
-                    mode: r.get(10)?,
-                    store: r.get(11)?,
-                    id: r.get(12)?,
-                    sha256: r.get(13)?,
-                    created_at: r.get(14)?,
-                },
-                notes: r.get(15)?,
-                gates: None,
-            })
-        })
-        .optional()?;
-    let Some(mut rec) = base else { return Ok(None) };
-    rec.measurements = conn
-        .prepare_cached(
-            "SELECT name, value_ms, target_ms, method, met FROM measurements WHERE run_id = ?1 ORDER BY name",
-        )?
-        .query_map([run_id], |r| {
-            Ok(EvidenceMeasurement {
-                name: r.get(0)?,
-                value_ms: r.get::<_, Option<f64>>(1)?.map(fixed_ms),
-                target_ms: r.get::<_, Option<f64>>(2)?.map(fixed_ms),
-                method: r.get(3)?,
-                met: r.get(4)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    rec.checks = conn
-        .prepare_cached(
-            "SELECT kind, description, passed, attempts, duration_ms, output FROM checks WHERE run_id = ?1 ORDER BY seq",
-        )?
-        .query_map([run_id], |r| {
-            Ok(EvidenceCheck {
-                kind: r.get(0)?,
-                description: r.get(1)?,
-                passed: r.get(2)?,
-                attempts: r.get(3)?,
-                duration_ms: fixed_ms(r.get(4)?),
-                output: r.get(5)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    rec.phases = conn
-        .prepare_cached(
-            "SELECT name, started_at, duration_ms, status, detail FROM phases WHERE run_id = ?1 ORDER BY seq",
-        )?
-        .query_map([run_id], |r| {
-            Ok(EvidencePhase {
-                name: r.get(0)?,
-                started_at: r.get(1)?,
-                duration_ms: fixed_ms(r.get(2)?),
-                status: r.get(3)?,
-                detail: r.get(4)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    if format >= 2 {
-        let upto = notes_upto.map(|n| n as i64).unwrap_or(i64::MAX);
-        let lines: Vec<String> = conn
-            .prepare_cached("SELECT at, author, text FROM run_notes WHERE run_id = ?1 AND seq < ?2 ORDER BY seq")?
-            .query_map(params![run_id, upto], |r| {
-                Ok(note_line(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?, &r.get::<_, String>(2)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        rec.notes = (!lines.is_empty()).then(|| lines.join("\n"));
-        rec.gates = Some(
-            conn.prepare_cached(
-                "SELECT gate, waiting_since, decided_at, outcome, decided_by, note FROM gate_approvals
-                 WHERE run_id = ?1 ORDER BY waiting_since, gate",
-            )?
-            .query_map([run_id], |r| {
-                Ok(EvidenceGate {
-                    gate: r.get(0)?,
-                    waiting_since: r.get(1)?,
-                    decided_at: r.get(2)?,
-                    outcome: r.get(3)?,
-                    decided_by: r.get(4)?,
-                    note: r.get(5)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?,
-        );
-    }
-    Ok(Some(rec))
+    let mut statements = super::rebuild::Statements::prepare(conn)?;
+    let mut rows = statements.rows(run_id, run_id)?;
+    rows.record(run_id, format, notes_upto)
 }
 
 /// Appends the record of `run_id` to the chain. Call inside the transaction that
@@ -394,30 +281,36 @@ pub struct Verified {
     pub signatures: Option<super::signing::SignaturesOk>,
 }
 
-/// Verifies links and hashes of a sequence of entries, in order. The first
-/// entry's `prev_hash` is taken as the anchor unless `require_genesis`.
-pub fn verify_entries<'a>(
-    entries: impl IntoIterator<Item = (i64, &'a str, &'a str, i64, &'a str)>,
+/// Checks links and hashes one entry at a time, in chain order, so a chain of
+/// any length is verified without holding it.
+pub struct Linker {
     require_genesis: bool,
-) -> Result<Verified, Break> {
-    let mut expected_prev: Option<String> = None;
-    let mut expected_seq: Option<i64> = None;
-    let mut anchor = GENESIS.to_string();
-    let mut count = 0;
-    // (seq, prev_hash, hash, run_id, canonical)
-    for (seq, prev_hash, hash, run_id, canonical) in entries {
+    /// The next record's expected (seq, previous hash).
+    expected: Option<(i64, String)>,
+    anchor: String,
+    count: usize,
+}
+
+impl Linker {
+    /// The first entry's `prev_hash` is taken as the anchor unless `require_genesis`.
+    pub fn new(require_genesis: bool) -> Self {
+        Linker { require_genesis, expected: None, anchor: GENESIS.to_string(), count: 0 }
+    }
+
+    /// Checks the next entry: its place in the sequence, its link, its hash.
+    pub fn push(&mut self, seq: i64, prev_hash: &str, hash: &str, run_id: i64, canonical: &str) -> Result<(), Break> {
         let at = |problem: String| Break { seq: Some(seq), run_id: Some(run_id), problem };
-        match (&expected_prev, expected_seq) {
-            (None, _) => {
-                if require_genesis && (prev_hash != GENESIS || seq != 1) {
+        match &self.expected {
+            None => {
+                if self.require_genesis && (prev_hash != GENESIS || seq != 1) {
                     return Err(at(format!(
                         "the chain does not start at the genesis record (first record is #{seq} with previous hash {prev_hash}): earlier records were deleted"
                     )));
                 }
-                anchor = prev_hash.to_string();
+                self.anchor = prev_hash.to_string();
             }
-            (Some(p), Some(s)) => {
-                if seq != s {
+            Some((s, p)) => {
+                if seq != *s {
                     return Err(at(format!("record #{s} is missing (sequence jumps to #{seq}): a record was deleted")));
                 }
                 if prev_hash != p {
@@ -426,7 +319,6 @@ pub fn verify_entries<'a>(
                     )));
                 }
             }
-            (Some(_), None) => unreachable!("seq is set with prev"),
         }
         let actual = chain_hash(prev_hash, canonical);
         if actual != hash {
@@ -434,17 +326,33 @@ pub fn verify_entries<'a>(
                 "its content does not match its hash (stored {hash}, recomputed {actual}): the record was altered"
             )));
         }
-        expected_prev = Some(hash.to_string());
-        expected_seq = Some(seq + 1);
-        count += 1;
+        self.expected = Some((seq + 1, hash.to_string()));
+        self.count += 1;
+        Ok(())
     }
-    Ok(Verified {
-        records: count,
-        anchor,
-        head: expected_prev.unwrap_or_else(|| GENESIS.to_string()),
-        logged: None,
-        signatures: None,
-    })
+
+    pub fn finish(self) -> Verified {
+        Verified {
+            records: self.count,
+            anchor: self.anchor,
+            head: self.expected.map(|(_, h)| h).unwrap_or_else(|| GENESIS.to_string()),
+            logged: None,
+            signatures: None,
+        }
+    }
+}
+
+/// Verifies links and hashes of a sequence of entries, in order. The first
+/// entry's `prev_hash` is taken as the anchor unless `require_genesis`.
+pub fn verify_entries<'a>(
+    entries: impl IntoIterator<Item = (i64, &'a str, &'a str, i64, &'a str)>,
+    require_genesis: bool,
+) -> Result<Verified, Break> {
+    let mut linker = Linker::new(require_genesis);
+    for (seq, prev_hash, hash, run_id, canonical) in entries {
+        linker.push(seq, prev_hash, hash, run_id, canonical)?;
+    }
+    Ok(linker.finish())
 }
 
 /// Verifies links and hashes of the whole chain from genesis, that every
@@ -456,15 +364,29 @@ pub fn verify_chain(
     log: Option<&Path>,
     key: Option<&super::signing::NodePublic>,
 ) -> anyhow::Result<Result<Verified, Break>> {
-    let rows = chain_rows(conn)?;
-    let verified = match verify_rows(&rows) {
+    let verified = match verify_links(conn)? {
         Ok(v) => v,
         Err(b) => return Ok(Err(b)),
     };
     if let Some(b) = unchained_run(conn)? {
         return Ok(Err(b));
     }
-    finish_verification(conn, log, key, &rows, verified)
+    finish_verification(conn, log, key, verified)
+}
+
+/// Links and hashes from genesis, reading the chain one record at a time.
+fn verify_links(conn: &Connection) -> anyhow::Result<Result<Verified, Break>> {
+    let mut stmt = conn.prepare("SELECT seq, prev_hash, hash, run_id, record FROM evidence ORDER BY seq")?;
+    let mut rows = stmt.query([])?;
+    let mut linker = Linker::new(true);
+    while let Some(r) = rows.next()? {
+        let (seq, run_id): (i64, i64) = (r.get(0)?, r.get(3)?);
+        let (prev, hash, record) = (r.get_ref(1)?.as_str()?, r.get_ref(2)?.as_str()?, r.get_ref(4)?.as_str()?);
+        if let Err(b) = linker.push(seq, prev, hash, run_id, record) {
+            return Ok(Err(b));
+        }
+    }
+    Ok(Ok(linker.finish()))
 }
 
 /// The checks after the chain itself: signatures (a rewritten chain fails
@@ -473,35 +395,21 @@ fn finish_verification(
     conn: &Connection,
     log: Option<&Path>,
     key: Option<&super::signing::NodePublic>,
-    rows: &[ChainRow],
     mut verified: Verified,
 ) -> anyhow::Result<Result<Verified, Break>> {
     if let Some(key) = key {
-        let heads: Vec<(i64, String, i64)> = rows.iter().map(|(s, _, h, r, _)| (*s, h.clone(), *r)).collect();
-        match super::signing::check(conn, key, &heads, log)? {
+        match super::signing::check(conn, key, log)? {
             Ok(signed) => verified.signatures = signed,
             Err(b) => return Ok(Err(b)),
         }
     }
     if let Some(log) = log {
-        match super::headlog::check(conn, log, rows)? {
+        match super::headlog::check(conn, log)? {
             Ok(logged) => verified.logged = logged,
             Err(b) => return Ok(Err(b)),
         }
     }
     Ok(Ok(verified))
-}
-
-/// (seq, prev_hash, hash, run_id, record) of every record, in chain order.
-pub(super) type ChainRow = (i64, String, String, i64, String);
-
-fn chain_rows(conn: &Connection) -> rusqlite::Result<Vec<ChainRow>> {
-    let mut stmt = conn.prepare("SELECT seq, prev_hash, hash, run_id, record FROM evidence ORDER BY seq")?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect()
-}
-
-fn verify_rows(rows: &[ChainRow]) -> Result<Verified, Break> {
-    verify_entries(rows.iter().map(|(s, p, h, r, c)| (*s, p.as_str(), h.as_str(), *r, c.as_str())), true)
 }
 
 fn unchained_run(conn: &Connection) -> anyhow::Result<Option<Break>> {
@@ -527,49 +435,84 @@ pub const KNOWN_FORMATS: std::ops::RangeInclusive<u32> = 1..=RECORD_FORMAT;
 /// still matches its run's rows (re-built in the record's own format), that
 /// every finished run has a record, and that the chain still holds every head
 /// the head log `log` saw (so records cut from its end are named).
+///
+/// Streaming: the chain is read once in chain order for its links, then once
+/// in run order beside one ordered read of each table of run rows, so memory
+/// stays flat and no record costs a query of its own.
 pub fn verify_db(
     conn: &Connection,
     log: Option<&Path>,
     key: Option<&super::signing::NodePublic>,
 ) -> anyhow::Result<Result<Verified, Break>> {
-    let rows = chain_rows(conn)?;
-    let verified = match verify_rows(&rows) {
+    let verified = match verify_links(conn)? {
         Ok(v) => v,
         Err(b) => return Ok(Err(b)),
     };
-    for (seq, _, _, run_id, canonical) in &rows {
-        let at = |problem: String| Break { seq: Some(*seq), run_id: Some(*run_id), problem };
-        let stored = match serde_json::from_str::<EvidenceRecord>(canonical) {
-            Ok(s) if KNOWN_FORMATS.contains(&s.format) => s,
-            Ok(s) => {
-                return Ok(Err(at(format!(
-                    "its record has format {}, which this drdrill ({}) does not know (it knows {} to {}): verify with the drdrill that wrote it",
-                    s.format,
-                    crate::VERSION,
-                    KNOWN_FORMATS.start(),
-                    KNOWN_FORMATS.end()
-                ))));
-            }
-            Err(e) => {
-                return Ok(Err(at(format!(
-                    "its record cannot be read ({e}): it was written by a newer drdrill, or altered together with its hash"
-                ))));
-            }
-        };
-        let Some(now) = build(conn, *run_id, stored.format, stored.note_count())? else {
-            return Ok(Err(at("its run was deleted from the runs table".into())));
-        };
-        if now.canonical() != *canonical {
-            let field = differing_field(&stored, &now);
-            return Ok(Err(at(format!(
-                "the run's rows no longer match its evidence record (field `{field}` differs): the database was edited after the run"
-            ))));
-        }
+    if let Some(b) = record_against_rows(conn)? {
+        return Ok(Err(b));
     }
     if let Some(b) = unchained_run(conn)? {
         return Ok(Err(b));
     }
-    finish_verification(conn, log, key, &rows, verified)
+    finish_verification(conn, log, key, verified)
+}
+
+/// The first record, in chain order, that no longer matches its run's rows.
+/// Records are compared in run order (the order the run rows are read in),
+/// keeping the break with the lowest sequence number, so the verdict is the
+/// one a walk in chain order would give.
+fn record_against_rows(conn: &Connection) -> anyhow::Result<Option<Break>> {
+    let range: Option<(i64, i64)> = conn.query_row("SELECT min(run_id), max(run_id) FROM evidence", [], |r| {
+        Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+    })?;
+    let Some((lo, hi)) = range else { return Ok(None) };
+    let mut statements = super::rebuild::Statements::prepare(conn)?;
+    let mut source = statements.rows(lo, hi)?;
+    let mut stmt = conn.prepare("SELECT seq, run_id, record FROM evidence ORDER BY run_id")?;
+    let mut rows = stmt.query([])?;
+    let mut first: Option<Break> = None;
+    while let Some(r) = rows.next()? {
+        let (seq, run_id): (i64, i64) = (r.get(0)?, r.get(1)?);
+        if first.as_ref().is_some_and(|b| b.seq < Some(seq)) {
+            continue;
+        }
+        let canonical = r.get_ref(2)?.as_str()?;
+        if let Some(problem) = mismatch(&mut source, run_id, canonical)? {
+            first = Some(Break { seq: Some(seq), run_id: Some(run_id), problem });
+        }
+    }
+    Ok(first)
+}
+
+/// What is wrong with the stored record `canonical` of `run_id`, if anything.
+fn mismatch(source: &mut super::rebuild::Rows<'_>, run_id: i64, canonical: &str) -> anyhow::Result<Option<String>> {
+    let stored = match serde_json::from_str::<EvidenceRecord>(canonical) {
+        Ok(s) if KNOWN_FORMATS.contains(&s.format) => s,
+        Ok(s) => {
+            return Ok(Some(format!(
+                "its record has format {}, which this drdrill ({}) does not know (it knows {} to {}): verify with the drdrill that wrote it",
+                s.format,
+                crate::VERSION,
+                KNOWN_FORMATS.start(),
+                KNOWN_FORMATS.end()
+            )));
+        }
+        Err(e) => {
+            return Ok(Some(format!(
+                "its record cannot be read ({e}): it was written by a newer drdrill, or altered together with its hash"
+            )));
+        }
+    };
+    let Some(now) = source.record(run_id, stored.format, stored.note_count())? else {
+        return Ok(Some("its run was deleted from the runs table".into()));
+    };
+    if now.canonical() != canonical {
+        let field = differing_field(&stored, &now);
+        return Ok(Some(format!(
+            "the run's rows no longer match its evidence record (field `{field}` differs): the database was edited after the run"
+        )));
+    }
+    Ok(None)
 }
 
 /// Names every top-level field that differs (inside measurements, checks and

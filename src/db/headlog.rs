@@ -17,12 +17,14 @@
 //! deleted log is a break too, rather than silently started afresh.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
+
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::evidence::{Break, ChainRow};
+use super::evidence::Break;
 
 /// Where the head log of the database at `db` lives.
 pub fn path_for(db: &Path) -> PathBuf {
@@ -31,12 +33,17 @@ pub fn path_for(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Appends one record's line; `key` signs the head it names.
-pub fn append(log: &Path, seq: i64, hash: &str, run_id: i64, key: Option<&super::signing::NodeKey>) -> io::Result<()> {
+/// One record's line, as [`append`] writes it; `key` signs the head it names.
+pub fn line(seq: i64, hash: &str, run_id: i64, key: Option<&super::signing::NodeKey>) -> String {
     let signed = key
         .map(|k| format!(" count {seq} sig {}", k.sign(&super::signing::head_message(seq, hash))))
         .unwrap_or_default();
-    let line = format!("#{seq} {hash} run {run_id} at {}{signed}\n", super::ts(chrono::Utc::now()));
+    format!("#{seq} {hash} run {run_id} at {}{signed}\n", super::ts(chrono::Utc::now()))
+}
+
+/// Appends one record's line; `key` signs the head it names.
+pub fn append(log: &Path, seq: i64, hash: &str, run_id: i64, key: Option<&super::signing::NodeKey>) -> io::Result<()> {
+    let line = line(seq, hash, run_id, key);
     let mut f = fs::OpenOptions::new().create(true).append(true).open(log)?;
     f.write_all(line.as_bytes())?;
     f.sync_data()
@@ -70,13 +77,14 @@ fn started(conn: &Connection) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT created_at FROM evidence_head_log WHERE id = 1", [], |r| r.get(0)).optional()
 }
 
-/// Compares the log with the chain `rows` (already verified: contiguous from
-/// #1). Returns the newest logged record, or the first disagreement.
-pub fn check(conn: &Connection, log: &Path, rows: &[ChainRow]) -> anyhow::Result<Result<Option<i64>, Break>> {
+/// Compares the log with the chain (already verified: contiguous from #1),
+/// reading the log a line at a time. Returns the newest logged record, or the
+/// first disagreement.
+pub fn check(conn: &Connection, log: &Path) -> anyhow::Result<Result<Option<i64>, Break>> {
     let Some(since) = started(conn)? else { return Ok(Ok(None)) };
     let broken = |seq: Option<i64>, run_id: Option<i64>, problem: String| Ok(Err(Break { seq, run_id, problem }));
-    let text = match fs::read_to_string(log) {
-        Ok(t) => t,
+    let file = match fs::File::open(log) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return broken(
                 None,
@@ -89,17 +97,23 @@ pub fn check(conn: &Connection, log: &Path, rows: &[ChainRow]) -> anyhow::Result
         }
         Err(e) => anyhow::bail!("cannot read the head log {}: {e}", log.display()),
     };
-    let head = rows.last().map(|r| r.0).unwrap_or(0);
+    let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM evidence", [], |r| r.get(0))?;
+    let mut at = conn.prepare("SELECT hash, run_id FROM evidence WHERE seq = ?1")?;
     let mut newest = None;
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let Some((seq, hash, run_id)) = parse(line) else {
+    for (n, line) in io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read the head log {}", log.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((seq, hash, run_id)) = parse(&line) else {
             return broken(
                 None,
                 None,
                 format!("line {} of the head log {} is not a head line: the log was edited", n + 1, log.display()),
             );
         };
-        let Some(row) = usize::try_from(seq - 1).ok().and_then(|i| rows.get(i)) else {
+        let row: Option<(String, i64)> = at.query_row([seq], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let Some((stored, stored_run)) = row.filter(|_| seq >= 1 && seq <= head) else {
             return broken(
                 Some(seq),
                 Some(run_id),
@@ -109,13 +123,12 @@ pub fn check(conn: &Connection, log: &Path, rows: &[ChainRow]) -> anyhow::Result
                 ),
             );
         };
-        if row.2 != hash {
+        if stored != hash {
             return broken(
                 Some(seq),
-                Some(row.3),
+                Some(stored_run),
                 format!(
-                    "its hash is {}, but the head log {} says it was written with hash {hash}: the chain was rewritten from here on",
-                    row.2,
+                    "its hash is {stored}, but the head log {} says it was written with hash {hash}: the chain was rewritten from here on",
                     log.display()
                 ),
             );
@@ -134,29 +147,33 @@ pub struct HeadLine {
     pub signature: Option<String>,
 }
 
-/// Every line of the head log (none if it does not exist); lines that do not
-/// parse are left to [`check`] to name.
-pub fn signed_heads(log: &Path) -> anyhow::Result<Vec<HeadLine>> {
-    let text = match fs::read_to_string(log) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+/// Hands every head line of the log to `f` with its number among them (from
+/// 1), one at a time, until `f` returns false; none if the log does not
+/// exist. Lines that do not parse are left to [`check`] to name.
+pub fn for_each_head(log: &Path, mut f: impl FnMut(usize, HeadLine) -> bool) -> anyhow::Result<()> {
+    let file = match fs::File::open(log) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => anyhow::bail!("cannot read the head log {}: {e}", log.display()),
     };
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let (seq, hash, _) = parse(line)?;
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let after =
-                |w: &str| words.iter().position(|x| *x == w).and_then(|i| words.get(i + 1)).map(|s| s.to_string());
-            Some(HeadLine {
-                seq,
-                hash: hash.to_string(),
-                count: after("count").and_then(|c| c.parse().ok()),
-                signature: after("sig"),
-            })
-        })
-        .collect())
+    let mut n = 0;
+    for line in io::BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("cannot read the head log {}", log.display()))?;
+        let Some((seq, hash, _)) = parse(&line) else { continue };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |w: &str| words.iter().position(|x| *x == w).and_then(|i| words.get(i + 1)).map(|s| s.to_string());
+        n += 1;
+        let head = HeadLine {
+            seq,
+            hash: hash.to_string(),
+            count: after("count").and_then(|c| c.parse().ok()),
+            signature: after("sig"),
+        };
+        if !f(n, head) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn parse(line: &str) -> Option<(i64, &str, i64)> {

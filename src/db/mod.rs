@@ -13,6 +13,7 @@ pub mod headlog;
 mod migrations;
 pub mod owner;
 pub mod pause;
+mod rebuild;
 pub mod reserve;
 pub mod signing;
 mod watch;

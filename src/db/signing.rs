@@ -307,93 +307,196 @@ pub struct SignaturesOk {
 }
 
 /// Checks that every record has a signature by `key` over its hash, and that
-/// every signed head in the head log verifies. `rows` are (seq, hash, run_id),
-/// already verified as a chain. `None` when signing never started here.
+/// every signed head in the head log verifies. The chain is already verified.
+/// `None` when signing never started here.
+///
+/// The records and the log are read one at a time while the signatures are
+/// checked on every core; the problem named is the first in chain (and log)
+/// order, as a walk one by one would find.
 pub fn check(
     conn: &Connection,
     key: &NodePublic,
-    rows: &[(i64, String, i64)],
     head_log: Option<&Path>,
 ) -> anyhow::Result<Result<Option<SignaturesOk>, Break>> {
     let Some(signing) = started(conn)? else { return Ok(Ok(None)) };
     let fingerprint = key.fingerprint();
-    let mut sigs: std::collections::HashMap<i64, (String, String)> = conn
-        .prepare("SELECT seq, key, signature FROM evidence_signatures")?
-        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
-        .collect::<Result<_, _>>()?;
-    let at = |seq: i64, run_id: i64, problem: String| Ok(Err(Break { seq: Some(seq), run_id: Some(run_id), problem }));
-    for (seq, hash, run_id) in rows {
-        let Some((signer, signature)) = sigs.remove(seq) else {
-            return at(
-                *seq,
-                *run_id,
-                format!(
-                    "it has no signature, though every record is signed since {} (from record #{} on as it is written): its signature was deleted, or the record was added behind drdrill's back",
-                    signing.started_at,
-                    signing.upto_seq + 1
-                ),
-            );
-        };
-        if signer != fingerprint {
-            return at(
-                *seq,
-                *run_id,
-                format!(
-                    "it is signed by key {signer}, not by this node's key {fingerprint} ({}): the key file was replaced, or the record was signed elsewhere",
-                    key.node
-                ),
-            );
+    let mut stmt = conn.prepare(
+        "SELECT e.seq, e.hash, e.run_id, s.key, s.signature FROM evidence e
+         LEFT JOIN evidence_signatures s ON s.seq = e.seq ORDER BY e.seq",
+    )?;
+    // The first problem found while reading (seq, run id, problem); a bad
+    // signature before it is found by the workers.
+    let mut records = 0usize;
+    let (inline, bad) = in_parallel(key, |verify| -> anyhow::Result<Option<(i64, i64, String)>> {
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (seq, hash, run_id): (i64, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let (signer, signature): (Option<String>, Option<String>) = (r.get(3)?, r.get(4)?);
+            let (Some(signer), Some(signature)) = (signer, signature) else {
+                return Ok(Some((
+                    seq,
+                    run_id,
+                    format!(
+                        "it has no signature, though every record is signed since {} (from record #{} on as it is written): its signature was deleted, or the record was added behind drdrill's back",
+                        signing.started_at,
+                        signing.upto_seq + 1
+                    ),
+                )));
+            };
+            if signer != fingerprint {
+                return Ok(Some((
+                    seq,
+                    run_id,
+                    format!(
+                        "it is signed by key {signer}, not by this node's key {fingerprint} ({}): the key file was replaced, or the record was signed elsewhere",
+                        key.node
+                    ),
+                )));
+            }
+            records += 1;
+            verify(seq, run_id, record_message(seq, &hash), signature);
         }
-        if !key.verifies(&record_message(*seq, hash), &signature) {
-            return at(
-                *seq,
-                *run_id,
-                format!(
-                    "its signature does not verify with this node's key {fingerprint}: the record's hash was recomputed (a run was edited and the chain rehashed from here on), or its signature was altered"
-                ),
-            );
-        }
+        Ok(None)
+    })?;
+    let inline = inline?;
+    if let Some((seq, run_id)) = bad.filter(|(s, _)| inline.as_ref().is_none_or(|(i, ..)| s < i)) {
+        return Ok(Err(Break {
+            seq: Some(seq),
+            run_id: Some(run_id),
+            problem: format!(
+                "its signature does not verify with this node's key {fingerprint}: the record's hash was recomputed (a run was edited and the chain rehashed from here on), or its signature was altered"
+            ),
+        }));
+    }
+    if let Some((seq, run_id, problem)) = inline {
+        return Ok(Err(Break { seq: Some(seq), run_id: Some(run_id), problem }));
     }
     let mut heads = 0;
     if let Some(log) = head_log {
-        for line in super::headlog::signed_heads(log)? {
-            let Some(sig) = &line.signature else {
-                if line.seq > signing.upto_seq {
-                    return Ok(Err(Break {
-                        seq: Some(line.seq),
-                        run_id: None,
-                        problem: format!(
-                            "its line in the head log {} has no signature, though heads are signed since {}: the log was edited",
-                            log.display(),
-                            signing.started_at
-                        ),
-                    }));
+        // Lines are numbered in the log's order: the order the workers keep.
+        let (unsigned, bad) = in_parallel(key, |verify| -> anyhow::Result<Option<i64>> {
+            let mut unsigned = None;
+            super::headlog::for_each_head(log, |n, line| {
+                let Some(sig) = line.signature else {
+                    if line.seq > signing.upto_seq {
+                        unsigned = Some(line.seq);
+                        return false;
+                    }
+                    return true;
+                };
+                heads += 1;
+                verify(n as i64, line.seq, head_message(line.count.unwrap_or(line.seq), &line.hash), sig);
+                true
+            })?;
+            Ok(unsigned)
+        })?;
+        let unsigned = unsigned?;
+        if let Some((n, _)) = bad {
+            // Read the line again, to name it (only the first bad one was kept).
+            let mut named = None;
+            super::headlog::for_each_head(log, |i, line| {
+                if i as i64 == n {
+                    named = Some(line);
                 }
-                continue;
-            };
-            if !key.verifies(&head_message(line.count.unwrap_or(line.seq), &line.hash), sig) {
-                return Ok(Err(Break {
-                    seq: Some(line.seq),
-                    run_id: None,
-                    problem: format!(
-                        "the signed head in the head log {} (count {}, hash {}) does not verify with this node's key {fingerprint}: the log was edited",
-                        log.display(),
-                        line.count.unwrap_or(line.seq),
-                        line.hash
-                    ),
-                }));
-            }
-            heads += 1;
+                named.is_none()
+            })?;
+            let line = named.context("the head log changed while it was verified")?;
+            let count = line.count.unwrap_or(line.seq);
+            return Ok(Err(Break {
+                seq: Some(line.seq),
+                run_id: None,
+                problem: format!(
+                    "the signed head in the head log {} (count {count}, hash {}) does not verify with this node's key {fingerprint}: the log was edited",
+                    log.display(),
+                    line.hash
+                ),
+            }));
+        }
+        if let Some(seq) = unsigned {
+            return Ok(Err(Break {
+                seq: Some(seq),
+                run_id: None,
+                problem: format!(
+                    "its line in the head log {} has no signature, though heads are signed since {}: the log was edited",
+                    log.display(),
+                    signing.started_at
+                ),
+            }));
         }
     }
     Ok(Ok(Some(SignaturesOk {
         node: key.node.clone(),
         fingerprint,
-        records: rows.len(),
+        records,
         heads,
         signed_at_start: signing.upto_seq,
         started_at: signing.started_at,
     })))
+}
+
+/// Signatures handed to the workers at a time.
+const CHUNK: usize = 1024;
+
+/// One signature to check: (order, id, message, signature).
+type Item = (i64, i64, String, String);
+
+/// Runs `read`, which hands signatures to check to `verify(order, id,
+/// message, signature)`, while threads on every other core check them.
+/// Returns what `read` returned and the (order, id) of the lowest-ordered
+/// signature that does not verify.
+fn in_parallel<R>(
+    key: &NodePublic,
+    read: impl FnOnce(&mut dyn FnMut(i64, i64, String, String)) -> R,
+) -> anyhow::Result<(R, Option<(i64, i64)>)> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(workers * 2);
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let rx = &rx;
+                s.spawn(move || {
+                    let mut bad: Option<(i64, i64)> = None;
+                    loop {
+                        let chunk = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                            Ok(c) => c,
+                            Err(_) => return bad,
+                        };
+                        for (order, id, message, signature) in chunk {
+                            if bad.is_some_and(|(b, _)| b < order) {
+                                continue;
+                            }
+                            if !key.verifies(&message, &signature) {
+                                bad = Some((order, id));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut send = |order: i64, id: i64, message: String, signature: String| {
+            chunk.push((order, id, message, signature));
+            if chunk.len() == CHUNK {
+                // A send fails only when every worker is gone; their join says why.
+                let _ = tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+            }
+        };
+        let result = read(&mut send);
+        if !chunk.is_empty() {
+            let _ = tx.send(chunk);
+        }
+        drop(tx);
+        let mut bad: Option<(i64, i64)> = None;
+        for h in handles {
+            let found = h.join().map_err(|_| anyhow::anyhow!("a signature-checking thread failed"))?;
+            bad = match (bad, found) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok((result, bad))
+    })
 }
 
 #[cfg(test)]

@@ -142,3 +142,116 @@ fn an_export_filtered_by_plan_still_verifies_offline() {
     let ok = ws.output(&["evidence", "verify", "--file", "q.json"]);
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
 }
+
+/// A long chain whose runs finished out of order (so chain order is not run
+/// order), with notes and gate decisions, written by the library's writers
+/// with signatures and a head log. Returns the database and, per run id, its
+/// sequence number in the chain.
+fn long_chain(dir: &std::path::Path, runs: usize) -> (drdrill::db::Db, std::collections::BTreeMap<i64, i64>) {
+    use drdrill::record::{CheckRecord, GateRecord, Measurement, PhaseRecord, RunNote};
+    let text = format!("database = \"{}/drdrill.db\"\n", dir.display());
+    let config = drdrill::config::Config::parse(&dir.join("drdrill.toml"), &text).unwrap();
+    let db = drdrill::db::Db::open_for(&config).unwrap();
+    let host = drdrill::net::hostname();
+    let t0 = chrono::Utc::now() - chrono::Duration::days(1);
+    let mut pending = Vec::new();
+    for i in 0..runs {
+        let at = t0 + chrono::Duration::seconds(i as i64);
+        let new = drdrill::db::NewRun {
+            plan: if i % 2 == 0 { "even" } else { "odd" },
+            plan_file: "p.toml",
+            plan_sha256: "ab",
+            description: "",
+            trigger: "schedule",
+            host: &host,
+            started_at: at,
+        };
+        let id = db.start_run(&new).unwrap();
+        if i % 7 == 0 {
+            let note = RunNote { at, author: "alice".into(), text: format!("note {i}\nsecond line") };
+            db.add_note(id, &note).unwrap();
+        }
+        if i % 11 == 0 {
+            let gate = GateRecord {
+                gate: "restore".into(),
+                waiting_since: at,
+                decided_at: at,
+                outcome: "approved".into(),
+                decided_by: "terminal (user bob)".into(),
+                note: None,
+            };
+            db.add_gate(id, &gate).unwrap();
+        }
+        pending.push((id, at));
+        // Every third run finishes after the next one: out of run order.
+        if i % 3 == 1 || i + 1 == runs {
+            for (id, at) in pending.drain(..).rev() {
+                let phases = [PhaseRecord {
+                    name: "restore".into(),
+                    started_at: at,
+                    duration_ms: 12.5 + id as f64,
+                    status: "ok".into(),
+                    detail: String::new(),
+                }];
+                let checks = [CheckRecord {
+                    kind: "command".into(),
+                    description: "true".into(),
+                    passed: true,
+                    attempts: 1,
+                    duration_ms: 1.25,
+                    output: String::new(),
+                }];
+                let rto = Measurement {
+                    name: "rto".into(),
+                    value_ms: Some(100.0 + id as f64),
+                    target_ms: Some(60_000.0),
+                    method: "monotonic".into(),
+                    met: Some(true),
+                };
+                let end = drdrill::db::RunEnd {
+                    status: "passed".into(),
+                    finished_at: Some(at + chrono::Duration::milliseconds(500)),
+                    ..Default::default()
+                };
+                db.finish_run(id, &end, &phases, &checks, &[rto]).unwrap();
+            }
+        }
+    }
+    let seqs = db.evidence_entries(None, None).unwrap().iter().map(|e| (e.record.run_id, e.seq)).collect();
+    (db, seqs)
+}
+
+#[test]
+fn a_long_chain_verifies_and_the_first_edited_record_in_chain_order_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, seqs) = long_chain(dir.path(), 600);
+    let v = db.verify_evidence().unwrap().unwrap();
+    assert_eq!(v.records, 600);
+    assert_eq!(Some((600, v.head.clone())), db.evidence_head().unwrap());
+    assert_eq!(v.signatures.as_ref().map(|s| s.records), Some(600), "{v:?}");
+    assert_eq!(v.logged, Some(600));
+    // The same verdict the links alone give, from an export of every record.
+    let offline = drdrill::db::evidence::verify_exported(&db.evidence_entries(None, None).unwrap()).unwrap();
+    assert_eq!((offline.records, &offline.head), (v.records, &v.head));
+    // Two runs in the middle that finished out of order: the later run id has
+    // the earlier record. Edit both: the earlier record in the chain is named.
+    let (a, b) = seqs
+        .iter()
+        .filter(|(id, _)| **id > 250)
+        .find_map(|(id, seq)| seqs.get(&(id + 1)).filter(|next| **next < *seq).map(|_| (*id, id + 1)))
+        .expect("runs finished out of order");
+    assert!(seqs[&b] < seqs[&a]);
+    db.with_conn(|c| {
+        c.execute("UPDATE measurements SET value_ms = 1.0 WHERE run_id IN (?1, ?2) AND name = 'rto'", [a, b])
+    })
+    .unwrap();
+    let broken = db.verify_evidence().unwrap().unwrap_err();
+    assert_eq!((broken.seq, broken.run_id), (Some(seqs[&b]), Some(b)), "{broken}");
+    assert!(broken.to_string().contains("measurements[0] rto value_ms"), "{broken}");
+    // A note edited in an earlier record comes first.
+    let noted = *seqs.keys().rfind(|id| (**id - 1) % 7 == 0 && **id < b - 50).unwrap();
+    db.with_conn(|c| c.execute("UPDATE run_notes SET text = 'nothing happened' WHERE run_id = ?1", [noted])).unwrap();
+    let broken = db.verify_evidence().unwrap().unwrap_err();
+    assert_eq!((broken.seq, broken.run_id), (Some(seqs[&noted]), Some(noted)), "{broken}");
+    assert!(broken.to_string().contains("`notes`"), "{broken}");
+}
