@@ -24,7 +24,7 @@ mod notify;
 mod safety;
 
 pub use alert::{AlertConfig, AlertKind, Event, SecretSource};
-pub use api::ApiConfig;
+pub use api::{ApiConfig, ConsoleReads};
 pub use daemon::{DaemonConfig, MaxInterval, TimeZone};
 pub use evidence::EvidenceConfig;
 pub use fleet::FleetConfig;

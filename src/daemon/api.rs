@@ -40,10 +40,11 @@ pub fn router(daemon: Shared) -> Router {
         .route("/api/reload", post(reload))
         .route("/api/stop", post(stop))
         .route("/api/resume", post(resume))
+        .merge(super::console::routes())
         .with_state(daemon)
 }
 
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -78,7 +79,7 @@ fn authorize(daemon: &Daemon, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Quarantine folders that crashed runs left holding live data.
-fn leftovers(d: &Daemon) -> Vec<Leftover> {
+pub(crate) fn leftovers(d: &Daemon) -> Vec<Leftover> {
     crate::quarantine::find(d.engine.scratch.path(), |id| d.engine.db.is_running(id))
 }
 
@@ -291,7 +292,7 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
 
 /// Trims `s`, refuses control characters (they would forge lines in logs and
 /// reports) and overlong text; `None` when empty.
-fn clean(field: &str, s: Option<String>) -> Result<Option<String>, ApiError> {
+pub(crate) fn clean(field: &str, s: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(s) = s else { return Ok(None) };
     let s = s.trim();
     if s.chars().any(|c| c.is_control() && c != '\n') || s.len() > MAX_TEXT {

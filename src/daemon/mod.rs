@@ -7,6 +7,7 @@
 //! READY=1 is sent once the API listens and the scheduler runs.
 
 pub mod api;
+pub mod console;
 pub mod deadman;
 pub mod fleet;
 pub mod freshness;
@@ -43,6 +44,9 @@ use crate::engine::{Engine, Gates, Observer, RunOptions};
 use crate::net::hostname;
 use crate::plan::Plan;
 use plans::PlanSet;
+
+/// The trigger of runs started in the web console (recorded as such).
+pub const CONSOLE_TRIGGER: &str = "console";
 
 /// A plan's run that the daemon holds: queued for a concurrency slot, or running.
 #[derive(Debug, Clone, Serialize)]
@@ -120,6 +124,8 @@ pub struct Daemon {
     pub fleet: Option<Arc<fleet::FleetNode>>,
     /// The emergency stop in force (the database's, see [`pause`]).
     paused: Mutex<Option<crate::db::pause::Pause>>,
+    /// Who is logged in to the web console.
+    pub sessions: console::session::Sessions,
     token: String,
 }
 
@@ -355,7 +361,7 @@ impl Daemon {
                 match refused {
                     Some(answer) => {
                         let (StartError::Guard(why) | StartError::NotStarted(why)) = &answer;
-                        if trigger == "api" {
+                        if trigger == "api" || trigger == CONSOLE_TRIGGER {
                             tracing::warn!(plan = %name, "game-day run not started: {why}");
                         } else {
                             self.skip(&plan, &trigger, why);
@@ -617,6 +623,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         pinger: deadman::Pinger::new()?,
         fleet,
         paused: Mutex::new(paused),
+        sessions: Default::default(),
         token,
     });
 

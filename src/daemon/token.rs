@@ -46,15 +46,20 @@ pub fn read(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// 32 random bytes from the kernel as hex: tokens, console session ids.
+pub fn random_hex(what: &str) -> anyhow::Result<String> {
+    let mut random = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut random))
+        .with_context(|| format!("cannot read /dev/urandom for {what}"))?;
+    Ok(hex::encode(random))
+}
+
 fn create(path: &Path) -> anyhow::Result<String> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).with_context(|| format!("cannot create {} for the API token", parent.display()))?;
     }
-    let mut random = [0u8; 32];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut random))
-        .context("cannot read /dev/urandom for the API token")?;
-    let token = hex::encode(random);
+    let token = random_hex("the API token")?;
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

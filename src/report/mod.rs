@@ -9,7 +9,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
-mod svg;
+pub mod svg;
 
 use std::collections::BTreeMap;
 use std::path::Path;

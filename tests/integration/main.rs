@@ -8,6 +8,7 @@ mod common;
 
 mod backups;
 mod command_source;
+mod console;
 mod coverage;
 mod daemon;
 mod doors;

@@ -1,0 +1,264 @@
+//! `GET /`: fleet health at a glance. A banner that names what needs a
+//! person, the matrix of plans, RTO/RPO trends (the report's charts), a
+//! calendar of outcomes and the checks that fail most. Everything is read
+//! from the evidence records the HTML report reads, so both agree.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::layout::{against, at, at_text, e, status};
+use crate::daemon::Daemon;
+use crate::daemon::overdue::{Due, standing};
+use crate::report::{Health, PlanSummary, Report, ReportOptions, points, svg::trend_chart, value_of};
+
+/// How far back the overview looks.
+pub const PERIOD_DAYS: i64 = 90;
+/// Plans whose trends are drawn on the overview (the rest on their pages).
+const CHART_PLANS: usize = 6;
+/// Days in the calendar.
+const CALENDAR_DAYS: i64 = 35;
+const TOP_CHECKS: usize = 10;
+
+pub fn render(d: &Daemon, now: DateTime<Utc>) -> anyhow::Result<String> {
+    let since = now - Duration::days(PERIOD_DAYS);
+    let opts =
+        ReportOptions { since: Some(since), plan: None, now, max_interval: d.config.daemon.max_interval.map(|m| m.0) };
+    let report = Report::build(&d.engine.db, &opts)?;
+    let summaries: BTreeMap<&str, &PlanSummary> = report.plans.iter().map(|p| (p.plan.as_str(), p)).collect();
+    let entries: Vec<_> = d.plans().plans.values().cloned().collect();
+    let errors = d.plans().errors.clone();
+    let active = d.active.lock().unwrap_or_else(|p| p.into_inner()).clone();
+
+    // The banner: everything that needs a person.
+    let mut failing = Vec::new();
+    let mut overdue = Vec::new();
+    let mut stale = Vec::new();
+    for entry in &entries {
+        let name = entry.plan.name.as_str();
+        if summaries.get(name).is_some_and(|s| s.health == Health::Failing) {
+            failing.push(name);
+        }
+        if standing(d, &entry.plan, now)?.state == Due::Overdue {
+            overdue.push(name);
+        }
+        if d.freshness.view(name).is_some_and(|f| f.stale) {
+            stale.push(name);
+        }
+    }
+    let quarantine = super::super::api::leftovers(d);
+    let mut out = String::with_capacity(64 * 1024 + entries.len() * 700);
+    let mut alarms: Vec<String> = Vec::new();
+    if let Some(p) = d.pause() {
+        alarms.push(e(&crate::daemon::pause::status(&p)));
+    }
+    if let Some(h) = crate::daemon::halt::status(d) {
+        alarms.push(e(&h));
+    }
+    let names = |v: &[&str]| v.iter().map(|n| e(n)).collect::<Vec<_>>().join(", ");
+    if !failing.is_empty() {
+        alarms.push(format!("{} failing: {}", failing.len(), names(&failing)));
+    }
+    if !overdue.is_empty() {
+        alarms.push(format!("{} overdue: {}", overdue.len(), names(&overdue)));
+    }
+    if !stale.is_empty() {
+        alarms.push(format!("{} stale backup(s): {}", stale.len(), names(&stale)));
+    }
+    for q in &quarantine {
+        alarms.push(format!("ATTENTION, quarantined live data: {}", e(&q.message())));
+    }
+    if !errors.is_empty() {
+        alarms.push(format!("{} broken plan file(s), listed below", errors.len()));
+    }
+    if alarms.is_empty() {
+        let _ = write!(
+            out,
+            r#"<div class="banner" id="banner">All healthy: {} plan(s), none failing, overdue or stale</div>"#,
+            entries.len()
+        );
+    } else {
+        let class = if d.pause().is_some() || !failing.is_empty() || !quarantine.is_empty() { "bad" } else { "warn" };
+        let _ = write!(out, r#"<div class="banner {class}" id="banner">Needs attention<ul>"#);
+        for a in &alarms {
+            let _ = write!(out, "<li>{a}</li>");
+        }
+        out.push_str("</ul></div>");
+    }
+    let _ = write!(
+        out,
+        r#"<div class="meta">{} · evidence chain: {} · last {PERIOD_DAYS} days · {} running</div>"#,
+        e(&at(now)),
+        e(&report.chain_text()),
+        active.values().filter(|a| a.run_id.is_some()).count()
+    );
+
+    // The matrix.
+    out.push_str(r#"<h2>Plans</h2><table id="plans"><thead><tr><th>plan</th><th>health</th><th>last result</th><th>RTO / target</th><th>RPO / target</th><th>last verified restore</th><th>next due</th><th>backup freshness</th><th>coverage</th><th>now</th></tr></thead><tbody>"#);
+    for entry in &entries {
+        let p = &entry.plan;
+        let s = summaries.get(p.name.as_str());
+        let last = report.records_of(&p.name).last().map(|e| &e.record);
+        let health = s.map(|s| s.health.as_str()).unwrap_or("untested");
+        let rto = against(last.and_then(|r| value_of(r, "rto")), Some(p.targets.rto.0.as_secs_f64() * 1000.0));
+        let rpo = against(last.and_then(|r| value_of(r, "rpo")), Some(p.targets.rpo.0.as_secs_f64() * 1000.0));
+        let result = match last {
+            Some(r) => {
+                format!(r#"<a href="/runs/{}">{}</a> {}"#, r.run_id, status(&r.result), e(&at_text(&r.started_at)))
+            }
+            None => "never ran".into(),
+        };
+        let verified = s.and_then(|s| s.last_success.as_deref()).map(at_text).unwrap_or_else(|| "never".into());
+        let next = entry.next.as_ref().map(|n| at(n.at)).unwrap_or_else(|| "not scheduled".into());
+        let fresh = match d.freshness.view(&p.name) {
+            Some(f) if f.stale => r#"<span class="stale">stale</span>"#.to_string(),
+            Some(f) => match f.age(now) {
+                Some(age) => {
+                    format!(r#"<span class="fresh">fresh</span> ({} old)"#, e(&crate::duration::format_duration(age)))
+                }
+                None => "not looked at yet".into(),
+            },
+            None => "-".into(),
+        };
+        let coverage = match s {
+            Some(s) if !s.coverage.never() => {
+                format!("{} backup(s) restored in {} drill(s)", s.coverage.tested.len(), s.coverage.restores)
+            }
+            _ => "no restore in the period".into(),
+        };
+        let now_text = match active.get(&p.name) {
+            Some(a) => match a.run_id {
+                Some(id) => format!(
+                    r#"<a href="/runs/{id}">run {id}</a>: {}"#,
+                    e(a.last_phase.as_deref().unwrap_or("starting"))
+                ),
+                None => "queued".into(),
+            },
+            None => String::new(),
+        };
+        let _ = write!(
+            out,
+            r#"<tr data-plan="{n}"><td><a href="/plans/{n}">{n}</a><div class="small">{desc}</div></td><td>{h}</td><td>{result}</td><td>{rto}</td><td>{rpo}</td><td>{verified}</td><td>{next}</td><td>{fresh}</td><td>{coverage}</td><td>{now_text}</td></tr>"#,
+            n = e(&p.name),
+            desc = e(&p.description),
+            h = status(health),
+            verified = e(&verified),
+            next = e(&next),
+        );
+    }
+    out.push_str("</tbody></table>");
+    if entries.is_empty() {
+        let _ = write!(out, "<p>No plan is loaded from {}.</p>", e(&d.config.plans.display().to_string()));
+    }
+    if !errors.is_empty() {
+        out.push_str(r#"<h2>Broken plan files</h2><table id="broken"><tbody>"#);
+        for err in &errors {
+            let _ = write!(out, "<tr><td>{}</td><td><pre>{}</pre></td></tr>", e(&err.file), e(&err.error));
+        }
+        out.push_str("</tbody></table>");
+    }
+
+    // Trends of the plans that most need a look.
+    let mut charted: Vec<&PlanSummary> = report.plans.iter().collect();
+    charted.sort_by_key(|s| (s.health == Health::Healthy, s.plan.clone()));
+    out.push_str(r#"<h2>RTO and RPO trends</h2><div class="charts">"#);
+    for s in charted.iter().take(CHART_PLANS) {
+        for (name, label, target) in [("rto", "RTO", s.rto.target_ms), ("rpo", "RPO", s.rpo.target_ms)] {
+            out.push_str(&trend_chart(
+                &format!("{label} of {}", s.plan),
+                &points(&report, &s.plan, name),
+                target,
+                since,
+                now,
+            ));
+        }
+    }
+    out.push_str("</div>");
+    if charted.len() > CHART_PLANS {
+        let _ = write!(
+            out,
+            r#"<p class="small">{} more plan(s): trends on each plan's page.</p>"#,
+            charted.len() - CHART_PLANS
+        );
+    }
+
+    calendar(&mut out, &report, now);
+    top_failing_checks(&mut out, &report);
+    Ok(out)
+}
+
+/// The last [`CALENDAR_DAYS`] days, each coloured by its worst outcome.
+fn calendar(out: &mut String, report: &Report, now: DateTime<Utc>) {
+    let today = now.date_naive();
+    let first = today - Duration::days(CALENDAR_DAYS - 1);
+    let mut days: BTreeMap<chrono::NaiveDate, (usize, usize, usize)> = BTreeMap::new();
+    for entry in report.entries.iter().filter(|e| e.ran()) {
+        let Some(t) = crate::report::rfc(&entry.record.started_at) else { continue };
+        let day = t.date_naive();
+        if day < first {
+            continue;
+        }
+        let c = days.entry(day).or_default();
+        match entry.record.result.as_str() {
+            "passed" => c.0 += 1,
+            "failed" => c.1 += 1,
+            _ => c.2 += 1,
+        }
+    }
+    out.push_str(r#"<h2>Calendar of outcomes</h2><div class="cal" id="calendar">"#);
+    for i in 0..CALENDAR_DAYS {
+        let day = first + Duration::days(i);
+        let (p, f, a) = days.get(&day).copied().unwrap_or_default();
+        let class = if f > 0 {
+            "d-failed"
+        } else if a > 0 {
+            "d-aborted"
+        } else if p > 0 {
+            "d-passed"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            r#"<div class="{class}" title="{day}: {p} passed, {f} failed, {a} aborted">{}</div>"#,
+            day.format("%d")
+        );
+    }
+    out.push_str(
+        r#"</div><p class="small">Green: all passed · red: a run failed · orange: a run aborted · grey: no run.</p>"#,
+    );
+}
+
+/// The checks that failed most often in the period, with the newest output.
+fn top_failing_checks(out: &mut String, report: &Report) {
+    let mut counts: BTreeMap<(&str, &str, &str), (usize, &str, i64)> = BTreeMap::new();
+    for entry in report.entries.iter() {
+        for c in entry.record.checks.iter().filter(|c| !c.passed) {
+            let k = (entry.record.plan.as_str(), c.kind.as_str(), c.description.as_str());
+            let v = counts.entry(k).or_insert((0, "", 0));
+            // Records come oldest first: the last one seen is the newest.
+            *v = (v.0 + 1, c.output.as_str(), entry.record.run_id);
+        }
+    }
+    let mut top: Vec<_> = counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
+    out.push_str(r#"<h2>Top failing checks</h2>"#);
+    if top.is_empty() {
+        out.push_str("<p>No check failed in the period.</p>");
+        return;
+    }
+    out.push_str(r#"<table id="failing-checks"><thead><tr><th>plan</th><th>check</th><th>failures</th><th>newest output</th></tr></thead><tbody>"#);
+    for ((plan, kind, desc), (n, output, run)) in top.into_iter().take(TOP_CHECKS) {
+        let output: String = output.chars().take(400).collect();
+        let _ = write!(
+            out,
+            r#"<tr><td><a href="/plans/{p}">{p}</a></td><td>{k}: {d}</td><td>{n}</td><td><a href="/runs/{run}">run {run}</a><pre>{o}</pre></td></tr>"#,
+            p = e(plan),
+            k = e(kind),
+            d = e(desc),
+            o = e(&output)
+        );
+    }
+    out.push_str("</tbody></table>");
+}
