@@ -7,6 +7,7 @@
 mod common;
 
 mod backups;
+mod browser;
 mod command_source;
 mod console;
 mod coverage;

@@ -22,7 +22,7 @@
     phases.appendChild(row);
     var bar = document.createElement("div");
     bar.className = "p-" + p.status; bar.textContent = p.name; bar.title = p.name + ": " + ms(p.duration_ms);
-    bar.style.flex = "1";
+    bar.style.flex = "none"; // its share is unknown until the server renders the run again
     gantt.appendChild(bar);
   }
   function handle(ev) {

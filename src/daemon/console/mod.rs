@@ -62,7 +62,9 @@ fn html(code: StatusCode, text: String) -> Response {
                 "default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'",
             ),
             (header::X_FRAME_OPTIONS, "DENY"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            // Not `no-referrer`: with it, browsers send `Origin: null` on the
+            // console's own form posts, and the same-origin check refuses them.
+            (header::REFERRER_POLICY, "same-origin"),
         ],
         text,
     )

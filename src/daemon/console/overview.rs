@@ -101,8 +101,18 @@ pub fn render(d: &Daemon, now: DateTime<Utc>) -> anyhow::Result<String> {
         let s = summaries.get(p.name.as_str());
         let last = report.records_of(&p.name).last().map(|e| &e.record);
         let health = s.map(|s| s.health.as_str()).unwrap_or("untested");
-        let rto = against(last.and_then(|r| value_of(r, "rto")), Some(p.targets.rto.0.as_secs_f64() * 1000.0));
-        let rpo = against(last.and_then(|r| value_of(r, "rpo")), Some(p.targets.rpo.0.as_secs_f64() * 1000.0));
+        let target = |t: std::time::Duration| t.as_secs_f64() * 1000.0;
+        let (rto, rpo) = match last {
+            Some(r) => (
+                against(value_of(r, "rto"), Some(target(p.targets.rto.0))),
+                against(value_of(r, "rpo"), Some(target(p.targets.rpo.0))),
+            ),
+            // Nothing measured yet is not a miss.
+            None => (
+                format!("- / {}", e(&crate::duration::fmt_ms(Some(target(p.targets.rto.0))))),
+                format!("- / {}", e(&crate::duration::fmt_ms(Some(target(p.targets.rpo.0))))),
+            ),
+        };
         let result = match last {
             Some(r) => {
                 format!(r#"<a href="/runs/{}">{}</a> {}"#, r.run_id, status(&r.result), e(&at_text(&r.started_at)))
@@ -165,13 +175,9 @@ pub fn render(d: &Daemon, now: DateTime<Utc>) -> anyhow::Result<String> {
     out.push_str(r#"<h2>RTO and RPO trends</h2><div class="charts">"#);
     for s in charted.iter().take(CHART_PLANS) {
         for (name, label, target) in [("rto", "RTO", s.rto.target_ms), ("rpo", "RPO", s.rpo.target_ms)] {
-            out.push_str(&trend_chart(
-                &format!("{label} of {}", s.plan),
-                &points(&report, &s.plan, name),
-                target,
-                since,
-                now,
-            ));
+            let title = format!("{label} of {}", s.plan);
+            let chart = trend_chart(&title, &points(&report, &s.plan, name), target, since, now);
+            let _ = write!(out, "<figure><figcaption>{}</figcaption>{chart}</figure>", e(&title));
         }
     }
     out.push_str("</div>");
