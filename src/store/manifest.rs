@@ -401,19 +401,27 @@ impl EntryReader {
     }
 
     fn finish(&self) -> anyhow::Result<()> {
-        if let Some(d) = self.declared.filter(|d| *d != self.seen) {
+        let Some(d) = self.declared.filter(|d| *d != self.seen) else { return Ok(()) };
+        if self.seen.entries == d.entries {
             bail!(
-                "{} is missing: the manifest ends after {} entries ({} files, {} bytes) but its header declares {} entries ({} files, {} bytes); it is truncated",
-                self.place(self.seen.entries),
-                self.seen.entries,
+                "its {} entries hold {} files and {} bytes but its header declares {} files and {} bytes: the manifest is damaged",
+                d.entries,
                 self.seen.files,
                 self.seen.bytes,
-                d.entries,
                 d.files,
                 d.bytes
             );
         }
-        Ok(())
+        bail!(
+            "{} is missing: the manifest ends after {} entries ({} files, {} bytes) but its header declares {} entries ({} files, {} bytes); it is truncated",
+            self.place(self.seen.entries),
+            self.seen.entries,
+            self.seen.files,
+            self.seen.bytes,
+            d.entries,
+            d.files,
+            d.bytes
+        )
     }
 }
 
@@ -527,6 +535,20 @@ mod tests {
             assert_eq!(path_order(w[0], w[1]), Ordering::Less, "{} < {}", w[0], w[1]);
         }
         assert_eq!(path_order("x/y", "x/y"), Ordering::Equal);
+    }
+
+    #[test]
+    fn declared_totals_that_the_entries_do_not_add_up_to_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = EntryWriter::new_in(tmp.path()).unwrap();
+        w.push(&dir("a")).unwrap();
+        let mut entries = w.finish().unwrap();
+        entries.totals.bytes = 5;
+        let e = entries.reader().unwrap().find_map(Result::err).expect("a mismatch of the totals is an error");
+        assert!(
+            format!("{e:#}").contains("hold 0 files and 0 bytes but its header declares 0 files and 5 bytes"),
+            "{e:#}"
+        );
     }
 
     #[test]
