@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::data::{self, Kind};
-use support::measure::{pipeline, sync, timed, warm};
+use support::measure::{own_peak_kib, pipeline, sync, timed, warm};
 
 const DRDRILL: &str = env!("CARGO_BIN_EXE_drdrill");
 
@@ -148,12 +148,24 @@ fn main() {
         data::ensure(&dir, set.kind);
         let stats = data::tree_stats(&dir);
         eprintln!("{}: {} files, {:.1} MB", set.label, stats.0, stats.1 as f64 / 1e6);
-        eprintln!("  drdrill");
-        rows.push(Row::new(set, stats, DRDRILL_ROW, (0..reps).map(|_| drdrill_rep(&root, &dir)).collect()));
-        eprintln!("  restic");
-        rows.push(Row::new(set, stats, RESTIC_ROW, (0..reps).map(|_| restic_rep(&root, &dir)).collect()));
-        eprintln!("  tar|zstd bound");
-        rows.push(Row::new(set, stats, BOUND_ROW, (0..reps).map(|_| bound_rep(&root, &dir)).collect()));
+        for (tool, rep) in
+            [(DRDRILL_ROW, drdrill_rep as fn(&Path, &Path) -> Rep), (RESTIC_ROW, restic_rep), (BOUND_ROW, bound_rep)]
+        {
+            let row = Row::new(set, stats, tool, (0..reps).map(|_| rep(&root, &dir)).collect());
+            // Each row as soon as it is measured, so a run stopped later keeps it.
+            eprintln!(
+                "  {:<15} backup {} s, restore {} s, verify {} s, end to end {} s, wall {} s, peak {} ({})",
+                row.tool,
+                secs(row.backup),
+                secs(row.restore),
+                secs(row.verify),
+                secs(row.end_to_end()),
+                secs(row.wall),
+                mib(row.peak_kib()),
+                rss_by_step(&row)
+            );
+            rows.push(row);
+        }
     }
     let existing = wanted.contains(&"e").then(|| {
         let data = root.join("data-a");
@@ -547,6 +559,10 @@ fn report(rows: &[Row], reps: usize, existing: Option<(Duration, Duration)>, ove
             rss_by_step(r)
         );
     }
+    println!(
+        "(peak RSS per process from wait4; it includes the bench's own {} at exec, so no figure reads below that)",
+        mib(own_peak_kib())
+    );
     println!(
         "(drdrill: its backup, restore and verify phases from `drdrill run --json`, wall = the whole process; peers: \
          backup, restore, `diff -r`; end-to-end = the three steps; median of {reps} run(s))"

@@ -19,6 +19,18 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The bench's own peak RSS (KiB). Linux folds the spawning process's peak into
+/// a child's `ru_maxrss` when the child execs (the old address space's high-water
+/// mark is kept), so no child's figure reads below this floor.
+pub fn own_peak_kib() -> u64 {
+    // SAFETY: rusage is plain old data; getrusage fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    u64::try_from(usage.ru_maxrss).unwrap_or(0)
+}
+
 /// What one timed step did.
 pub struct Ran {
     /// From the first spawn to the last process reaped.
