@@ -29,6 +29,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
 use super::evidence::Break;
+use super::headlog::HeadLine;
 use crate::hashing::sha256_hex;
 
 /// The SSHSIG namespace of every drdrill signature: `ssh-keygen -Y verify -n drdrill-evidence`.
@@ -313,10 +314,18 @@ pub struct SignaturesOk {
 /// The records and the log are read one at a time while the signatures are
 /// checked on every core; the problem named is the first in chain (and log)
 /// order, as a walk one by one would find.
+///
+/// With [`Depth::Head`], every record must still carry a signature by this
+/// key, but only the newest record's and the newest signed head's are checked
+/// cryptographically: the verified links make the newest hash vouch for every
+/// record before it, so a chain recomputed after an edit still fails, at a
+/// cost that does not grow with the history (what a report needs). A single
+/// altered signature in the middle is left to [`Depth::Every`].
 pub fn check(
     conn: &Connection,
     key: &NodePublic,
     head_log: Option<&Path>,
+    depth: Depth,
 ) -> anyhow::Result<Result<Option<SignaturesOk>, Break>> {
     let Some(signing) = started(conn)? else { return Ok(Ok(None)) };
     let fingerprint = key.fingerprint();
@@ -327,6 +336,7 @@ pub fn check(
     // The first problem found while reading (seq, run id, problem); a bad
     // signature before it is found by the workers.
     let mut records = 0usize;
+    let newest: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM evidence", [], |r| r.get(0))?;
     let (inline, bad) = in_parallel(key, |verify| -> anyhow::Result<Option<(i64, i64, String)>> {
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -354,7 +364,9 @@ pub fn check(
                 )));
             }
             records += 1;
-            verify(seq, run_id, record_message(seq, &hash), signature);
+            if depth == Depth::Every || seq == newest {
+                verify(seq, run_id, record_message(seq, &hash), signature);
+            }
         }
         Ok(None)
     })?;
@@ -376,6 +388,7 @@ pub fn check(
         // Lines are numbered in the log's order: the order the workers keep.
         let (unsigned, bad) = in_parallel(key, |verify| -> anyhow::Result<Option<i64>> {
             let mut unsigned = None;
+            let mut last: Option<(usize, HeadLine)> = None;
             super::headlog::for_each_head(log, |n, line| {
                 let Some(sig) = line.signature else {
                     if line.seq > signing.upto_seq {
@@ -385,9 +398,17 @@ pub fn check(
                     return true;
                 };
                 heads += 1;
-                verify(n as i64, line.seq, head_message(line.count.unwrap_or(line.seq), &line.hash), sig);
+                if depth == Depth::Every {
+                    verify(n as i64, line.seq, head_message(line.count.unwrap_or(line.seq), &line.hash), sig);
+                } else {
+                    last = Some((n, HeadLine { signature: Some(sig), ..line }));
+                }
                 true
             })?;
+            if let Some((n, line)) = last.filter(|_| unsigned.is_none()) {
+                let sig = line.signature.unwrap_or_default();
+                verify(n as i64, line.seq, head_message(line.count.unwrap_or(line.seq), &line.hash), sig);
+            }
             Ok(unsigned)
         })?;
         let unsigned = unsigned?;
@@ -432,6 +453,16 @@ pub fn check(
         signed_at_start: signing.upto_seq,
         started_at: signing.started_at,
     })))
+}
+
+/// How many signatures [`check`] verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Every record's and every signed head's: `drdrill evidence verify`.
+    Every,
+    /// The newest record's and the newest signed head's (every record must
+    /// still have one): reports.
+    Head,
 }
 
 /// Signatures handed to the workers at a time.

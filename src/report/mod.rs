@@ -174,25 +174,31 @@ impl CoverageInfo {
 
 fn coverage(runs: &[&EvidenceRecord]) -> CoverageInfo {
     let mut info = CoverageInfo::default();
+    // Where each (repository, id) is in `tested`: a history of fresh backups
+    // has one per run, so a search of the list per run would be quadratic.
+    let mut index: std::collections::HashMap<(Option<&str>, &str), usize> = std::collections::HashMap::new();
     for r in runs.iter().filter(|r| r.phases.iter().any(|p| p.name == "restore" && p.status == "ok")) {
         info.restores += 1;
         let Some(id) = &r.backup.id else { continue };
-        let found = info.tested.iter_mut().find(|t| &t.id == id && t.repository == r.backup.store);
-        match found {
-            Some(t) => {
+        match index.get(&(r.backup.store.as_deref(), id.as_str())) {
+            Some(&i) => {
+                let t = &mut info.tested[i];
                 t.times += 1;
                 // Records come oldest first.
                 t.last_tested = r.started_at.clone();
                 t.last_result = r.result.clone();
             }
-            None => info.tested.push(TestedBackup {
-                repository: r.backup.store.clone(),
-                id: id.clone(),
-                created_at: r.backup.created_at.clone(),
-                times: 1,
-                last_tested: r.started_at.clone(),
-                last_result: r.result.clone(),
-            }),
+            None => {
+                index.insert((r.backup.store.as_deref(), id.as_str()), info.tested.len());
+                info.tested.push(TestedBackup {
+                    repository: r.backup.store.clone(),
+                    id: id.clone(),
+                    created_at: r.backup.created_at.clone(),
+                    times: 1,
+                    last_tested: r.started_at.clone(),
+                    last_result: r.result.clone(),
+                });
+            }
         }
     }
     info.tested.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
