@@ -126,6 +126,8 @@ pub struct Daemon {
     paused: Mutex<Option<crate::db::pause::Pause>>,
     /// Who is logged in to the web console.
     pub sessions: console::session::Sessions,
+    /// The evidence chain's status as the console shows it.
+    pub chain: console::ChainCache,
     token: String,
 }
 
@@ -624,6 +626,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         fleet,
         paused: Mutex::new(paused),
         sessions: Default::default(),
+        chain: Default::default(),
         token,
     });
 

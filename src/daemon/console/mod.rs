@@ -4,11 +4,14 @@
 //! resume) behind a login session with a CSRF token. The actions call the
 //! same daemon methods as the JSON API, so both behave alike.
 
+mod chain;
 mod layout;
 mod overview;
 mod plan;
 mod run;
 pub mod session;
+
+pub use chain::ChainCache;
 
 use std::sync::Arc;
 

@@ -25,7 +25,7 @@ pub fn render(d: &Daemon, now: DateTime<Utc>) -> anyhow::Result<String> {
     let since = now - Duration::days(PERIOD_DAYS);
     let opts =
         ReportOptions { since: Some(since), plan: None, now, max_interval: d.config.daemon.max_interval.map(|m| m.0) };
-    let report = Report::build(&d.engine.db, &opts)?;
+    let report = report_of(d, &opts)?;
     let summaries: BTreeMap<&str, &PlanSummary> = report.plans.iter().map(|p| (p.plan.as_str(), p)).collect();
     let entries: Vec<_> = d.plans().plans.values().cloned().collect();
     let errors = d.plans().errors.clone();
@@ -192,6 +192,16 @@ pub fn render(d: &Daemon, now: DateTime<Utc>) -> anyhow::Result<String> {
     calendar(&mut out, &report, now);
     top_failing_checks(&mut out, &report);
     Ok(out)
+}
+
+/// The report the overview and plan pages draw from: the records of the
+/// period, with the chain's status from the daemon's cache.
+pub fn report_of(d: &Daemon, opts: &ReportOptions) -> anyhow::Result<Report> {
+    let db = &d.engine.db;
+    let since = opts.since.map(crate::db::ts);
+    let entries = db.evidence_entries(since.as_deref(), opts.plan.as_deref())?;
+    let (head, chain) = d.chain.status(db)?;
+    Ok(Report::from_entries(entries, chain, head, &db.plan_files()?, opts))
 }
 
 /// The last [`CALENDAR_DAYS`] days, each coloured by its worst outcome.

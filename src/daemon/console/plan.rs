@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::layout::{Viewer, against, at, at_text, e, status};
 use crate::daemon::Daemon;
-use crate::report::{Report, ReportOptions, points, svg::trend_chart};
+use crate::report::{ReportOptions, points, svg::trend_chart};
 
 /// Runs listed on the page, newest first.
 const RUNS: usize = 50;
@@ -25,7 +25,7 @@ pub fn render(d: &Daemon, name: &str, viewer: &Viewer, now: DateTime<Utc>) -> an
         now,
         max_interval: d.config.daemon.max_interval.map(|m| m.0),
     };
-    let report = Report::build(&d.engine.db, &opts)?;
+    let report = super::overview::report_of(d, &opts)?;
     let summary = report.plans.iter().find(|s| s.plan == p.name);
     let mut out = String::new();
     let _ = write!(

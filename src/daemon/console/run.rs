@@ -153,11 +153,11 @@ pub fn render(d: &Daemon, id: i64, viewer: &Viewer) -> anyhow::Result<Option<Str
     out.push_str("<h2>Evidence</h2>");
     match &r.evidence {
         Some(entry) => {
-            let chain = match d.engine.db.verify_chain()? {
+            let chain = match d.chain.status(&d.engine.db)?.1 {
                 Ok(v) => {
                     format!(r#"<span class="ok">chain verified</span>: {} records, head {}"#, v.records, e(&v.head))
                 }
-                Err(b) => format!(r#"<span class="failed">chain BROKEN</span>: {}"#, e(&b.to_string())),
+                Err(b) => format!(r#"<span class="failed">chain BROKEN</span>: {}"#, e(&b)),
             };
             let _ = write!(
                 out,
