@@ -426,6 +426,15 @@ fn a_stalled_holder_is_fenced_and_its_late_writes_fail_and_are_logged() {
     let stalled = wait_until("the stalled run to end", Duration::from_secs(30), || {
         nodes[holder].runs().into_iter().find(|r| r.2 == "schedule" && r.4.is_some())
     });
+    // Heartbeating again, but its firing was taken from it: fenced, on the
+    // peer's overview and in `drdrill fleet status` alike.
+    let holder_name = nodes[holder].name.clone();
+    wait_until("the stalled node to show as fenced", Duration::from_secs(20), || {
+        let page = nodes[other].overview();
+        node_row(&page, &holder_name).is_some_and(|r| r.contains(r#"<span class="failed">fenced</span>"#)).then_some(())
+    });
+    let (code, text) = nodes[other].text(&["fleet", "status"]);
+    assert!(code == 0 && text.contains(", FENCED (a firing it held was taken over)"), "{text}");
     for n in &mut nodes {
         n.stop();
     }
