@@ -68,6 +68,58 @@ impl Drop for Moto {
     }
 }
 
+/// A TCP proxy in front of an S3 server that, once the file `argv[3]`
+/// exists, stops passing bytes either way: a store that hangs, not one that refuses.
+const HANGING_PROXY: &str = r#"
+import os, socket, sys, threading, time
+up_port, flag = int(sys.argv[1]), sys.argv[2]
+def pump(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data: break
+            while os.path.exists(flag): time.sleep(3600)
+            b.sendall(data)
+    except OSError: pass
+    for s in (a, b):
+        try: s.close()
+        except OSError: pass
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(64)
+print(srv.getsockname()[1], flush=True)
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("127.0.0.1", up_port))
+    threading.Thread(target=pump, args=(c, u), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c), daemon=True).start()
+"#;
+
+/// [`HANGING_PROXY`] to `endpoint`; hangs once `flag` exists. Killed when dropped.
+struct Proxy {
+    child: Child,
+    endpoint: String,
+}
+
+impl Proxy {
+    fn start(endpoint: &str, flag: &std::path::Path) -> Proxy {
+        let up = endpoint.rsplit(':').next().unwrap();
+        let mut child = Command::new("python3")
+            .args(["-c", HANGING_PROXY, up, &flag.display().to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
+        Proxy { child, endpoint: format!("http://127.0.0.1:{}", port.trim()) }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin!("drdrill").to_path_buf()
 }
@@ -520,11 +572,14 @@ fn node_row<'a>(page: &'a str, node: &str) -> Option<&'a str> {
 }
 
 #[test]
-fn the_overview_lists_every_node_of_the_fleet_and_says_why_when_the_bucket_is_down() {
+fn the_overview_lists_every_node_of_the_fleet_and_says_why_when_the_bucket_hangs_or_is_down() {
     let shared = tempfile::tempdir().unwrap();
     let plans = plans(shared.path(), "*/2 * * * * *", "true");
     let moto = Moto::start();
-    let (endpoint, bucket) = (moto.endpoint.clone(), new_bucket(&moto.endpoint));
+    let bucket = new_bucket(&moto.endpoint);
+    let hang = shared.path().join("hang");
+    let proxy = Proxy::start(&moto.endpoint, &hang);
+    let endpoint = proxy.endpoint.clone();
     let mut nodes: Vec<Node> =
         ["node-a", "node-b"].iter().map(|n| Node::new(n, &plans, &endpoint, &bucket, "2s")).collect();
     for n in &mut nodes {
@@ -558,12 +613,19 @@ fn the_overview_lists_every_node_of_the_fleet_and_says_why_when_the_bucket_is_do
         node_row(&page, "node-b").is_some_and(|r| r.contains(r#"<span class="stale">stale</span>"#)).then_some(())
     });
 
-    // The bucket down: the page still comes, quickly, and says why.
+    // The bucket hangs, then is down: the page still comes, quickly, and says why.
+    let unavailable = |what: &str, why: &str| {
+        let start = Instant::now();
+        let page = nodes[0].overview();
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(3), "GET / took {took:?} while the bucket {what}");
+        assert!(page.contains(r#"id="nodes-unavailable">fleet status unavailable: "#), "{what}: {page}");
+        assert!(page.contains(why), "{what}: {page}");
+        assert!(page.contains(r#"<table id="plans">"#), "the rest of the page is there:\n{page}");
+    };
+    fs::write(&hang, "").unwrap();
+    unavailable("hangs", "did not answer within 1.50s");
+    drop(proxy);
+    unavailable("is down", "the store is unreachable");
     drop(moto);
-    let start = Instant::now();
-    let page = nodes[0].overview();
-    let took = start.elapsed();
-    assert!(took < Duration::from_secs(5), "GET / took {took:?} with the bucket down");
-    assert!(page.contains(r#"id="nodes-unavailable">fleet status unavailable: "#), "{page}");
-    assert!(page.contains(r#"<table id="plans">"#), "the rest of the page is there:\n{page}");
 }
