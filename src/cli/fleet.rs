@@ -29,18 +29,20 @@ pub async fn cmd_status(config: Arc<Config>, json: bool) -> anyhow::Result<u8> {
     let now = Utc::now();
     println!("fleet in store `{}` ({}): {} node(s)", fleet.store.name, fleet.store.describe, s.nodes.len());
     for n in &s.nodes {
-        let age = drdrill::report::rfc(&n.heartbeat_at)
-            .and_then(|t| (now - t).to_std().ok())
+        let age = fleet::status::heartbeat_age(n, now)
             .map(|d| format!("{} ago", drdrill::duration::format_duration(std::time::Duration::from_secs(d.as_secs()))))
             .unwrap_or_else(|| "at an unreadable time".into());
-        let stale =
-            drdrill::report::rfc(&n.heartbeat_at).is_some_and(|t| (now - t).num_milliseconds() > 3 * n.lease_ms as i64);
+        let state = match fleet::status::node_state(&s, n, now) {
+            fleet::status::NodeState::Alive => "",
+            fleet::status::NodeState::Stale => ", SILENT",
+            fleet::status::NodeState::Fenced => ", FENCED (a firing it held was taken over)",
+        };
         println!(
             "  {:<20} drdrill {:<8} last heartbeat {} ({age}){}; {} claim(s) now, {} takeover(s)",
             n.node,
             n.version,
             n.heartbeat_at,
-            if stale { ", SILENT" } else { "" },
+            state,
             n.claims.len(),
             n.takeovers
         );

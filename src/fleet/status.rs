@@ -90,3 +90,103 @@ pub async fn read(fleet: &Fleet) -> anyhow::Result<FleetStatus> {
     }
     Ok(FleetStatus { nodes, current, takeovers, recent })
 }
+
+/// How a node looks from the bucket. `drdrill fleet status` and the console's
+/// Nodes panel both use [`node_state`], so they never disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    /// Heartbeating, and none of its firings was taken from it.
+    Alive,
+    /// No heartbeat for three leases (or an unreadable one): dead, stalled or cut off.
+    Stale,
+    /// Heartbeating, but a firing it held was taken over since it started:
+    /// its renewals are refused, so it must not go on with that run.
+    Fenced,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Alive => "alive",
+            NodeState::Stale => "stale",
+            NodeState::Fenced => "fenced",
+        }
+    }
+}
+
+/// How old `n`'s last heartbeat is at `now` (`None` if its time is unreadable;
+/// zero if the node's clock is ahead of this one).
+pub fn heartbeat_age(n: &NodeStatus, now: chrono::DateTime<chrono::Utc>) -> Option<std::time::Duration> {
+    crate::report::rfc(&n.heartbeat_at).map(|t| (now - t).to_std().unwrap_or_default())
+}
+
+/// `n`'s state in `fleet` at `now` (see [`NodeState`]). Silence wins over
+/// fencing: a stale node's old takeovers say nothing about it now.
+pub fn node_state(fleet: &FleetStatus, n: &NodeStatus, now: chrono::DateTime<chrono::Utc>) -> NodeState {
+    let silent = heartbeat_age(n, now).is_none_or(|age| age.as_millis() > 3 * u128::from(n.lease_ms));
+    if silent {
+        return NodeState::Stale;
+    }
+    let started = crate::report::rfc(&n.started_at);
+    let taken_from_this_run = fleet.takeovers.iter().any(|c| {
+        c.previous.as_ref().is_some_and(|p| p.node == n.node)
+            && match (started, crate::report::rfc(&c.claimed_at)) {
+                (Some(s), Some(t)) => t >= s,
+                // Unreadable times: assume it concerns this run, the cautious reading.
+                _ => true,
+            }
+    });
+    if taken_from_this_run { NodeState::Fenced } else { NodeState::Alive }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::claim::Holder;
+
+    fn node(name: &str, started: &str, beat: &str) -> NodeStatus {
+        NodeStatus {
+            node: name.into(),
+            version: "1".into(),
+            started_at: started.into(),
+            heartbeat_at: beat.into(),
+            lease_ms: 10_000,
+            claims: vec![],
+            takeovers: 0,
+        }
+    }
+
+    fn takeover(from: &str, at: &str) -> Claim {
+        Claim {
+            plan: "p".into(),
+            instant: "2026-01-01T00:00:00Z".into(),
+            attempt: 2,
+            node: "other".into(),
+            version: "1".into(),
+            claimed_at: at.into(),
+            renewed_at: at.into(),
+            renewals: 0,
+            previous: Some(Holder { node: from.into(), attempt: 1 }),
+            superseded_by: None,
+        }
+    }
+
+    #[test]
+    fn a_node_is_stale_after_three_silent_leases_and_fenced_only_for_takeovers_of_its_current_run() {
+        let now = crate::report::rfc("2026-01-01T00:01:00Z").unwrap();
+        let a = node("a", "2026-01-01T00:00:00Z", "2026-01-01T00:00:55Z");
+        let silent = node("s", "2026-01-01T00:00:00Z", "2026-01-01T00:00:29Z");
+        let garbled = node("g", "2026-01-01T00:00:00Z", "yesterday");
+        let mut fleet = FleetStatus { nodes: vec![], current: vec![], takeovers: vec![], recent: vec![] };
+        assert_eq!(node_state(&fleet, &a, now), NodeState::Alive);
+        assert_eq!(node_state(&fleet, &silent, now), NodeState::Stale);
+        assert_eq!(node_state(&fleet, &garbled, now), NodeState::Stale);
+        fleet.takeovers.push(takeover("a", "2025-12-31T23:59:00Z"));
+        assert_eq!(node_state(&fleet, &a, now), NodeState::Alive, "taken over before this run started");
+        fleet.takeovers.push(takeover("a", "2026-01-01T00:00:30Z"));
+        assert_eq!(node_state(&fleet, &a, now), NodeState::Fenced);
+        fleet.takeovers.push(takeover("s", "2026-01-01T00:00:30Z"));
+        assert_eq!(node_state(&fleet, &silent, now), NodeState::Stale);
+        assert_eq!(heartbeat_age(&a, now), Some(std::time::Duration::from_secs(5)));
+    }
+}

@@ -231,3 +231,52 @@ fn a_game_day_from_the_browser_approve_abort_and_the_emergency_stop() {
     b.wait_text("#banner", |t| !t.contains("PAUSED"));
     assert!(d.get("/api/plans")["paused"].is_null());
 }
+
+/// A phase's bar in the Gantt: (name, rendered width in px).
+fn bars(b: &Browser) -> Vec<(String, f64)> {
+    b.all("#gantt div")
+        .iter()
+        .map(|el| {
+            let w = b.call(reqwest::Method::GET, &format!("/element/{el}/rect"), None)["width"].as_f64().unwrap();
+            (b.text(el), w)
+        })
+        .collect()
+}
+
+#[test]
+fn the_live_gantt_bar_sizes_phases_by_their_measured_durations() {
+    let ws = Workspace::empty();
+    let port = ws.write_daemon_config("");
+    // backup takes about twice as long as restore; the check holds the run
+    // open while the page is looked at.
+    ws.write_plan(
+        "slow",
+        "timeout = \"2m\"\n[targets]\nrto = \"10m\"\nrpo = \"1d\"\n\
+         [source]\nkind = \"command\"\nbackup = \"sleep 3; echo data\"\nrestore = \"sleep 1.5; cat > restored.txt\"\n\
+         [[check]]\nkind = \"command\"\nrun = \"sleep 6\"\n",
+    );
+    let d = ws.spawn_daemon(port);
+    let token = fs::read_to_string(ws.join("var/api-token")).unwrap().trim().to_string();
+    let b = Browser::start(&ws.join("chromium-profile"));
+    let r = Client::new().post(d.url("/api/plans/slow/runs")).bearer_auth(&token).send().unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().unwrap()["run_id"].as_i64().unwrap();
+    b.open(&d.url(&format!("/runs/{id}")));
+
+    // backup and restore end after the page loaded: the script adds their bars.
+    wait_until("the script to add the backup and restore phases", WAIT, || {
+        let src = b.source();
+        let live = src.matches(r#"class="live-phase""#).count();
+        (live >= 2 && src.contains("<td>restore</td>")).then_some(())
+    });
+    let gantt =
+        b.call(reqwest::Method::GET, &format!("/element/{}/rect", b.all("#gantt")[0]), None)["width"].as_f64().unwrap();
+    let bars = bars(&b);
+    let width = |name: &str| bars.iter().find(|(n, _)| n == name).map(|(_, w)| *w).unwrap_or(0.0);
+    let (backup, restore) = (width("backup"), width("restore"));
+    assert!(backup > 1.4 * restore && restore > 0.0, "backup (~3s) against restore (~1.5s): {bars:?}");
+    let total: f64 = bars.iter().map(|(_, w)| w).sum();
+    assert!((total - gantt).abs() < 0.05 * gantt, "the bars fill the Gantt ({gantt}px): {bars:?}");
+    assert_eq!(status_of(&d, id), "running", "looked at while the run was live");
+    wait_for("the run to end", || (status_of(&d, id) != "running").then_some(()));
+}

@@ -113,6 +113,7 @@ fn pages_list_every_plan_and_escape_what_plans_checks_and_notes_say() {
     assert!(html.contains("broken plan file"), "{html}");
     assert!(html.contains("<svg") && html.contains("RTO of alpha"), "trend charts:\n{html}");
     assert!(html.contains(r#"id="calendar""#) && html.contains(r#"id="failing-checks""#));
+    assert!(!html.contains("nodes-panel") && !html.contains("<h2>Nodes</h2>"), "no Nodes panel outside fleet mode");
     assert!(html.contains("&lt;script&gt;") && html.contains("&lt;img src=x"), "escaped:\n{html}");
     for page in [html, d.text(&format!("/runs/{failed}")), d.text(&format!("/runs/{passed}")), d.text("/plans/beta")] {
         assert!(!page.contains("<script>alert") && !page.contains("<img src=x"), "unescaped text:\n{page}");

@@ -68,6 +68,58 @@ impl Drop for Moto {
     }
 }
 
+/// A TCP proxy in front of an S3 server that, once the file `argv[3]`
+/// exists, stops passing bytes either way: a store that hangs, not one that refuses.
+const HANGING_PROXY: &str = r#"
+import os, socket, sys, threading, time
+up_port, flag = int(sys.argv[1]), sys.argv[2]
+def pump(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data: break
+            while os.path.exists(flag): time.sleep(3600)
+            b.sendall(data)
+    except OSError: pass
+    for s in (a, b):
+        try: s.close()
+        except OSError: pass
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(64)
+print(srv.getsockname()[1], flush=True)
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("127.0.0.1", up_port))
+    threading.Thread(target=pump, args=(c, u), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c), daemon=True).start()
+"#;
+
+/// [`HANGING_PROXY`] to `endpoint`; hangs once `flag` exists. Killed when dropped.
+struct Proxy {
+    child: Child,
+    endpoint: String,
+}
+
+impl Proxy {
+    fn start(endpoint: &str, flag: &std::path::Path) -> Proxy {
+        let up = endpoint.rsplit(':').next().unwrap();
+        let mut child = Command::new("python3")
+            .args(["-c", HANGING_PROXY, up, &flag.display().to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
+        Proxy { child, endpoint: format!("http://127.0.0.1:{}", port.trim()) }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin!("drdrill").to_path_buf()
 }
@@ -92,6 +144,7 @@ fn new_bucket(endpoint: &str) -> String {
 /// API port), the shared plans folder, and the shared bucket.
 struct Node {
     name: String,
+    port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -100,6 +153,7 @@ impl Node {
     fn new(name: &str, plans: &std::path::Path, endpoint: &str, bucket: &str, lease: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path().display();
+        let port = free_port();
         let config = format!(
             "database = \"{r}/var/drdrill.db\"\nplans = \"{plans}\"\nscratch = \"{r}/var/scratch\"\n\
              [api]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"{r}/var/api-token\"\n\
@@ -108,10 +162,9 @@ impl Node {
              [stores.s3]\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nretry_timeout = \"3s\"\nmax_retries = 2\n\
              [fleet]\nstore = \"s3\"\nnode = \"{name}\"\nlease = \"{lease}\"\n",
             plans = plans.display(),
-            port = free_port(),
         );
         fs::write(dir.path().join("config.toml"), config).unwrap();
-        Node { name: name.into(), dir, child: None }
+        Node { name: name.into(), port, dir, child: None }
     }
 
     fn cli(&self) -> Command {
@@ -173,6 +226,13 @@ impl Node {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e})"))
+    }
+
+    /// The console's overview page, as a browser gets it.
+    fn overview(&self) -> String {
+        let r = reqwest::blocking::get(format!("http://127.0.0.1:{}/", self.port)).unwrap();
+        assert_eq!(r.status(), 200, "GET / on {}", self.name);
+        r.text().unwrap()
     }
 
     fn text(&self, args: &[&str]) -> (i32, String) {
@@ -418,6 +478,15 @@ fn a_stalled_holder_is_fenced_and_its_late_writes_fail_and_are_logged() {
     let stalled = wait_until("the stalled run to end", Duration::from_secs(30), || {
         nodes[holder].runs().into_iter().find(|r| r.2 == "schedule" && r.4.is_some())
     });
+    // Heartbeating again, but its firing was taken from it: fenced, on the
+    // peer's overview and in `drdrill fleet status` alike.
+    let holder_name = nodes[holder].name.clone();
+    wait_until("the stalled node to show as fenced", Duration::from_secs(20), || {
+        let page = nodes[other].overview();
+        node_row(&page, &holder_name).is_some_and(|r| r.contains(r#"<span class="failed">fenced</span>"#)).then_some(())
+    });
+    let (code, text) = nodes[other].text(&["fleet", "status"]);
+    assert!(code == 0 && text.contains(", FENCED (a firing it held was taken over)"), "{text}");
     for n in &mut nodes {
         n.stop();
     }
@@ -494,4 +563,69 @@ fn a_store_that_ignores_preconditions_or_a_local_folder_is_refused_for_fleet_mod
     let (code, out) = node.text(&["daemon"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("config.toml:") && out.contains("local folder store"), "{out}");
+}
+
+/// The row of `node` in the overview's Nodes panel, if it has one.
+fn node_row<'a>(page: &'a str, node: &str) -> Option<&'a str> {
+    let start = page.find(&format!(r#"<tr data-node="{node}">"#))?;
+    page[start..].split("</tr>").next()
+}
+
+#[test]
+fn the_overview_lists_every_node_of_the_fleet_and_says_why_when_the_bucket_hangs_or_is_down() {
+    let shared = tempfile::tempdir().unwrap();
+    let plans = plans(shared.path(), "*/2 * * * * *", "true");
+    let moto = Moto::start();
+    let bucket = new_bucket(&moto.endpoint);
+    let hang = shared.path().join("hang");
+    let proxy = Proxy::start(&moto.endpoint, &hang);
+    let endpoint = proxy.endpoint.clone();
+    let mut nodes: Vec<Node> =
+        ["node-a", "node-b"].iter().map(|n| Node::new(n, &plans, &endpoint, &bucket, "2s")).collect();
+    for n in &mut nodes {
+        n.start();
+    }
+    for n in &mut nodes {
+        n.wait_ready();
+    }
+
+    // Both nodes, from either daemon, once each has run a firing.
+    let page = wait_until("both nodes, each with a run, on node-a's overview", Duration::from_secs(40), || {
+        let page = nodes[0].overview();
+        let ran = |n: &str| node_row(&page, n).is_some_and(|r| r.contains("tick: passed"));
+        (ran("node-a") && ran("node-b")).then_some(page)
+    });
+    assert!(page.contains(r#"id="nodes-panel""#), "{page}");
+    for n in ["node-a", "node-b"] {
+        let row = node_row(&page, n).unwrap();
+        assert!(row.contains(r#"<span class="ok">alive</span>"#), "{n}: {row}");
+        assert!(row.contains(drdrill::VERSION) && row.contains(" ago)"), "{n}: {row}");
+    }
+    assert!(node_row(&page, "node-a").unwrap().contains("(this daemon)"), "{page}");
+    assert!(!node_row(&page, "node-b").unwrap().contains("(this daemon)"), "{page}");
+    let other = nodes[1].overview();
+    assert!(node_row(&other, "node-a").is_some() && node_row(&other, "node-b").is_some(), "{other}");
+
+    // A node that stopped heartbeating turns stale after three leases.
+    nodes[1].stop();
+    wait_until("node-b to show as stale", Duration::from_secs(20), || {
+        let page = nodes[0].overview();
+        node_row(&page, "node-b").is_some_and(|r| r.contains(r#"<span class="stale">stale</span>"#)).then_some(())
+    });
+
+    // The bucket hangs, then is down: the page still comes, quickly, and says why.
+    let unavailable = |what: &str, why: &str| {
+        let start = Instant::now();
+        let page = nodes[0].overview();
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(3), "GET / took {took:?} while the bucket {what}");
+        assert!(page.contains(r#"id="nodes-unavailable">fleet status unavailable: "#), "{what}: {page}");
+        assert!(page.contains(why), "{what}: {page}");
+        assert!(page.contains(r#"<table id="plans">"#), "the rest of the page is there:\n{page}");
+    };
+    fs::write(&hang, "").unwrap();
+    unavailable("hangs", "did not answer within 1.50s");
+    drop(proxy);
+    unavailable("is down", "the store is unreachable");
+    drop(moto);
 }

@@ -1,7 +1,8 @@
 // The live run page: follows /api/runs/ID/events (one JSON object per line)
-// and adds each phase as it ends. When the run reaches a gate or ends, the
-// page is reloaded so the server renders the Approve form or the outcome;
-// without this script the page is the same, only not live.
+// and adds each phase as it ends, resizing the Gantt bar by the measured
+// durations. When the run reaches a gate or ends, the page is reloaded so the
+// server renders the Approve form or the outcome; without this script the
+// page is the same, only not live.
 (function () {
   var live = document.getElementById("live");
   if (!live || live.dataset.running !== "true") return;
@@ -22,8 +23,18 @@
     phases.appendChild(row);
     var bar = document.createElement("div");
     bar.className = "p-" + p.status; bar.textContent = p.name; bar.title = p.name + ": " + ms(p.duration_ms);
-    bar.style.flex = "none"; // its share is unknown until the server renders the run again
+    bar.dataset.ms = Math.max(0, Number(p.duration_ms) || 0);
     gantt.appendChild(bar);
+    resize();
+  }
+  // Each bar as wide as its share of the phases so far, as the server draws them.
+  function resize() {
+    var bars = gantt.children, total = 0, i;
+    for (i = 0; i < bars.length; i++) total += Number(bars[i].dataset.ms) || 0;
+    for (i = 0; i < bars.length; i++) {
+      var share = total > 0 ? (Number(bars[i].dataset.ms) || 0) / total * 100 : 100 / bars.length;
+      bars[i].style.width = share.toFixed(2) + "%";
+    }
   }
   function handle(ev) {
     if (ev.phase) phase(ev.phase);

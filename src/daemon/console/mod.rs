@@ -6,6 +6,7 @@
 
 mod chain;
 mod layout;
+mod nodes;
 mod overview;
 mod plan;
 mod run;
@@ -149,7 +150,12 @@ async fn overview_page(State(d): State<Shared>, headers: HeaderMap) -> Response 
         Ok(v) => v,
         Err(r) => return *r,
     };
-    match blocking(&d, |d| overview::render(d, chrono::Utc::now())).await {
+    // Read before the blocking render, bounded: a slow bucket must not hold a thread.
+    let fleet = match &d.fleet {
+        Some(node) => Some((nodes::read(node).await, node.fleet.node.clone())),
+        None => None,
+    };
+    match blocking(&d, move |d| overview::render(d, chrono::Utc::now(), fleet.as_ref())).await {
         Ok(body) => html(StatusCode::OK, page("Overview", &viewer, &body, false)),
         Err(r) => r,
     }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::layout::{against, at, at_text, e, status};
 use crate::daemon::Daemon;
 use crate::daemon::overdue::{Due, standing};
+use crate::fleet::status::FleetStatus;
 use crate::report::{Health, PlanSummary, Report, ReportOptions, points, svg::trend_chart, value_of};
 
 /// How far back the overview looks.
@@ -21,7 +22,13 @@ const CHART_PLANS: usize = 6;
 const CALENDAR_DAYS: i64 = 35;
 const TOP_CHECKS: usize = 10;
 
-pub fn render(d: &Daemon, now: DateTime<Utc>) -> anyhow::Result<String> {
+/// `fleet`: in fleet mode, the fleet's status (or why it is unavailable) and
+/// this node's name, for the Nodes panel; `None` outside fleet mode.
+pub fn render(
+    d: &Daemon,
+    now: DateTime<Utc>,
+    fleet: Option<&(Result<FleetStatus, String>, String)>,
+) -> anyhow::Result<String> {
     let since = now - Duration::days(PERIOD_DAYS);
     let opts =
         ReportOptions { since: Some(since), plan: None, now, max_interval: d.config.daemon.max_interval.map(|m| m.0) };
@@ -93,6 +100,10 @@ pub fn render(d: &Daemon, now: DateTime<Utc>) -> anyhow::Result<String> {
         e(&report.chain_text()),
         active.values().filter(|a| a.run_id.is_some()).count()
     );
+
+    if let Some((status, me)) = fleet {
+        super::nodes::panel(&mut out, status, me, now);
+    }
 
     // The matrix.
     out.push_str(r#"<h2>Plans</h2><table id="plans"><thead><tr><th>plan</th><th>health</th><th>last result</th><th>RTO / target</th><th>RPO / target</th><th>last verified restore</th><th>next due</th><th>backup freshness</th><th>coverage</th><th>now</th></tr></thead><tbody>"#);

@@ -180,8 +180,10 @@ fn gantt(phases: &[PhaseRecord]) -> String {
         let share = if total > 0.0 { p.duration_ms.max(0.0) / total * 100.0 } else { 100.0 / phases.len() as f64 };
         let _ = write!(
             out,
-            r#"<div class="p-{}" style="width:{share:.2}%" title="{}: {} ({})">{}</div>"#,
+            r#"<div class="p-{}" style="width:{share:.2}%" data-ms="{:.0}" title="{}: {} ({})">{}</div>"#,
             e(&p.status),
+            // The live script resizes every bar from these when a phase is added.
+            p.duration_ms.max(0.0),
             e(&p.name),
             e(&fmt_ms(Some(p.duration_ms))),
             e(&p.status),
