@@ -253,14 +253,16 @@ impl PlanFold {
         match r.result.as_str() {
             "passed" => {
                 self.passed += 1;
-                self.last_success = Some(r.finished_at.clone().unwrap_or_else(|| r.started_at.clone()));
+                // clone_from reuses the buffer: no allocation per record.
+                let at = r.finished_at.as_ref().unwrap_or(&r.started_at);
+                self.last_success.get_or_insert_with(String::new).clone_from(at);
             }
             "failed" => self.failed += 1,
             "aborted" => self.aborted += 1,
             _ => {}
         }
-        self.last_run = Some(r.started_at.clone());
-        self.last_result = Some(r.result.clone());
+        self.last_run.get_or_insert_with(String::new).clone_from(&r.started_at);
+        self.last_result.get_or_insert_with(String::new).clone_from(&r.result);
         self.recent.push_back(r.result != "passed");
         if self.recent.len() > RECENT {
             self.recent.pop_front();
