@@ -69,9 +69,18 @@ impl StatFold {
 #[derive(Debug, Default)]
 pub(super) struct CoverageFold {
     info: CoverageInfo,
-    /// Where each (repository, id) is in `info.tested`: a history of fresh
-    /// backups has one per run, so a search of the list per run would be quadratic.
-    index: HashMap<(Option<String>, String), usize>,
+    /// Where each (repository, id) is in `info.tested`, by the pair's hash: a
+    /// history of fresh backups has one per run, so a search of the list per
+    /// run would be quadratic, and keying by the strings would hold each twice.
+    index: HashMap<u64, usize>,
+    /// Pairs whose hash another pair already has (checked against `tested`).
+    collided: HashMap<(Option<String>, String), usize>,
+}
+
+/// A fixed hash of a backup's (repository, id).
+fn key_hash(store: Option<&str>, id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one((store, id))
 }
 
 impl CoverageFold {
@@ -82,9 +91,16 @@ impl CoverageFold {
         let info = &mut self.info;
         info.restores += 1;
         let Some(id) = &r.backup.id else { return };
-        let key = (r.backup.store.clone(), id.clone());
-        match self.index.get(&key) {
-            Some(&i) => {
+        let store = r.backup.store.as_deref();
+        let hash = key_hash(store, id);
+        let same = |t: &TestedBackup| t.repository.as_deref() == store && &t.id == id;
+        let found = match self.index.get(&hash) {
+            Some(&i) if same(&info.tested[i]) => Some(i),
+            Some(_) => self.collided.get(&(r.backup.store.clone(), id.clone())).copied(),
+            None => None,
+        };
+        match found {
+            Some(i) => {
                 let t = &mut info.tested[i];
                 t.times += 1;
                 // Records come oldest first.
@@ -92,7 +108,14 @@ impl CoverageFold {
                 t.last_result.clone_from(&r.result);
             }
             None => {
-                self.index.insert(key, info.tested.len());
+                match self.index.entry(hash) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(info.tested.len());
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        self.collided.insert((r.backup.store.clone(), id.clone()), info.tested.len());
+                    }
+                }
                 info.tested.push(TestedBackup {
                     repository: r.backup.store.clone(),
                     id: id.clone(),
