@@ -127,7 +127,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let t = Instant::now();
-    let html = Report::build(&db, &opts)?.render(Format::Html)?;
+    let html = Report::build_html(&db, &opts)?.render(Format::Html)?;
     println!("HTML report end to end (build + render, {} bytes): {:.2?}", html.len(), t.elapsed());
     Ok(())
 }

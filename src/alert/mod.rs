@@ -372,7 +372,7 @@ pub async fn send_digest(
 ) -> anyhow::Result<FlushSummary> {
     let now = Utc::now();
     let since = now - chrono::Duration::from_std(period)?;
-    let report = Report::build(db, &ReportOptions { since: Some(since), plan: None, now, max_interval })?;
+    let report = Report::build_html(db, &ReportOptions { since: Some(since), plan: None, now, max_interval })?;
     let html = report.render(Format::Html)?;
     let healthy = report.plans.len() - report.unhealthy();
     let mut body = format!(

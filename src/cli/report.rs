@@ -34,8 +34,9 @@ pub fn cmd_report(
         }
     };
     let db = open_db(&config)?;
-    let report =
-        Report::build(&db, &ReportOptions { since, plan, now, max_interval: config.daemon.max_interval.map(|m| m.0) })?;
+    let opts = ReportOptions { since, plan, now, max_interval: config.daemon.max_interval.map(|m| m.0) };
+    // HTML lists only the newest runs: it streams the history instead of loading it.
+    let report = if format == Format::Html { Report::build_html(&db, &opts)? } else { Report::build(&db, &opts)? };
     let text = report.render(format)?;
     match output {
         Some(path) => {
@@ -46,7 +47,7 @@ pub fn cmd_report(
             eprintln!(
                 "wrote {} ({} run(s), {} plan(s), {} needing attention)",
                 path.display(),
-                report.entries.len(),
+                report.runs,
                 report.plans.len(),
                 report.unhealthy()
             );

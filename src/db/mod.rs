@@ -29,6 +29,11 @@ use serde::Serialize;
 
 pub use crate::record::{CheckRecord, GateRecord, Measurement, PhaseRecord, RunNote};
 
+/// Chain entries of runs started at or after ?1 (RFC 3339, or NULL), of plan ?2
+/// (or NULL for all), in chain order.
+const ENTRIES_SQL: &str = "SELECT e.seq, e.prev_hash, e.hash, e.record FROM evidence e JOIN runs r ON r.id = e.run_id
+     WHERE (?1 IS NULL OR r.started_at >= ?1) AND (?2 IS NULL OR r.plan = ?2) ORDER BY e.seq";
+
 pub struct Db {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -614,11 +619,7 @@ impl Db {
         since: Option<&str>,
         plan: Option<&str>,
     ) -> anyhow::Result<Vec<evidence::ChainEntry>> {
-        self.query_entries(
-            "SELECT e.seq, e.prev_hash, e.hash, e.record FROM evidence e JOIN runs r ON r.id = e.run_id
-             WHERE (?1 IS NULL OR r.started_at >= ?1) AND (?2 IS NULL OR r.plan = ?2) ORDER BY e.seq",
-            params![since, plan],
-        )
+        self.query_entries(ENTRIES_SQL, params![since, plan])
     }
 
     /// Every chain entry from `seq` on, whatever its plan: a slice that verifies
@@ -637,21 +638,47 @@ impl Db {
             .pop())
     }
 
+    /// The entries [`Db::evidence_entries`] returns, handed to `f` one at a
+    /// time in chain order, so a report over a million runs holds one record at
+    /// a time instead of all of them. Stops at the first error `f` returns.
+    pub fn for_each_evidence(
+        &self,
+        since: Option<&str>,
+        plan: Option<&str>,
+        f: impl FnMut(evidence::ChainEntry) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.each_entry(ENTRIES_SQL, params![since, plan], f)
+    }
+
     fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> anyhow::Result<Vec<evidence::ChainEntry>> {
+        let mut out = Vec::new();
+        self.each_entry(sql, args, |e| {
+            out.push(e);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Runs `sql` (selecting seq, prev_hash, hash, record) and parses each row's record.
+    fn each_entry(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        mut f: impl FnMut(evidence::ChainEntry) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let conn = self.conn();
         let mut stmt = conn.prepare(sql)?;
         let rows = stmt.query_map(args, |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
         })?;
-        let mut out = Vec::new();
         for row in rows {
             let (seq, prev_hash, hash, text) = row?;
             let record: evidence::EvidenceRecord = serde_json::from_str(&text).with_context(|| {
                 format!("evidence record #{seq} is not readable: run `drdrill evidence verify` to find what changed")
             })?;
-            out.push(evidence::ChainEntry { seq, prev_hash, hash, record });
+            f(evidence::ChainEntry { seq, prev_hash, hash, record })?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The plan file each plan last ran from, by plan name.

@@ -35,7 +35,7 @@ th{background:#eceef3}td.r-passed{color:#2e7d32;font-weight:600}td.r-failed,td.r
 ";
 
 pub fn render(r: &Report) -> String {
-    let mut out = String::with_capacity(64 * 1024 + r.entries.len().min(MAX_TABLE_ROWS) * 400);
+    let mut out = String::with_capacity(64 * 1024 + r.runs.min(MAX_TABLE_ROWS) * 400);
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>DR drill report: {}</title><style>{CSS}</style></head><body><main>",
@@ -94,9 +94,9 @@ pub fn render(r: &Report) -> String {
         plan_section(&mut out, r, p, from, to);
     }
 
-    let shown = r.entries.len().min(MAX_TABLE_ROWS);
-    let _ = write!(out, "<h2>Runs ({} in the period", r.entries.len());
-    if shown < r.entries.len() {
+    let shown = r.runs.min(MAX_TABLE_ROWS);
+    let _ = write!(out, "<h2>Runs ({} in the period", r.runs);
+    if shown < r.runs {
         let _ = write!(out, "; the newest {shown} are listed, the JSON and CSV exports hold all");
     }
     out.push_str(")</h2><table><thead><tr><th>#</th><th>run</th><th>plan</th><th>started (UTC)</th><th>trigger</th><th>result</th><th>RTO / target</th><th>RPO / target</th><th>checks</th><th>backup</th><th>reason / notes</th></tr></thead><tbody>");
@@ -261,8 +261,5 @@ fn anchor(plan: &str) -> String {
 }
 
 fn first_start(r: &Report) -> chrono::DateTime<chrono::Utc> {
-    r.entries
-        .first()
-        .and_then(|e| super::rfc(&e.record.started_at))
-        .unwrap_or(r.generated_at - chrono::Duration::days(1))
+    r.first_start.unwrap_or(r.generated_at - chrono::Duration::days(1))
 }

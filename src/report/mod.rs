@@ -5,6 +5,7 @@
 //! Fields a record does not carry are shown as "not recorded", never guessed.
 
 pub mod csv;
+pub mod fold;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -172,39 +173,6 @@ impl CoverageInfo {
     }
 }
 
-fn coverage(runs: &[&EvidenceRecord]) -> CoverageInfo {
-    let mut info = CoverageInfo::default();
-    // Where each (repository, id) is in `tested`: a history of fresh backups
-    // has one per run, so a search of the list per run would be quadratic.
-    let mut index: std::collections::HashMap<(Option<&str>, &str), usize> = std::collections::HashMap::new();
-    for r in runs.iter().filter(|r| r.phases.iter().any(|p| p.name == "restore" && p.status == "ok")) {
-        info.restores += 1;
-        let Some(id) = &r.backup.id else { continue };
-        match index.get(&(r.backup.store.as_deref(), id.as_str())) {
-            Some(&i) => {
-                let t = &mut info.tested[i];
-                t.times += 1;
-                // Records come oldest first.
-                t.last_tested = r.started_at.clone();
-                t.last_result = r.result.clone();
-            }
-            None => {
-                index.insert((r.backup.store.as_deref(), id.as_str()), info.tested.len());
-                info.tested.push(TestedBackup {
-                    repository: r.backup.store.clone(),
-                    id: id.clone(),
-                    created_at: r.backup.created_at.clone(),
-                    times: 1,
-                    last_tested: r.started_at.clone(),
-                    last_result: r.result.clone(),
-                });
-            }
-        }
-    }
-    info.tested.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
-    info
-}
-
 /// One point of a trend chart.
 #[derive(Debug, Clone, Copy)]
 pub struct Point {
@@ -223,7 +191,15 @@ pub struct Report {
     pub chain: Result<Verified, String>,
     pub head: Option<(i64, String)>,
     pub plans: Vec<PlanSummary>,
-    /// The selected runs' records, in chain order.
+    /// Each plan's trend points, by plan name.
+    pub trends: BTreeMap<String, fold::Trends>,
+    /// How many records the period selected (skipped runs included).
+    pub runs: usize,
+    /// When the first selected record (in chain order) started.
+    pub first_start: Option<DateTime<Utc>>,
+    /// The selected runs' records, in chain order: all of them, except in a
+    /// report from [`Report::build_html`], which keeps the newest
+    /// [`html::MAX_TABLE_ROWS`] (`runs` counts them all).
     pub entries: Vec<ChainEntry>,
     /// When the selected records are not contiguous in the chain (a `--plan`
     /// filter, or runs that finished out of order), the contiguous slice from
@@ -232,44 +208,74 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report holding every selected record, for the exports (JSON, CSV,
+    /// JUnit, Markdown) that list them all.
     pub fn build(db: &Db, opts: &ReportOptions) -> anyhow::Result<Report> {
+        Report::gather(db, opts, None)
+    }
+
+    /// A report for HTML: records are streamed from the database and folded
+    /// one at a time, and only the newest [`html::MAX_TABLE_ROWS`] are kept for
+    /// the runs table, so memory does not grow with the history.
+    pub fn build_html(db: &Db, opts: &ReportOptions) -> anyhow::Result<Report> {
+        Report::gather(db, opts, Some(html::MAX_TABLE_ROWS))
+    }
+
+    fn gather(db: &Db, opts: &ReportOptions, keep: Option<usize>) -> anyhow::Result<Report> {
         let since = opts.since.map(crate::db::ts);
-        let entries = db.evidence_entries(since.as_deref(), opts.plan.as_deref())?;
+        let mut g = fold::Gather::new(keep, opts.plan.as_deref());
+        db.for_each_evidence(since.as_deref(), opts.plan.as_deref(), |e| {
+            g.add(e);
+            Ok(())
+        })?;
         let chain = match db.verify_chain()? {
             Ok(v) => Ok(v),
             Err(b) => Err(b.to_string()),
         };
         let head = db.evidence_head()?;
-        let contiguous = entries.windows(2).all(|w| w[1].seq == w[0].seq + 1)
-            && entries.last().map(|e| e.seq) == head.as_ref().map(|h| h.0);
-        let chain_slice = match entries.first() {
-            Some(first) if !contiguous => Some(db.evidence_from_seq(first.seq)?),
-            _ => None,
-        };
         let files = db.plan_files()?;
-        let mut by_plan: BTreeMap<&str, Vec<&EvidenceRecord>> = BTreeMap::new();
-        // A skipped run is in the chain (and the runs table) but was no drill:
-        // summaries, charts and test counts are of drills that ran.
-        for e in entries.iter().filter(|e| e.ran()) {
-            by_plan.entry(e.record.plan.as_str()).or_default().push(&e.record);
+        let contiguous = g.contiguous && g.kept.back().map(|e| e.seq) == head.as_ref().map(|h| h.0);
+        let first_seq = g.kept.front().map(|e| e.seq);
+        let mut report = Report::assemble(g, chain, head, &files, opts, |name| first_run(db, name));
+        // Only a report holding every record exports the chain.
+        if keep.is_none()
+            && !contiguous
+            && let Some(first) = first_seq
+        {
+            report.chain_slice = Some(db.evidence_from_seq(first)?);
         }
-        if let Some(p) = &opts.plan {
-            by_plan.entry(p.as_str()).or_default();
+        Ok(report)
+    }
+
+    /// Summaries from the folded records (`chain_slice` is the caller's to fill).
+    fn assemble(
+        g: fold::Gather,
+        chain: Result<Verified, String>,
+        head: Option<(i64, String)>,
+        files: &BTreeMap<String, String>,
+        opts: &ReportOptions,
+        first_run: impl Fn(&str) -> Option<DateTime<Utc>>,
+    ) -> Report {
+        let mut plans = Vec::with_capacity(g.plans.len());
+        let mut trends = BTreeMap::new();
+        for (name, f) in g.plans {
+            let (summary, t) = summary_of(&name, f.finish(), fold::file_of(files, &name), opts, || first_run(&name));
+            plans.push(summary);
+            trends.insert(name, t);
         }
-        let plans = by_plan
-            .into_iter()
-            .map(|(name, runs)| summarize(name, &runs, files.get(name).map(Path::new), opts, || first_run(db, name)))
-            .collect();
-        Ok(Report {
+        Report {
             generated_at: opts.now,
             since: opts.since,
             plan_filter: opts.plan.clone(),
             chain,
             head,
             plans,
-            entries,
-            chain_slice,
-        })
+            trends,
+            runs: g.runs,
+            first_start: g.first_start,
+            chain_slice: None,
+            entries: g.kept.into(),
+        }
     }
 
     /// A report over records gathered elsewhere (a fleet's bucket): `all` is
@@ -284,33 +290,15 @@ impl Report {
     ) -> Report {
         let first_of =
             |plan: &str| all.iter().filter(|e| e.record.plan == plan).filter_map(|e| rfc(&e.record.started_at)).min();
-        let entries: Vec<ChainEntry> = all
+        let mut g = fold::Gather::new(None, opts.plan.as_deref());
+        for e in all
             .iter()
             .filter(|e| opts.since.is_none_or(|s| rfc(&e.record.started_at).is_some_and(|t| t >= s)))
             .filter(|e| opts.plan.as_ref().is_none_or(|p| &e.record.plan == p))
-            .cloned()
-            .collect();
-        let mut by_plan: BTreeMap<&str, Vec<&EvidenceRecord>> = BTreeMap::new();
-        for e in entries.iter().filter(|e| e.ran()) {
-            by_plan.entry(e.record.plan.as_str()).or_default().push(&e.record);
+        {
+            g.add(e.clone());
         }
-        if let Some(p) = &opts.plan {
-            by_plan.entry(p.as_str()).or_default();
-        }
-        let plans = by_plan
-            .into_iter()
-            .map(|(name, runs)| summarize(name, &runs, files.get(name).map(Path::new), opts, || first_of(name)))
-            .collect();
-        Report {
-            generated_at: opts.now,
-            since: opts.since,
-            plan_filter: opts.plan.clone(),
-            chain,
-            head,
-            plans,
-            entries,
-            chain_slice: None,
-        }
+        Report::assemble(g, chain, head, files, opts, first_of)
     }
 
     pub fn render(&self, format: Format) -> anyhow::Result<String> {
@@ -394,50 +382,20 @@ pub fn measurement_text(r: &EvidenceRecord, name: &str) -> String {
     }
 }
 
+/// The points of one plan's `name` ("rto" or "rpo") trend chart, sampled
+/// when the plan has more than [`fold::MAX_POINTS`].
 pub fn points(report: &Report, plan: &str, name: &str) -> Vec<Point> {
-    report
-        .records_of(plan)
-        .filter_map(|e| {
-            Some(Point {
-                at: rfc(&e.record.started_at)?,
-                value_ms: value_of(&e.record, name),
-                passed: e.record.result == "passed",
-            })
-        })
-        .collect()
+    let Some(t) = report.trends.get(plan) else { return Vec::new() };
+    match name {
+        "rto" => t.rto.clone(),
+        "rpo" => t.rpo.clone(),
+        _ => Vec::new(),
+    }
 }
 
-fn stat(runs: &[&EvidenceRecord], name: &str) -> Stat {
-    let mut values = Vec::new();
-    let mut s = Stat::default();
-    for r in runs {
-        match r.measurement(name) {
-            Some(m) => {
-                if let Some(v) = m.value_ms.as_deref().and_then(parse_ms) {
-                    values.push(v);
-                } else {
-                    s.not_measured += 1;
-                }
-                if m.met == Some(false) {
-                    s.missed += 1;
-                }
-                if let Some(t) = m.target_ms.as_deref().and_then(parse_ms) {
-                    s.target_ms = Some(t);
-                }
-            }
-            None => s.not_measured += 1,
-        }
-    }
-    values.sort_by(f64::total_cmp);
-    s.measured = values.len();
-    if !values.is_empty() {
-        let n = values.len();
-        s.median_ms = Some(if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 });
-        s.worst_ms = values.last().copied();
-    }
-    s
-}
-
+/// The summary of one plan's drills `runs` (oldest first), folded as
+/// [`Report::build_html`] folds a streamed history.
+#[cfg(test)]
 fn summarize(
     name: &str,
     runs: &[&EvidenceRecord],
@@ -445,48 +403,54 @@ fn summarize(
     opts: &ReportOptions,
     first_run: impl FnOnce() -> Option<DateTime<Utc>>,
 ) -> PlanSummary {
-    let count = |r: &str| runs.iter().filter(|x| x.result == r).count();
-    let (passed, failed, aborted) = (count("passed"), count("failed"), count("aborted"));
-    let last = runs.last();
-    let last_success = runs
-        .iter()
-        .rev()
-        .find(|r| r.result == "passed")
-        .map(|r| r.finished_at.clone().unwrap_or_else(|| r.started_at.clone()));
-    let starts: Vec<DateTime<Utc>> = runs.iter().filter_map(|r| rfc(&r.started_at)).collect();
-    let schedule = schedule_info(file, &starts, opts, first_run);
-    // One lucky pass does not hide a run of failures: two failures among the
-    // last five runs also count as failing.
-    let recent_failures = runs.iter().rev().take(5).filter(|r| r.result != "passed").count();
+    let mut fold = fold::PlanFold::default();
+    for r in runs {
+        fold.add(r);
+    }
+    summary_of(name, fold.finish(), file, opts, first_run).0
+}
+
+/// A plan's summary and trend points from its folded records.
+fn summary_of(
+    name: &str,
+    f: fold::Folded,
+    file: Option<&Path>,
+    opts: &ReportOptions,
+    first_run: impl FnOnce() -> Option<DateTime<Utc>>,
+) -> (PlanSummary, fold::Trends) {
+    let schedule = schedule_info(file, &f.starts, opts, first_run);
     let max_interval = file.and_then(read_max_interval).or(opts.max_interval);
-    let overdue_since = match (max_interval, last_success.as_deref().and_then(rfc)) {
+    let overdue_since = match (max_interval, f.last_success.as_deref().and_then(rfc)) {
         (Some(max), Some(pass)) => ChronoDuration::from_std(max).ok().map(|m| pass + m).filter(|t| *t <= opts.now),
         _ => None,
     };
-    let health = match last {
+    // One lucky pass does not hide a run of failures: two failures among the
+    // last five runs also count as failing.
+    let health = match f.last_result.as_deref() {
         None => Health::Untested,
-        Some(r) if r.result != "passed" || recent_failures >= 2 => Health::Failing,
+        Some(r) if r != "passed" || f.recent_failures >= 2 => Health::Failing,
         Some(_) if schedule.overdue_since.is_some() || overdue_since.is_some() => Health::Overdue,
         Some(_) => Health::Healthy,
     };
-    PlanSummary {
+    let summary = PlanSummary {
         plan: name.to_string(),
         health,
-        runs: runs.len(),
-        passed,
-        failed,
-        aborted,
-        pass_rate: (!runs.is_empty()).then(|| passed as f64 / runs.len() as f64),
-        last_run: last.map(|r| r.started_at.clone()),
-        last_result: last.map(|r| r.result.clone()),
-        last_success,
-        rto: stat(runs, "rto"),
-        rpo: stat(runs, "rpo"),
+        runs: f.runs,
+        passed: f.passed,
+        failed: f.failed,
+        aborted: f.aborted,
+        pass_rate: (f.runs > 0).then(|| f.passed as f64 / f.runs as f64),
+        last_run: f.last_run,
+        last_result: f.last_result,
+        last_success: f.last_success,
+        rto: f.rto,
+        rpo: f.rpo,
         schedule,
-        coverage: coverage(runs),
+        coverage: f.coverage,
         max_interval_ms: max_interval.map(|d| d.as_secs_f64() * 1000.0),
         overdue_since,
-    }
+    };
+    (summary, f.trends)
 }
 
 /// The plan file's `max_interval`, if it sets a valid one.
@@ -509,7 +473,15 @@ fn read_schedule(file: &Path) -> Result<Option<Schedule>, String> {
 
 /// When `plan` first ran: its oldest evidence record, whatever the period.
 fn first_run(db: &Db, plan: &str) -> Option<DateTime<Utc>> {
-    db.evidence_entries(None, Some(plan)).ok()?.iter().filter_map(|e| rfc(&e.record.started_at)).min()
+    let mut first: Option<DateTime<Utc>> = None;
+    db.for_each_evidence(None, Some(plan), |e| {
+        if let Some(t) = rfc(&e.record.started_at) {
+            first = Some(first.map_or(t, |f| f.min(t)));
+        }
+        Ok(())
+    })
+    .ok()?;
+    first
 }
 
 /// Scheduled firings without a run, from the later of the period's start and
@@ -738,13 +710,14 @@ mod tests {
             rec(3, "10", "ok", "failed"),
             rec(4, "30", "failed", "failed"),
         ];
-        let refs: Vec<&EvidenceRecord> = recs.iter().collect();
-        let c = coverage(&refs);
+        let mut fold = fold::CoverageFold::default();
+        recs.iter().for_each(|r| fold.add(r));
+        let c = fold.finish();
         assert_eq!(c.restores, 3, "the failed restore of 30 tested nothing");
         let ids: Vec<_> = c.tested.iter().map(|t| (t.id.as_str(), t.times, t.last_result.as_str())).collect();
         assert_eq!(ids, [("20", 1, "passed"), ("10", 2, "failed")]);
         assert_eq!(c.tested[1].last_tested, "2026-01-03T00:00:00.000Z");
-        assert!(coverage(&[]).never());
+        assert!(fold::CoverageFold::default().finish().never());
     }
 
     #[test]

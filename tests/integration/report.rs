@@ -100,3 +100,78 @@ fn bad_arguments_name_the_fix() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("| nope | UNTESTED | 0 |"), "{}", stdout(&out));
 }
+
+/// Seeds `n` runs of two plans (every 7th a failure, every 11th skipped) as the
+/// report bench does, with their evidence appended.
+fn seed(db: &drdrill::db::Db, dir: &std::path::Path, n: usize, now: chrono::DateTime<chrono::Utc>) {
+    use drdrill::db::ts;
+    use rusqlite::params;
+    db.with_conn(|c| {
+        let tx = c.transaction().unwrap();
+        for name in ["alpha", "beta"] {
+            let file = dir.join(format!("{name}.toml"));
+            std::fs::write(&file, format!("name = \"{name}\"\nschedule = \"0 3 * * *\"\n")).unwrap();
+            tx.execute(
+                "INSERT INTO plans (name, file, sha256, description, updated_at) VALUES (?1, ?2, 'ab', '', ?3)",
+                params![name, file.to_string_lossy(), ts(now)],
+            )
+            .unwrap();
+        }
+        for i in 0..n {
+            let plan = if i % 3 == 0 { "beta" } else { "alpha" };
+            let started = now - chrono::Duration::minutes((n - i) as i64 * 10);
+            let status = match i {
+                i if i % 11 == 0 => "skipped",
+                i if i % 7 == 0 => "failed",
+                _ => "passed",
+            };
+            tx.execute(
+                "INSERT INTO runs (plan, plan_sha256, trigger, status, started_at, finished_at, t_fail, backup_mode,
+                   store, backup_id, backup_sha256, backup_created_at, host, version, reason)
+                 VALUES (?1, 'ab', 'schedule', ?2, ?3, ?3, ?3, 'fresh', 'local', ?4, 'cd', ?3, 'test', '0.1.0', NULL)",
+                params![plan, status, ts(started), format!("backup-{}", i / 2)],
+            )
+            .unwrap();
+            let id = tx.last_insert_rowid();
+            for (m, target) in [("rto", 60_000.0), ("rpo", 900_000.0)] {
+                let v = target * ((i * 37 % 100) as f64 / 80.0);
+                tx.execute(
+                    "INSERT INTO measurements (run_id, name, value_ms, target_ms, method, met) VALUES (?1, ?2, ?3, ?4, 'test', ?5)",
+                    params![id, m, v, target, v <= target],
+                )
+                .unwrap();
+            }
+            tx.execute(
+                "INSERT INTO phases (run_id, seq, name, started_at, duration_ms, status, detail) VALUES (?1, 0, 'restore', ?2, 10.0, 'ok', '')",
+                params![id, ts(started)],
+            )
+            .unwrap();
+            drdrill::db::evidence::append(&tx, id).unwrap();
+        }
+        tx.commit().unwrap();
+    });
+}
+
+#[test]
+fn the_streamed_html_report_equals_the_one_built_from_every_record() {
+    use drdrill::report::{Format, Report, ReportOptions, html::MAX_TABLE_ROWS};
+    let dir = tempfile::tempdir().unwrap();
+    let db = drdrill::db::Db::open(&dir.path().join("drdrill.db")).unwrap();
+    let now = chrono::Utc::now();
+    let n = MAX_TABLE_ROWS + 300;
+    seed(&db, dir.path(), n, now);
+    for (since, plan) in [(None, None), (Some(now - chrono::Duration::days(3)), None), (None, Some("beta"))] {
+        let opts = ReportOptions { since, plan: plan.map(String::from), now, max_interval: None };
+        let full = Report::build(&db, &opts).unwrap();
+        let streamed = Report::build_html(&db, &opts).unwrap();
+        assert_eq!(streamed.runs, full.entries.len(), "{since:?} {plan:?}");
+        assert_eq!(streamed.entries.len(), full.entries.len().min(MAX_TABLE_ROWS), "{since:?} {plan:?}");
+        let newest = |r: &Report| r.entries.last().map(|e| e.seq);
+        assert_eq!(newest(&streamed), newest(&full));
+        assert_eq!(streamed.render(Format::Html).unwrap(), full.render(Format::Html).unwrap(), "{since:?} {plan:?}");
+    }
+    let all = Report::build_html(&db, &ReportOptions { since: None, plan: None, now, max_interval: None }).unwrap();
+    assert_eq!((all.runs, all.entries.len()), (n, MAX_TABLE_ROWS));
+    let html = all.render(Format::Html).unwrap();
+    assert!(html.contains(&format!("<h2>Runs ({n} in the period; the newest {MAX_TABLE_ROWS} are listed")));
+}
