@@ -267,7 +267,23 @@ enum EvidenceCommand {
     },
 }
 
+/// Pins glibc malloc's mmap and trim thresholds at their defaults (128 KiB).
+/// Left alone, glibc raises the mmap threshold each time a large buffer (zstd's
+/// windows, tar and hashing buffers) is freed, after which such buffers live in
+/// the arenas among the small allocations of a million manifest entries and the
+/// freed space is never returned: a 100,000-file drill peaked at 51 MiB RSS with
+/// a 17 MiB heap (massif), 35 MiB with the thresholds pinned.
+fn pin_malloc_thresholds() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    pin_malloc_thresholds();
     let cli = Cli::parse();
     // Both run drills, whose pipes to child processes need SIGPIPE ignored;
     // `run` lets stdout close once its drill is over.
