@@ -560,7 +560,7 @@ fn report(rows: &[Row], reps: usize, existing: Option<(Duration, Duration)>, ove
         );
     }
     println!(
-        "(peak RSS per process from wait4; it includes the bench's own {} at exec, so no figure reads below that)",
+        "(peak RSS per process from wait4; a child's figure can include the bench's resident size when it was forked, at most the bench's own peak of {})",
         mib(own_peak_kib())
     );
     println!(

@@ -19,9 +19,11 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The bench's own peak RSS (KiB). Linux folds the spawning process's peak into
-/// a child's `ru_maxrss` when the child execs (the old address space's high-water
-/// mark is kept), so no child's figure reads below this floor.
+/// The bench's own peak RSS (KiB). A forked child starts with a copy of the
+/// bench's address space, whose resident size at that moment Linux keeps in the
+/// child's `ru_maxrss` across exec: a child's figure can include up to that
+/// much, never more than this peak (a child forked while the bench is small, as
+/// most are, reads far below it).
 pub fn own_peak_kib() -> u64 {
     // SAFETY: rusage is plain old data; getrusage fills it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
