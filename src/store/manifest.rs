@@ -390,13 +390,7 @@ impl EntryReader {
             }
         }
         self.seen = seen;
-        match &mut self.last {
-            Some(last) => {
-                last.clear();
-                last.push_str(&e.path);
-            }
-            None => self.last = Some(e.path.clone()),
-        }
+        remember(&mut self.last, &e.path);
         Ok(())
     }
 
@@ -481,13 +475,7 @@ impl EntryWriter {
         serde_json::to_writer(&mut self.out, e)?;
         self.out.write_all(b"\n").context("cannot write the manifest's spool file")?;
         self.totals.add(e);
-        match &mut self.last {
-            Some(last) => {
-                last.clear();
-                last.push_str(&e.path);
-            }
-            None => self.last = Some(e.path.clone()),
-        }
+        remember(&mut self.last, &e.path);
         Ok(())
     }
 
@@ -510,6 +498,18 @@ pub fn manifest_checksum(bytes: &[u8]) -> String {
 
 pub(super) fn checksum_line(sha256: &str) -> String {
     format!("{sha256}  {MANIFEST_NAME}\n")
+}
+
+/// Keeps `path` as the last one seen, reusing the buffer: reader and writer
+/// compare every entry with its predecessor, a million times for a big tree.
+fn remember(last: &mut Option<String>, path: &str) {
+    match last {
+        Some(l) => {
+            l.clear();
+            l.push_str(path);
+        }
+        None => *last = Some(path.to_string()),
+    }
 }
 
 #[cfg(test)]
