@@ -128,6 +128,8 @@ pub struct Daemon {
     pub sessions: console::session::Sessions,
     /// The evidence chain's status as the console shows it.
     pub chain: console::ChainCache,
+    /// The overview's fold of the period's records, kept between page loads.
+    pub period: console::PeriodCache,
     token: String,
 }
 
@@ -627,6 +629,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<u8> {
         paused: Mutex::new(paused),
         sessions: Default::default(),
         chain: Default::default(),
+        period: Default::default(),
         token,
     });
 

@@ -297,6 +297,17 @@ impl Linker {
         Linker { require_genesis, expected: None, anchor: GENESIS.to_string(), count: 0 }
     }
 
+    /// Goes on from a chain verified as `before`, whose newest record is
+    /// #`seq`: the next entry must be #`seq + 1` and link to its head.
+    pub fn resume(before: &Verified, seq: i64) -> Self {
+        Linker {
+            require_genesis: true,
+            expected: Some((seq + 1, before.head.clone())),
+            anchor: before.anchor.clone(),
+            count: before.records,
+        }
+    }
+
     /// Checks the next entry: its place in the sequence, its link, its hash.
     pub fn push(&mut self, seq: i64, prev_hash: &str, hash: &str, run_id: i64, canonical: &str) -> Result<(), Break> {
         let at = |problem: String| Break { seq: Some(seq), run_id: Some(run_id), problem };
@@ -366,7 +377,31 @@ pub fn verify_chain(
     log: Option<&Path>,
     key: Option<&super::signing::NodePublic>,
 ) -> anyhow::Result<Result<Verified, Break>> {
-    let verified = match verify_links(conn)? {
+    verify_chain_from(conn, log, key, Linker::new(true), 0)
+}
+
+/// [`verify_chain`] of a chain whose records up to #`seq` verified as
+/// `before` (their links and hashes are not read again): for a reader that
+/// looks often, such as the console, whose cost then follows the records
+/// added since it last looked instead of the whole history.
+pub fn verify_chain_after(
+    conn: &Connection,
+    log: Option<&Path>,
+    key: Option<&super::signing::NodePublic>,
+    before: &Verified,
+    seq: i64,
+) -> anyhow::Result<Result<Verified, Break>> {
+    verify_chain_from(conn, log, key, Linker::resume(before, seq), seq)
+}
+
+fn verify_chain_from(
+    conn: &Connection,
+    log: Option<&Path>,
+    key: Option<&super::signing::NodePublic>,
+    linker: Linker,
+    after: i64,
+) -> anyhow::Result<Result<Verified, Break>> {
+    let verified = match verify_links(conn, linker, after)? {
         Ok(v) => v,
         Err(b) => return Ok(Err(b)),
     };
@@ -376,11 +411,11 @@ pub fn verify_chain(
     finish_verification(conn, log, key, super::signing::Depth::Head, verified)
 }
 
-/// Links and hashes from genesis, reading the chain one record at a time.
-fn verify_links(conn: &Connection) -> anyhow::Result<Result<Verified, Break>> {
-    let mut stmt = conn.prepare("SELECT seq, prev_hash, hash, run_id, record FROM evidence ORDER BY seq")?;
-    let mut rows = stmt.query([])?;
-    let mut linker = Linker::new(true);
+/// Links and hashes of the records after #`after`, read one at a time.
+fn verify_links(conn: &Connection, mut linker: Linker, after: i64) -> anyhow::Result<Result<Verified, Break>> {
+    let mut stmt =
+        conn.prepare("SELECT seq, prev_hash, hash, run_id, record FROM evidence WHERE seq > ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([after])?;
     while let Some(r) = rows.next()? {
         let (seq, run_id): (i64, i64) = (r.get(0)?, r.get(3)?);
         let (prev, hash, record) = (r.get_ref(1)?.as_str()?, r.get_ref(2)?.as_str()?, r.get_ref(4)?.as_str()?);
@@ -447,7 +482,7 @@ pub fn verify_db(
     log: Option<&Path>,
     key: Option<&super::signing::NodePublic>,
 ) -> anyhow::Result<Result<Verified, Break>> {
-    let verified = match verify_links(conn)? {
+    let verified = match verify_links(conn, Linker::new(true), 0)? {
         Ok(v) => v,
         Err(b) => return Ok(Err(b)),
     };

@@ -33,6 +33,10 @@ pub use crate::record::{CheckRecord, GateRecord, Measurement, PhaseRecord, RunNo
 /// (or NULL for all), in chain order.
 const ENTRIES_SQL: &str = "SELECT e.seq, e.prev_hash, e.hash, e.record FROM evidence e JOIN runs r ON r.id = e.run_id
      WHERE (?1 IS NULL OR r.started_at >= ?1) AND (?2 IS NULL OR r.plan = ?2) ORDER BY e.seq";
+/// [`ENTRIES_SQL`] of every plan from after chain entry ?2 on (a range of the primary key).
+const ENTRIES_AFTER_SQL: &str =
+    "SELECT e.seq, e.prev_hash, e.hash, e.record FROM evidence e JOIN runs r ON r.id = e.run_id
+     WHERE e.seq > ?2 AND (?1 IS NULL OR r.started_at >= ?1) ORDER BY e.seq";
 
 pub struct Db {
     conn: Mutex<Connection>,
@@ -606,6 +610,17 @@ impl Db {
         evidence::verify_chain(&self.conn(), Some(&self.head_log), public.as_ref())
     }
 
+    /// [`Db::verify_chain`] reading only the records after #`seq`, those up
+    /// to it having verified as `before`.
+    pub fn verify_chain_after(
+        &self,
+        before: &evidence::Verified,
+        seq: i64,
+    ) -> anyhow::Result<Result<evidence::Verified, evidence::Break>> {
+        let public = self.key.as_ref().map(|k| k.public());
+        evidence::verify_chain_after(&self.conn(), Some(&self.head_log), public.as_ref(), before, seq)
+    }
+
     /// The newest chain entry's sequence number and hash.
     pub fn evidence_head(&self) -> anyhow::Result<Option<(i64, String)>> {
         Ok(evidence::head(&self.conn())?)
@@ -648,6 +663,18 @@ impl Db {
         f: impl FnMut(evidence::ChainEntry) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         self.each_entry(ENTRIES_SQL, params![since, plan], f)
+    }
+
+    /// The entries [`Db::for_each_evidence`] hands over, of every plan, that
+    /// were appended after chain entry `after`: how a fold kept between
+    /// requests catches up without reading the history again.
+    pub fn for_each_evidence_after(
+        &self,
+        after: i64,
+        since: Option<&str>,
+        f: impl FnMut(evidence::ChainEntry) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.each_entry(ENTRIES_AFTER_SQL, params![since, after], f)
     }
 
     fn query_entries(&self, sql: &str, args: impl rusqlite::Params) -> anyhow::Result<Vec<evidence::ChainEntry>> {

@@ -23,7 +23,7 @@ const KEEP: usize = 5;
 const RECENT: usize = 5;
 
 /// One measurement's values over a plan's runs.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct StatFold {
     /// Every measured value: an exact median needs them all (8 bytes a run,
     /// not a whole record).
@@ -66,7 +66,7 @@ impl StatFold {
 }
 
 /// Which backups the plan's drills restored.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct CoverageFold {
     info: CoverageInfo,
     /// Where each (repository, id) is in `info.tested`, by the pair's hash: a
@@ -138,7 +138,7 @@ impl CoverageFold {
 /// A trend chart's points: all of them up to [`MAX_POINTS`], then a sample in
 /// chain order of at most about as many, so a chart of a million runs costs
 /// what one of 500 does and still shows the worst value and the failures.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Trend {
     raw: Vec<Point>,
     sampled: bool,
@@ -233,8 +233,8 @@ pub struct Trends {
 }
 
 /// Everything a plan's summary needs, folded from its records oldest first.
-#[derive(Debug, Default)]
-pub(super) struct PlanFold {
+#[derive(Debug, Clone, Default)]
+pub struct PlanFold {
     runs: usize,
     passed: usize,
     failed: usize,
@@ -323,9 +323,10 @@ impl PlanFold {
 
 /// A report's records folded in chain order: per-plan folds of the drills that
 /// ran, the count of every selected record, and the newest `keep` records (all
-/// of them when `keep` is `None`).
-#[derive(Debug)]
-pub(super) struct Gather {
+/// of them when `keep` is `None`). Cloning one is how a caller that keeps
+/// folding (the console) makes a report and goes on.
+#[derive(Debug, Clone)]
+pub struct Gather {
     pub plans: BTreeMap<String, PlanFold>,
     pub runs: usize,
     pub first_start: Option<DateTime<Utc>>,
@@ -336,7 +337,7 @@ pub(super) struct Gather {
 }
 
 impl Gather {
-    pub(super) fn new(keep: Option<usize>, plan: Option<&str>) -> Gather {
+    pub fn new(keep: Option<usize>, plan: Option<&str>) -> Gather {
         let mut plans = BTreeMap::new();
         if let Some(p) = plan {
             plans.insert(p.to_string(), PlanFold::default());
@@ -344,7 +345,7 @@ impl Gather {
         Gather { plans, runs: 0, first_start: None, kept: VecDeque::new(), keep, contiguous: true }
     }
 
-    pub(super) fn add(&mut self, e: ChainEntry) {
+    pub fn add(&mut self, e: ChainEntry) {
         if self.runs == 0 {
             self.first_start = rfc(&e.record.started_at);
         }

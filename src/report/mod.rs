@@ -247,6 +247,19 @@ impl Report {
         Ok(report)
     }
 
+    /// A report from records folded by the caller, in chain order (the
+    /// console keeps one [`fold::Gather`] and folds only the records appended
+    /// since its last page): `chain` and `head` as the caller verified them.
+    pub fn from_gather(
+        g: fold::Gather,
+        chain: Result<Verified, String>,
+        head: Option<(i64, String)>,
+        db: &Db,
+        opts: &ReportOptions,
+    ) -> anyhow::Result<Report> {
+        Ok(Report::assemble(g, chain, head, &db.plan_files()?, opts, |name| first_run(db, name)))
+    }
+
     /// Summaries from the folded records (`chain_slice` is the caller's to fill).
     fn assemble(
         g: fold::Gather,

@@ -151,6 +151,17 @@ fn status_of(d: &RunningDaemon, id: i64) -> String {
     d.get(&format!("/api/runs/{id}"))["summary"]["status"].as_str().unwrap().to_string()
 }
 
+/// Logs in with the daemon's token as `name`, and checks the token is not shown.
+fn login(b: &Browser, d: &RunningDaemon, ws: &Workspace, name: &str) {
+    let token = fs::read_to_string(ws.join("var/api-token")).unwrap().trim().to_string();
+    b.open(&d.url("/login"));
+    b.type_into("#token", &token);
+    b.type_into("#name", name);
+    b.click(r#"form.login button[type="submit"]"#);
+    b.wait_text("header .who", |t| t.contains(&format!("signed in as console ({name})")));
+    assert!(!b.source().contains(&token), "the token is on the page");
+}
+
 /// Starts the plan's run from its page; returns the run id the browser lands on.
 fn start_from_plan_page(b: &Browser, d: &RunningDaemon, plan: &str) -> i64 {
     b.open(&d.url(&format!("/plans/{plan}")));
@@ -174,7 +185,6 @@ fn a_game_day_from_the_browser_approve_abort_and_the_emergency_stop() {
         gate_plan(&ws, name, v);
     }
     let d = ws.spawn_daemon(port);
-    let token = fs::read_to_string(ws.join("var/api-token")).unwrap().trim().to_string();
     let b = Browser::start(&ws.join("chromium-profile"));
     let shots = screenshot_dir();
 
@@ -187,13 +197,7 @@ fn a_game_day_from_the_browser_approve_abort_and_the_emergency_stop() {
     }
     b.screenshot(&shots.join("overview.png"));
 
-    // Log in with the token.
-    b.open(&d.url("/login"));
-    b.type_into("#token", &token);
-    b.type_into("#name", "alice");
-    b.click(r#"form.login button[type="submit"]"#);
-    b.wait_text("header .who", |t| t.contains("signed in as console (alice)"));
-    assert!(!b.source().contains(&token), "the token is on the page");
+    login(&b, &d, &ws, "alice");
 
     // A run that waits at its gate: phases appear, Approve, it passes.
     let id = start_from_plan_page(&b, &d, "approve-me");
@@ -279,4 +283,57 @@ fn the_live_gantt_bar_sizes_phases_by_their_measured_durations() {
     assert!((total - gantt).abs() < 0.05 * gantt, "the bars fill the Gantt ({gantt}px): {bars:?}");
     assert_eq!(status_of(&d, id), "running", "looked at while the run was live");
     wait_for("the run to end", || (status_of(&d, id) != "running").then_some(()));
+}
+
+#[test]
+fn a_failing_safeguard_aborts_the_run_the_browser_watches_within_one_interval() {
+    let ws = Workspace::empty();
+    fs::create_dir_all(ws.join("allowed/data")).unwrap();
+    let victim = ws.join("allowed/data/orders.txt");
+    fs::write(&victim, "order 1\n").unwrap();
+    let incident = ws.join("incident");
+    let port = ws.write_daemon_config(&format!("[safety]\nallowed_paths = [\"{}\"]\n", ws.join("allowed").display()));
+    // The check sleeps two minutes: only the safeguard can end the run sooner.
+    ws.write_plan(
+        "guarded",
+        &format!(
+            "destructive = true\ntimeout = \"5m\"\n[targets]\nrto = \"10m\"\nrpo = \"1d\"\n\
+             [source]\nkind = \"directory\"\npath = \"{}\"\n[[failure]]\nkind = \"delete\"\npath = \"{}\"\n\
+             [[check]]\nkind = \"command\"\nrun = \"sleep 120\"\n\
+             [[safeguard]]\nname = \"no-incident\"\nkind = \"command\"\nrun = \"test ! -e {}\"\ninterval = \"2s\"\n",
+            ws.join("allowed/data").display(),
+            victim.display(),
+            incident.display()
+        ),
+    );
+    let d = ws.spawn_daemon(port);
+    let b = Browser::start(&ws.join("chromium-profile"));
+    login(&b, &d, &ws, "bob");
+    let id = start_from_plan_page(&b, &d, "guarded");
+    wait_until("the live page to show the injected failure", WAIT, || {
+        (b.source().contains("<td>failure</td>") && !victim.exists()).then_some(())
+    });
+    // A few evaluations pass while production is healthy; then an incident.
+    std::thread::sleep(Duration::from_millis(2500));
+    let opened = chrono::Utc::now();
+    fs::write(&incident, "INC-7\n").unwrap();
+
+    b.wait_text("#run-status", |t| t == "aborted");
+    let reason = b.text(&b.all("#run-reason")[0]);
+    assert!(reason.contains("aborted by safeguard no-incident: `test ! -e"), "{reason}");
+    assert_eq!(status_of(&d, id), "aborted");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "order 1\n", "the rollback put the file back");
+    // The evaluation that failed began within one interval (2s) of the
+    // incident; the second of slack is for a loaded machine's timers.
+    let run = d.get(&format!("/api/runs/{id}"));
+    let trip = run["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "safeguard" && p["status"] == "failed")
+        .unwrap_or_else(|| panic!("no failed safeguard phase: {run:#}"));
+    let began: chrono::DateTime<chrono::Utc> = trip["started_at"].as_str().unwrap().parse().unwrap();
+    let after = (began - opened).to_std().unwrap_or_default();
+    assert!(after <= Duration::from_secs(3), "the failing evaluation began {after:?} after the incident");
+    assert!(b.source().contains("<td>rollback</td>"), "the page shows the rollback");
 }

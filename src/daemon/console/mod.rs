@@ -8,11 +8,13 @@ mod chain;
 mod layout;
 mod nodes;
 mod overview;
+mod period;
 mod plan;
 mod run;
 pub mod session;
 
 pub use chain::ChainCache;
+pub use period::PeriodCache;
 
 use std::sync::Arc;
 

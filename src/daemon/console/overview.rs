@@ -9,13 +9,11 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Duration, Utc};
 
 use super::layout::{against, at, at_text, e, status};
+use super::period::{self, View};
 use crate::daemon::Daemon;
 use crate::daemon::overdue::{Due, standing};
 use crate::fleet::status::FleetStatus;
-use crate::report::{Health, PlanSummary, Report, ReportOptions, points, svg::trend_chart, value_of};
-
-/// How far back the overview looks.
-pub const PERIOD_DAYS: i64 = 90;
+use crate::report::{Health, PlanSummary, points, svg::trend_chart};
 /// Plans whose trends are drawn on the overview (the rest on their pages).
 const CHART_PLANS: usize = 6;
 /// Days in the calendar.
@@ -29,10 +27,8 @@ pub fn render(
     now: DateTime<Utc>,
     fleet: Option<&(Result<FleetStatus, String>, String)>,
 ) -> anyhow::Result<String> {
-    let since = now - Duration::days(PERIOD_DAYS);
-    let opts =
-        ReportOptions { since: Some(since), plan: None, now, max_interval: d.config.daemon.max_interval.map(|m| m.0) };
-    let report = report_of(d, &opts)?;
+    let (report, view) = d.period.read(&d.engine.db, &d.chain, now, d.config.daemon.max_interval.map(|m| m.0))?;
+    let since = period::start(now);
     let summaries: BTreeMap<&str, &PlanSummary> = report.plans.iter().map(|p| (p.plan.as_str(), p)).collect();
     let entries: Vec<_> = d.plans().plans.values().cloned().collect();
     let errors = d.plans().errors.clone();
@@ -95,9 +91,10 @@ pub fn render(
     }
     let _ = write!(
         out,
-        r#"<div class="meta">{} · evidence chain: {} · last {PERIOD_DAYS} days · {} running</div>"#,
+        r#"<div class="meta">{} · evidence chain: {} · since {} · {} running</div>"#,
         e(&at(now)),
         e(&report.chain_text()),
+        e(&at(since)),
         active.values().filter(|a| a.run_id.is_some()).count()
     );
 
@@ -110,14 +107,13 @@ pub fn render(
     for entry in &entries {
         let p = &entry.plan;
         let s = summaries.get(p.name.as_str());
-        let last = report.records_of(&p.name).last().map(|e| &e.record);
+        let last = view.last.get(&p.name);
         let health = s.map(|s| s.health.as_str()).unwrap_or("untested");
         let target = |t: std::time::Duration| t.as_secs_f64() * 1000.0;
         let (rto, rpo) = match last {
-            Some(r) => (
-                against(value_of(r, "rto"), Some(target(p.targets.rto.0))),
-                against(value_of(r, "rpo"), Some(target(p.targets.rpo.0))),
-            ),
+            Some(r) => {
+                (against(r.rto_ms, Some(target(p.targets.rto.0))), against(r.rpo_ms, Some(target(p.targets.rpo.0))))
+            }
             // Nothing measured yet is not a miss.
             None => (
                 format!("- / {}", e(&crate::duration::fmt_ms(Some(target(p.targets.rto.0))))),
@@ -200,43 +196,18 @@ pub fn render(
         );
     }
 
-    calendar(&mut out, &report, now);
-    top_failing_checks(&mut out, &report);
+    calendar(&mut out, &view, now);
+    top_failing_checks(&mut out, &view);
     Ok(out)
 }
 
-/// The report the overview and plan pages draw from: the records of the
-/// period, with the chain's status from the daemon's cache.
-pub fn report_of(d: &Daemon, opts: &ReportOptions) -> anyhow::Result<Report> {
-    let db = &d.engine.db;
-    let since = opts.since.map(crate::db::ts);
-    let entries = db.evidence_entries(since.as_deref(), opts.plan.as_deref())?;
-    let (head, chain) = d.chain.status(db)?;
-    Ok(Report::from_entries(entries, chain, head, &db.plan_files()?, opts))
-}
-
 /// The last [`CALENDAR_DAYS`] days, each coloured by its worst outcome.
-fn calendar(out: &mut String, report: &Report, now: DateTime<Utc>) {
-    let today = now.date_naive();
-    let first = today - Duration::days(CALENDAR_DAYS - 1);
-    let mut days: BTreeMap<chrono::NaiveDate, (usize, usize, usize)> = BTreeMap::new();
-    for entry in report.entries.iter().filter(|e| e.ran()) {
-        let Some(t) = crate::report::rfc(&entry.record.started_at) else { continue };
-        let day = t.date_naive();
-        if day < first {
-            continue;
-        }
-        let c = days.entry(day).or_default();
-        match entry.record.result.as_str() {
-            "passed" => c.0 += 1,
-            "failed" => c.1 += 1,
-            _ => c.2 += 1,
-        }
-    }
+fn calendar(out: &mut String, view: &View, now: DateTime<Utc>) {
+    let first = now.date_naive() - Duration::days(CALENDAR_DAYS - 1);
     out.push_str(r#"<h2>Calendar of outcomes</h2><div class="cal" id="calendar">"#);
     for i in 0..CALENDAR_DAYS {
         let day = first + Duration::days(i);
-        let (p, f, a) = days.get(&day).copied().unwrap_or_default();
+        let (p, f, a) = view.days.get(&day).copied().unwrap_or_default();
         let class = if f > 0 {
             "d-failed"
         } else if a > 0 {
@@ -258,26 +229,18 @@ fn calendar(out: &mut String, report: &Report, now: DateTime<Utc>) {
 }
 
 /// The checks that failed most often in the period, with the newest output.
-fn top_failing_checks(out: &mut String, report: &Report) {
-    let mut counts: BTreeMap<(&str, &str, &str), (usize, &str, i64)> = BTreeMap::new();
-    for entry in report.entries.iter() {
-        for c in entry.record.checks.iter().filter(|c| !c.passed) {
-            let k = (entry.record.plan.as_str(), c.kind.as_str(), c.description.as_str());
-            let v = counts.entry(k).or_insert((0, "", 0));
-            // Records come oldest first: the last one seen is the newest.
-            *v = (v.0 + 1, c.output.as_str(), entry.record.run_id);
-        }
-    }
-    let mut top: Vec<_> = counts.into_iter().collect();
-    top.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
+fn top_failing_checks(out: &mut String, view: &View) {
+    let mut top: Vec<_> = view.checks.iter().collect();
+    top.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(b.0)));
     out.push_str(r#"<h2>Top failing checks</h2>"#);
     if top.is_empty() {
         out.push_str("<p>No check failed in the period.</p>");
         return;
     }
     out.push_str(r#"<table id="failing-checks"><thead><tr><th>plan</th><th>check</th><th>failures</th><th>newest output</th></tr></thead><tbody>"#);
-    for ((plan, kind, desc), (n, output, run)) in top.into_iter().take(TOP_CHECKS) {
-        let output: String = output.chars().take(400).collect();
+    for ((plan, kind, desc), f) in top.into_iter().take(TOP_CHECKS) {
+        let (n, run) = (f.count, f.run_id);
+        let output: String = f.output.chars().take(400).collect();
         let _ = write!(
             out,
             r#"<tr><td><a href="/plans/{p}">{p}</a></td><td>{k}: {d}</td><td>{n}</td><td><a href="/runs/{run}">run {run}</a><pre>{o}</pre></td></tr>"#,

@@ -3,11 +3,11 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::layout::{Viewer, against, at, at_text, e, status};
 use crate::daemon::Daemon;
-use crate::report::{ReportOptions, points, svg::trend_chart};
+use crate::report::{Report, ReportOptions, points, svg::trend_chart};
 
 /// Runs listed on the page, newest first.
 const RUNS: usize = 50;
@@ -18,14 +18,14 @@ const NEXT_TIMES: usize = 5;
 pub fn render(d: &Daemon, name: &str, viewer: &Viewer, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
     let Some(entry) = d.plans().plans.get(name).cloned() else { return Ok(None) };
     let p = &entry.plan;
-    let since = now - Duration::days(super::overview::PERIOD_DAYS);
+    let since = super::period::start(now);
     let opts = ReportOptions {
         since: Some(since),
         plan: Some(p.name.clone()),
         now,
         max_interval: d.config.daemon.max_interval.map(|m| m.0),
     };
-    let report = super::overview::report_of(d, &opts)?;
+    let report = report_of(d, &opts)?;
     let summary = report.plans.iter().find(|s| s.plan == p.name);
     let mut out = String::new();
     let _ = write!(
@@ -129,4 +129,14 @@ pub fn render(d: &Daemon, name: &str, viewer: &Viewer, now: DateTime<Utc>) -> an
         }
     }
     Ok(Some(out))
+}
+
+/// One plan's report over the period: its records (a few hundred at most)
+/// read afresh, with the chain's status from the daemon's cache.
+fn report_of(d: &Daemon, opts: &ReportOptions) -> anyhow::Result<Report> {
+    let db = &d.engine.db;
+    let since = opts.since.map(crate::db::ts);
+    let entries = db.evidence_entries(since.as_deref(), opts.plan.as_deref())?;
+    let (head, chain) = d.chain.status(db)?;
+    Ok(Report::from_entries(entries, chain, head, &db.plan_files()?, opts))
 }
