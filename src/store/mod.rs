@@ -278,7 +278,10 @@ impl Store {
             out.flush()?;
             Ok(sha256)
         });
-        let mut upload = BufWriter::with_capacity(self.inner.clone(), path.clone(), UPLOAD_PART);
+        // Parts in flight are memory: object_store's default of eight put a
+        // 30 MiB spike on a million-entry manifest (peak RSS 67 MiB, not 38).
+        let mut upload =
+            BufWriter::with_capacity(self.inner.clone(), path.clone(), UPLOAD_PART).with_max_concurrency(2);
         let mut upload_error = None;
         while let Some(chunk) = rx.recv().await {
             if let Err(e) = upload.put(chunk).await {
