@@ -18,7 +18,6 @@ use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use futures::StreamExt;
-use object_store::buffered::BufWriter;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -32,8 +31,6 @@ use crate::store::{MANIFEST_FORMAT, Manifest, PayloadInfo, Store, new_backup_id}
 
 const CHUNK: usize = 1024 * 1024;
 const CHANNEL_CHUNKS: usize = 4;
-/// Multipart part size: S3's minimum, since every part in flight is memory.
-const PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// What a backup is made with.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +79,7 @@ pub async fn take_backup(
         Ok((backup, sha256, size, raw_size))
     });
 
-    let mut upload = BufWriter::with_capacity(store.object_store(), path.clone(), PART_SIZE).with_max_concurrency(2);
+    let mut upload = store.upload(&path);
     let mut upload_error = None;
     // A store that stops answering must not outlive the run's deadline.
     let uploaded = async {
